@@ -1,0 +1,11 @@
+"""implicitreg: train and measure SGD, full-batch GD and explicit implicit-regularization
+penalties, with a run store so that a book can be rebuilt from stored results."""
+__version__ = "0.1.0"
+
+from .config import ConfigError, RunConfig  # noqa: E402
+from .data import DataError  # noqa: E402
+from .store import Result, RunStore  # noqa: E402
+from .api import results_frame, run, sweep  # noqa: E402
+
+__all__ = ["RunConfig", "ConfigError", "DataError", "Result", "RunStore", "run", "sweep",
+           "results_frame", "__version__"]

@@ -1,0 +1,96 @@
+"""Statistics the chapters report: means with confidence intervals over seeds, the
+fraction of a gap that a treatment closes, log-log slopes, best learning rate per batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a two-sided confidence interval."""
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def fmt(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+        if self.n < 2 or not np.isfinite(self.low):
+            return f"{self.value * scale:.{digits}f}{unit} (n={self.n}, no interval)"
+        return (f"{self.value * scale:.{digits}f}{unit} "
+                f"[{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]")
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> Estimate:
+    """Mean and Student-t confidence interval (seeds are few, so not a normal interval)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    m = float(v.mean())
+    if n == 1:
+        return Estimate(m, float("nan"), float("nan"), 1)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    return Estimate(m, m - half, m + half, n)
+
+
+def gap_closure(small: Sequence[float], large: Sequence[float], treated: Sequence[float],
+                level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> Estimate:
+    """Fraction of the gap between ``small`` (e.g. small-batch SGD) and ``large`` (e.g.
+    full-batch GD) that ``treated`` (GD + penalty) closes: (T − L)/(S − L), with a
+    percentile bootstrap interval resampling the seeds of each arm independently."""
+    s, l_, t = (np.asarray(a, dtype=float) for a in (small, large, treated))
+
+    def frac(s_: np.ndarray, l2: np.ndarray, t_: np.ndarray) -> np.ndarray:
+        gap = s_.mean(-1) - l2.mean(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (t_.mean(-1) - l2.mean(-1)) / gap
+
+    point = float(frac(s, l_, t))
+    if min(len(s), len(l_), len(t)) < 2:
+        return Estimate(point, float("nan"), float("nan"), min(len(s), len(l_), len(t)))
+    g = np.random.default_rng(seed)
+    boots = frac(s[g.integers(0, len(s), (n_boot, len(s)))],
+                 l_[g.integers(0, len(l_), (n_boot, len(l_)))],
+                 t[g.integers(0, len(t), (n_boot, len(t)))])
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(point, float(lo), float(hi), min(len(s), len(l_), len(t)))
+
+
+@dataclass(frozen=True)
+class Slope:
+    slope: float
+    stderr: float
+    intercept: float
+    low: float
+    high: float
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> Slope:
+    """Least-squares slope of log y on log x, with the fit's standard error and a
+    Student-t interval."""
+    from scipy import stats
+
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    ok = np.isfinite(lx) & np.isfinite(ly)
+    lx, ly = lx[ok], ly[ok]
+    if len(lx) < 3:
+        raise ValueError(f"a slope with an error needs at least 3 points, got {len(lx)}")
+    res = stats.linregress(lx, ly)
+    half = float(stats.t.ppf(0.5 + level / 2, len(lx) - 2) * res.stderr)
+    return Slope(float(res.slope), float(res.stderr), float(res.intercept),
+                 float(res.slope - half), float(res.slope + half))
+
+
+def best_by_group(df: pd.DataFrame, group: str, x: str, y: str = "value") -> pd.DataFrame:
+    """For each ``group`` value, the ``x`` with the highest mean ``y`` (mean over seeds
+    and any other rows sharing (group, x)); diverged rows should be removed first."""
+    means = df.groupby([group, x], as_index=False)[y].mean()
+    idx = means.groupby(group)[y].idxmax()
+    return means.loc[idx].reset_index(drop=True)

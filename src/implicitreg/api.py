@@ -1,0 +1,170 @@
+"""``run(config) -> Result`` and ``sweep(base, grid)``: train once, store, reuse."""
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .config import RunConfig
+from .data import resolve_source
+from .store import METRIC_COLUMNS, Result, RunStore, engine_hash, project_root, run_key
+from .training import Trainer
+
+
+def _git_commit() -> str | None:
+    root = project_root(Path(__file__).resolve().parent) or project_root()
+    if root is None:
+        return None
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+
+
+def provenance(cfg: RunConfig, out: Any, wall: float) -> dict[str, Any]:
+    import pyarrow
+
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(wall, 3),
+        "device": out.device,
+        "device_name": device_name(out.device),
+        "data_source": out.data_source,
+        "data_source_detail": out.data_source_detail,
+        "engine_hash": engine_hash(),
+        "git_commit": _git_commit(),
+        "deterministic": cfg.deterministic,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__, "pandas": pd.__version__,
+                     "pyarrow": pyarrow.__version__, "implicitreg": __version__},
+        "notes": out.notes,
+    }
+
+
+def summarize(metrics: pd.DataFrame, out: Any, wall: float) -> dict[str, Any]:
+    def last(split: str, metric: str) -> float | None:
+        c = metrics[(metrics.split == split) & (metrics.metric == metric)]
+        return float(c.value.iloc[-1]) if len(c) else None
+
+    test_acc = metrics[(metrics.split == "test") & (metrics.metric == "accuracy")]
+    return {
+        "diverged": out.diverged,
+        "steps": out.steps_done,
+        "train_loss": last("train", "loss"),
+        "train_accuracy": last("train", "accuracy"),
+        "test_loss": last("test", "loss"),
+        "test_accuracy": last("test", "accuracy"),
+        "best_test_accuracy": float(test_acc.value.max()) if len(test_acc) else None,
+        "n_params": out.n_params,
+        "wall_time_s": round(wall, 3),
+        "data_source": out.data_source,
+    }
+
+
+def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | None = None,
+        force: bool = False, dataset=None, keep_model: bool = True) -> Result:
+    """Train ``config`` (or load it from the run store when it already ran) and return
+    its :class:`Result`. ``force`` retrains and overwrites. A run whose loss becomes
+    non-finite is stored with ``summary['diverged'] = True`` and its metrics so far."""
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
+    st = store if isinstance(store, RunStore) else RunStore(store)
+    source = dataset.source if dataset is not None else resolve_source(cfg.dataset, cfg.data_root)
+    key = run_key(cfg, source)
+    if not force:
+        hit = st.load(key)
+        if hit is not None:
+            return hit
+    with st.lock(key):
+        if not force:  # another process may have finished it while we waited
+            hit = st.load(key)
+            if hit is not None:
+                return hit
+        t0 = time.time()
+        trainer = Trainer(cfg, dataset, checkpoint_path=st.checkpoint_path(key)
+                          if cfg.checkpoint_every else None)
+        if trainer.data.source != source:
+            warnings.warn(f"data source changed from {source} to {trainer.data.source} "
+                          "while loading; the run is stored under the loaded source")
+            key = run_key(cfg, trainer.data.source)
+        out = trainer.run()
+        wall = time.time() - trainer.t0 if cfg.checkpoint_every else time.time() - t0
+        metrics = pd.DataFrame(out.rows)
+        if metrics.empty:
+            metrics = pd.DataFrame(columns=METRIC_COLUMNS[1:])
+        metrics.insert(0, "run", key)
+        examples = pd.DataFrame(out.examples) if out.examples is not None else None
+        result = Result(cfg, key, metrics, summarize(metrics, out, wall),
+                        provenance(cfg, out, wall), examples)
+        state = ({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+                 if keep_model else None)
+        st.save(result, state)
+        ck = st.checkpoint_path(key)
+        if ck.is_file():
+            ck.unlink()
+        result.extra["model"] = trainer.model
+        return result
+
+
+def grid_configs(base: RunConfig, grid: Mapping[str, Iterable[Any]]) -> list[RunConfig]:
+    """The cartesian product of ``grid`` applied to ``base`` (validated up front, so a bad
+    value fails before the first run)."""
+    names = list(grid)
+    return [base.replace(**dict(zip(names, values)))
+            for values in itertools.product(*(list(grid[n]) for n in names))]
+
+
+def sweep(base: RunConfig, grid: Mapping[str, Iterable[Any]],
+          store: RunStore | str | Path | None = None, force: bool = False,
+          progress: bool = True) -> list[Result]:
+    """Run every cell of a grid (reusing stored runs), one progress bar for the grid.
+    A diverging cell is stored as diverged and the grid goes on."""
+    from tqdm.auto import tqdm
+
+    configs = grid_configs(base, grid)
+    st = store if isinstance(store, RunStore) else RunStore(store)
+    results = []
+    for cfg in tqdm(configs, desc="grid", disable=None if progress else True,
+                    file=sys.stderr):
+        results.append(run(cfg.replace(progress=False), st, force=force))
+    return results
+
+
+def results_frame(results: Iterable[Result], metric: str | None = None,
+                  split: str | None = None) -> pd.DataFrame:
+    """Tidy metrics of many runs with their config fields as columns."""
+    frames = []
+    for r in results:
+        m = r.metrics
+        if metric is not None:
+            m = m[m.metric == metric]
+        if split is not None:
+            m = m[m.split == split]
+        m = m.copy()
+        for k, v in r.config.to_dict().items():
+            m[k] = str(v) if isinstance(v, (list, tuple)) else v
+        m["diverged"] = r.summary["diverged"]
+        frames.append(m)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

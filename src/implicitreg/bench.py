@@ -1,0 +1,108 @@
+"""``implicitreg bench``: costs measured side by side in one process, printed as ratios.
+
+Timings use random inputs of the real shapes (speed does not depend on pixel values).
+Each case is warmed up, then timed ``repeats`` times; the median is reported. Ratios are
+against a plain SGD step on the same model and batch.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from .gradients import (batch_grad, microbatch_grads_loop, microbatch_grads_vmap,
+                        penalized_grad)
+from .models import build_model
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timeit(fn: Callable[[], object], device: torch.device, repeats: int = 10,
+           warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _sgd_update(model: torch.nn.Module, grads: list[torch.Tensor], lr: float = 1e-3) -> None:
+    with torch.no_grad():
+        torch._foreach_add_(list(model.parameters()), grads, alpha=-lr)
+
+
+def bench_steps(model_name: str, device: torch.device, batch: int = 128, micro: int = 32,
+                repeats: int = 10, epoch_examples: int = 2048) -> dict[str, float]:
+    shape = (1, 28, 28) if model_name == "mlp" else (3, 32, 32)
+    torch.manual_seed(0)
+    model = build_model(model_name, shape, 10, widths=(2048,)).to(device)
+    x = torch.randn(batch, *shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    lam = 0.1 / 4
+
+    def plain() -> None:
+        _, g = batch_grad(model, x, y)
+        _sgd_update(model, g)
+
+    def reg(method: str, impl: str) -> Callable[[], None]:
+        def f() -> None:
+            _, g, _ = penalized_grad(model, x, y, reg="sgd-modified", lam=lam,
+                                     micro_batch=micro, method=method, impl=impl)
+            _sgd_update(model, g)
+        return f
+
+    xs, ys = x.view(batch // micro, micro, *shape), y.view(batch // micro, micro)
+    t_plain = timeit(plain, device, repeats)
+    out = {
+        "plain_step_ms": 1e3 * t_plain,
+        "fd_vmap_over_plain": timeit(reg("finite-difference", "vmap"), device, repeats) / t_plain,
+        "fd_loop_over_plain": timeit(reg("finite-difference", "loop"), device, repeats) / t_plain,
+        "double_backprop_over_plain": timeit(reg("double-backprop", "loop"), device,
+                                             repeats) / t_plain,
+    }
+    t_loop = timeit(lambda: microbatch_grads_loop(model, xs, ys), device, repeats)
+    t_vmap = timeit(lambda: microbatch_grads_vmap(model, xs, ys), device, repeats)
+    out["microbatch_grads_loop_over_vmap"] = t_loop / t_vmap
+    # One full-batch GD step vs one SGD epoch (B=batch) over the same examples.
+    n = epoch_examples
+    xe = torch.randn(n, *shape, device=device)
+    ye = torch.randint(0, 10, (n,), device=device)
+
+    def gd_step() -> None:
+        _, g = batch_grad(model, xe, ye, chunk=1024)
+        _sgd_update(model, g)
+
+    def sgd_epoch() -> None:
+        for i in range(0, n, batch):
+            _, g = batch_grad(model, xe[i:i + batch], ye[i:i + batch])
+            _sgd_update(model, g)
+
+    out["gd_step_over_sgd_epoch"] = (timeit(gd_step, device, max(3, repeats // 3))
+                                     / timeit(sgd_epoch, device, max(3, repeats // 3)))
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def main(device: str = "cpu", models: tuple[str, ...] = ("mlp", "cnn"),
+         repeats: int = 10) -> dict[str, object]:
+    dev = torch.device(device)
+    report: dict[str, object] = {
+        "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "batch": 128, "micro_batch": 32,
+    }
+    if dev.type == "cuda":
+        report["device_name"] = torch.cuda.get_device_name(dev)
+    for m in models:
+        report[m] = bench_steps(m, dev, repeats=repeats)
+    print(json.dumps(report, indent=1))
+    return report

@@ -1,0 +1,225 @@
+"""The book driver: execute each chapter notebook listed in the table of contents with
+papermill at a named profile, then build the HTML with Jupyter Book 1 (execution off).
+
+Layout: sources in ``notebooks/`` (chapter notebooks, stored without outputs) and
+``book/`` (pages, ``_toc.yml``, ``references.bib``); profiles in
+``notebooks/profiles/<chapter>.yaml``. Executed notebooks and the assembled site go to
+``_build/site/``; the HTML to ``_build/html/``. Sources are never written.
+"""
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .store import project_root
+
+PROFILES = ("smoke", "ci", "paper")
+DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "paper": 4 * 3600}
+
+
+class BookError(RuntimeError):
+    """A chapter could not be executed or the book could not be built; says which."""
+
+
+# ------------------------------------------------------------------ parameters
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """Names and default values of the notebook's cell tagged ``parameters``."""
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"])
+            out: dict[str, Any] = {}
+            for node in ast.parse(src).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target, value = node.targets[0], node.value
+                elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                    target, value = node.target, node.value
+                else:
+                    continue
+                if isinstance(target, ast.Name):
+                    out[target.id] = ast.literal_eval(value)
+            return out
+    raise BookError(f"{path}: no cell tagged 'parameters'")
+
+
+def _type_name(v: Any) -> str:
+    return "list" if isinstance(v, (list, tuple)) else type(v).__name__
+
+
+def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
+    """Refuse unknown names and values whose type differs from the default's (an int is
+    accepted for a float; a default of None accepts anything)."""
+    declared = notebook_parameters(notebook)
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise BookError(f"{notebook.name}: unknown parameter(s) {unknown}; the notebook's "
+                        f"parameters are {sorted(declared)}")
+    for name, value in given.items():
+        default = declared[name]
+        if default is None:
+            continue
+        ok = _type_name(value) == _type_name(default) or (
+            isinstance(default, float) and isinstance(value, int)
+            and not isinstance(value, bool))
+        if ok and isinstance(default, (list, tuple)) and default and value:
+            ok = all(_type_name(v) == _type_name(default[0]) or (
+                isinstance(default[0], float) and isinstance(v, int)) for v in value)
+        if not ok:
+            raise BookError(f"{notebook.name}: parameter {name} = {value!r} has type "
+                            f"{_type_name(value)}; expected {_type_name(default)} like its "
+                            f"default {default!r}")
+
+
+def load_profile(root: Path, chapter: str, profile: str) -> dict[str, Any]:
+    path = root / "notebooks" / "profiles" / f"{chapter}.yaml"
+    if not path.is_file():
+        return {"profile": profile}
+    profiles = yaml.safe_load(path.read_text()) or {}
+    if profile not in profiles:
+        raise BookError(f"{path}: no profile {profile!r}; it has {sorted(profiles)}")
+    return {"profile": profile, **(profiles[profile] or {})}
+
+
+def split_overrides(overrides: dict[str, Any], chapters: dict[str, Path]
+                    ) -> dict[str, dict[str, Any]]:
+    """A params file holds ``{chapter: {name: value}}`` entries and/or flat
+    ``{name: value}`` entries; a flat one goes to every chapter that declares it."""
+    per: dict[str, dict[str, Any]] = {c: {} for c in chapters}
+    flat = {k: v for k, v in overrides.items() if k not in chapters}
+    for c in chapters:
+        per[c].update(overrides.get(c) or {})
+    declared = {c: notebook_parameters(p) for c, p in chapters.items()}
+    for name, value in flat.items():
+        takers = [c for c in chapters if name in declared[c]]
+        if not takers:
+            raise BookError(f"parameter {name!r} in the params file is not declared by any "
+                            f"chapter ({sorted(chapters)}) and is not a chapter name")
+        for c in takers:
+            per[c].setdefault(name, value)
+    return per
+
+
+# ------------------------------------------------------------------ toc
+def toc_chapters(root: Path) -> dict[str, Path]:
+    """Chapter name -> source notebook, for each ``notebooks/...`` entry of the toc."""
+    toc = yaml.safe_load((root / "book" / "_toc.yml").read_text())
+    found: dict[str, Path] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            f = node.get("file")
+            if isinstance(f, str) and f.startswith("notebooks/"):
+                name = Path(f).stem
+                found[name] = root / "notebooks" / f"{name}.ipynb"
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    missing = [str(p) for p in found.values() if not p.is_file()]
+    if missing:
+        raise BookError(f"the table of contents lists notebooks that do not exist: {missing}")
+    return found
+
+
+# ------------------------------------------------------------------ execution
+def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: int) -> None:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    check_parameters(src, params)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env_before = os.environ.get("IMPLICITREG_PROGRESS")
+    os.environ["IMPLICITREG_PROGRESS"] = "0"  # progress bars would flood the logs
+    try:
+        pm.execute_notebook(
+            str(src), str(out), parameters=params, kernel_name="python3",
+            cwd=str(src.parent), log_output=True, progress_bar=False,
+            execution_timeout=cell_timeout, request_save_on_cell_execute=True,
+        )
+    except PapermillExecutionError as exc:
+        raise BookError(f"notebook {src.name} failed in cell {exc.cell_index} "
+                        f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}. "
+                        f"The partly executed notebook is {out}") from None
+    finally:
+        if env_before is None:
+            os.environ.pop("IMPLICITREG_PROGRESS", None)
+        else:
+            os.environ["IMPLICITREG_PROGRESS"] = env_before
+
+
+def assemble_site(root: Path, site: Path) -> None:
+    """Copy the narrative pages and the config into the site folder."""
+    for item in (root / "book").iterdir():
+        dest = site / item.name
+        if item.is_dir():
+            shutil.copytree(item, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, dest)
+    shutil.copy2(root / "_config.yml", site / "_config.yml")
+
+
+def run_jupyter_book(site: Path, root: Path) -> None:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(site),
+           "--path-output", str(root), "-W", "-n", "--keep-going", "--builder", "html"]
+    print("+", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); see the "
+                        "warnings above")
+
+
+def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None,
+               only: Iterable[str] | None = None, build: bool = True,
+               cell_timeout: int | None = None, root: Path | None = None) -> Path:
+    """Execute the chapters at ``profile`` (plus overrides from ``params_file``) and
+    build the HTML book. Returns the path of ``_build/html``."""
+    root = root or project_root()
+    if root is None:
+        raise BookError("run this from inside the project (no _config.yml with "
+                        "src/implicitreg found above the working directory)")
+    if profile not in PROFILES:
+        raise BookError(f"profile {profile!r} is not allowed: one of {list(PROFILES)}")
+    chapters = toc_chapters(root)
+    selected = list(chapters) if only is None else list(only)
+    bad = [c for c in selected if c not in chapters]
+    if bad:
+        raise BookError(f"unknown chapter(s) {bad}; the toc lists {sorted(chapters)}")
+    overrides: dict[str, Any] = {}
+    if params_file is not None:
+        p = Path(params_file)
+        if not p.is_file():
+            raise BookError(f"params file {p} does not exist")
+        overrides = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(overrides, dict):
+            raise BookError(f"params file {p} must hold a mapping of names to values")
+    per_chapter = split_overrides(overrides, chapters)
+    timeout = cell_timeout or DEFAULT_CELL_TIMEOUT[profile]
+    site = root / "_build" / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    for name in selected:
+        params = {**load_profile(root, name, profile), **per_chapter[name]}
+        if "executed_at" in notebook_parameters(chapters[name]):
+            params.setdefault("executed_at", stamp)
+        print(f"== executing {name} (profile {profile}) with {params}", flush=True)
+        execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params, timeout)
+    missing = [n for n in chapters if not (site / "notebooks" / f"{n}.ipynb").is_file()]
+    if build:
+        if missing:
+            raise BookError(f"chapters {missing} have not been executed; run without --only")
+        assemble_site(root, site)
+        run_jupyter_book(site, root)
+    return root / "_build" / "html"

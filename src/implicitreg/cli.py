@@ -1,0 +1,105 @@
+"""Command line: ``implicitreg run``, ``implicitreg bench`` and ``implicitreg book``."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any, Sequence, get_type_hints
+
+from .config import ConfigError, RunConfig, config_fields_doc
+
+
+def _parse_value(text: str, hint: Any, name: str) -> Any:
+    s = str(hint)
+    if text.lower() == "none" and "None" in s:
+        return None
+    try:
+        if "tuple" in s:
+            return tuple(int(v) for v in text.replace("x", ",").split(",") if v)
+        if "bool" in s:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if "float" in s:
+            return float(text)
+        if "int" in s:
+            return int(text)
+    except ValueError:
+        raise ConfigError(f"--{name.replace('_', '-')} = {text!r} is not allowed: expected "
+                          f"{hint}") from None
+    return text
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    docs = config_fields_doc()
+    for f in dataclasses.fields(RunConfig):
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
+                       metavar="VALUE", help=f"{docs.get(f.name, '')} (default: {f.default!r})")
+    p.add_argument("--store", default=None, help="run-store folder (default: results/runs)")
+    p.add_argument("--force", action="store_true", help="retrain even if stored")
+
+
+def _config_from_args(ns: argparse.Namespace) -> RunConfig:
+    hints = get_type_hints(RunConfig)
+    values = {}
+    for f in dataclasses.fields(RunConfig):
+        raw = getattr(ns, f.name)
+        if raw is not None:
+            values[f.name] = _parse_value(raw, hints[f.name], f.name)
+    return RunConfig(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="implicitreg", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_run = sub.add_parser("run", help="train one configuration; print a JSON summary")
+    _add_run_args(p_run)
+    p_bench = sub.add_parser("bench", help="measure step costs side by side; print JSON")
+    p_bench.add_argument("--device", default="cpu")
+    p_bench.add_argument("--models", default="mlp,cnn")
+    p_bench.add_argument("--repeats", type=int, default=10)
+    p_book = sub.add_parser("book", help="execute the chapters with papermill and build")
+    p_book.add_argument("--profile", default="ci")
+    p_book.add_argument("--params", default=None, help="YAML file of parameter overrides")
+    p_book.add_argument("--only", default=None, help="comma-separated chapter names")
+    p_book.add_argument("--no-build", action="store_true", help="execute only")
+    p_book.add_argument("--timeout", type=int, default=None, help="per-cell timeout (s)")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "run":
+            from .api import run
+
+            cfg = _config_from_args(args)
+            result = run(cfg, store=args.store, force=args.force)
+            print(json.dumps({"key": result.key, "cached": result.cached, **result.summary}))
+        elif args.cmd == "bench":
+            from .bench import main as bench_main
+
+            bench_main(args.device, tuple(m for m in args.models.split(",") if m),
+                       args.repeats)
+        elif args.cmd == "book":
+            from .book import build_book
+
+            build_book(profile=args.profile, params_file=args.params,
+                       only=args.only.split(",") if args.only else None,
+                       build=not args.no_build, cell_timeout=args.timeout)
+    except ConfigError as exc:
+        print(f"implicitreg: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # data missing, a notebook failed, ...
+        from .book import BookError
+        from .data import DataError
+
+        if isinstance(exc, (DataError, BookError)):
+            print(f"implicitreg: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Gradients the engine needs: batch gradients accumulated over chunks, micro-batch
+gradients (a Python loop or ``torch.func.vmap``), the gradient of the explicit
+penalties λ‖∇C‖² and λ(1/m)Σ_k‖∇Ĉ_k‖², and Hessian-vector products.
+
+Parameters are handled as lists of tensors in ``model.parameters()`` order. Every loss
+here is the *mean* cross-entropy over the examples it is given.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+Tensors = list[torch.Tensor]
+Autocast = Callable[[], contextlib.AbstractContextManager]
+
+
+def _no_autocast() -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+def _acc(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision values are summed in float32; float32/64 keep their precision."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def params_of(model: nn.Module) -> Tensors:
+    return [p for p in model.parameters()]
+
+
+def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+            autocast: Autocast = _no_autocast) -> torch.Tensor:
+    with autocast():
+        out = model(x)
+    return nn.functional.cross_entropy(_acc(out), y)
+
+
+def batch_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None,
+               autocast: Autocast = _no_autocast) -> tuple[torch.Tensor, Tensors]:
+    """Mean loss over (x, y) and its gradient, accumulated over chunks of ``chunk``
+    examples so that memory stays bounded. Equals the one-shot gradient up to rounding
+    (for models without BatchNorm)."""
+    params = params_of(model)
+    n = x.shape[0]
+    chunk = n if chunk is None else chunk
+    total = torch.zeros((), device=x.device)
+    grads = [torch.zeros_like(p) for p in params]
+    for i in range(0, n, chunk):
+        xc, yc = x[i:i + chunk], y[i:i + chunk]
+        loss = loss_of(model, xc, yc, autocast) * (xc.shape[0] / n)
+        gs = torch.autograd.grad(loss, params)
+        torch._foreach_add_(grads, gs)
+        total += loss.detach()
+    return total, grads
+
+
+def sq_norm(ts: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((_acc(t) ** 2).sum() for t in ts)  # type: ignore[return-value]
+
+
+def rowwise_sq_norm(ts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """‖·‖² of each leading-dimension slice, summed over a list of (k, ...) tensors."""
+    return sum(torch.linalg.vector_norm(_acc(t).flatten(1), dim=1) ** 2 for t in ts)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------- micro-batches
+def _functional_loss(model: nn.Module, buffers: dict[str, torch.Tensor], names: list[str],
+                     autocast: Autocast):
+    def f(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            out = functional_call(model, ({**dict(zip(names, params)), **buffers}), (x,))
+        return nn.functional.cross_entropy(_acc(out), y)
+    return f
+
+
+def microbatch_grads_vmap(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor,
+                          params: Sequence[torch.Tensor] | None = None,
+                          batched_params: bool = False,
+                          autocast: Autocast = _no_autocast) -> tuple[torch.Tensor, Tensors]:
+    """Per-micro-batch losses (m,) and gradients (list of (m, *p.shape)) for micro-batches
+    ``xs`` (m, b, ...), ``ys`` (m, b), all in one vmapped call. With ``batched_params``
+    the k-th micro-batch is evaluated at its own parameters ``params[i][k]``."""
+    names = [n for n, _ in model.named_parameters()]
+    buffers = dict(model.named_buffers())
+    params = tuple(params_of(model) if params is None else params)
+    f = _functional_loss(model, buffers, names, autocast)
+
+    def loss_and_grad(p, x, y):
+        g, loss = grad(lambda q: (f(q, x, y),) * 2, has_aux=True)(p)
+        return loss, g
+
+    # grad of a function returning (out, aux) -> (grads, aux): use has_aux to get the value
+    losses, gs = vmap(loss_and_grad, in_dims=(0 if batched_params else None, 0, 0))(
+        tuple(p.detach() for p in params), xs, ys)
+    return losses.detach(), list(gs)
+
+
+def microbatch_grads_loop(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor,
+                          autocast: Autocast = _no_autocast) -> tuple[torch.Tensor, Tensors]:
+    """The same as :func:`microbatch_grads_vmap` at the model's own parameters, by a
+    Python loop over micro-batches (works with BatchNorm)."""
+    params = params_of(model)
+    losses, grads = [], []
+    for x, y in zip(xs, ys):
+        loss = loss_of(model, x, y, autocast)
+        grads.append(torch.autograd.grad(loss, params))
+        losses.append(loss.detach())
+    return torch.stack(losses), [torch.stack(g) for g in zip(*grads)]
+
+
+def _axpy_(acc: Sequence[torch.Tensor], xs: Sequence[torch.Tensor],
+           a: float | torch.Tensor) -> None:
+    """acc += a * xs for lists of tensors; ``a`` a Python float or a 0-d tensor."""
+    if isinstance(a, torch.Tensor):
+        torch._foreach_add_(list(acc), torch._foreach_mul(list(xs), a))
+    else:
+        torch._foreach_add_(list(acc), list(xs), alpha=a)
+
+
+def _split(x: torch.Tensor, b: int) -> torch.Tensor:
+    m = x.shape[0] // b
+    return x[: m * b].reshape(m, b, *x.shape[1:])
+
+
+def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: str,
+                   lam: float, micro_batch: int, method: str = "finite-difference",
+                   fd_step: float = 1e-3, impl: str = "vmap", group: int | None = None,
+                   autocast: Autocast = _no_autocast
+                   ) -> tuple[torch.Tensor, Tensors, torch.Tensor]:
+    """Gradient of C(θ) + λ·R(θ) on the batch (x, y), where R is ‖∇C‖² (``gd-modified``)
+    or (1/m)Σ_k‖∇Ĉ_k‖² over micro-batches of size ``micro_batch`` (``sgd-modified``).
+
+    ∇R = 2Hg is computed by a forward difference of gradients along g/‖g‖
+    (``finite-difference``, one extra gradient per micro-batch) or by differentiating
+    through the gradient (``double-backprop``). For ``sgd-modified`` the plain gradient
+    is the mean of the micro-batch gradients; examples past the last whole micro-batch
+    enter C only. Returns (C, gradient, R), C and R detached.
+    """
+    if reg == "gd-modified":
+        xs, ys = x[None], y[None]
+    else:
+        xs, ys = _split(x, micro_batch), _split(y, micro_batch)
+    m, b = xs.shape[0], xs.shape[1]
+    params = params_of(model)
+    # Examples past the last whole micro-batch enter the plain loss only; wc is the
+    # weight of the covered examples in the plain mean loss.
+    covered = m * b
+    wc = covered / x.shape[0]
+    total_loss = torch.zeros((), device=x.device)
+    r_val = torch.zeros((), device=x.device)
+    plain = [torch.zeros_like(p) for p in params]
+    if method == "double-backprop":
+        for xk, yk in zip(xs, ys):
+            loss = loss_of(model, xk, yk, autocast)
+            gk = torch.autograd.grad(loss, params, create_graph=True)
+            rk = sq_norm(gk)
+            obj = (wc * loss + lam * rk) / m
+            torch._foreach_add_(plain, torch.autograd.grad(obj, params))
+            total_loss += wc * loss.detach() / m
+            r_val += rk.detach() / m
+    elif method == "finite-difference":
+        # Total gradient = Σ_k a_k g_k + Σ_k c_k g'_k with g'_k = ∇Ĉ_k(θ + h g_k/‖g_k‖):
+        # a_k = wc/m − 2λ‖g_k‖/(hm), c_k = 2λ‖g_k‖/(hm), since H_k g_k ≈ ‖g_k‖(g'_k − g_k)/h.
+        # Combining the coefficients first keeps the passes over parameter-sized
+        # tensors few, which is what this step's cost is made of for wide layers.
+        group = m if group is None else max(1, group)
+        on_cpu = x.device.type == "cpu"
+        saved = None if impl == "vmap" else [p.detach().clone() for p in params]
+        for s in range(0, m, group):
+            xg, yg = xs[s:s + group], ys[s:s + group]
+            k = xg.shape[0]
+            if impl == "vmap":
+                losses, gk = microbatch_grads_vmap(model, xg, yg, autocast=autocast)
+                norms = torch.sqrt(rowwise_sq_norm(gk))
+                safe = torch.clamp(norms, min=1e-30)
+                moved = [p.detach()[None] + g * (fd_step / safe).view((k,) + (1,) * (g.dim() - 1))
+                         .to(g.dtype) for p, g in zip(params, gk)]
+                _, gk2 = microbatch_grads_vmap(model, xg, yg, params=moved, batched_params=True,
+                                               autocast=autocast)
+                c = (2 * lam / (fd_step * m)) * norms
+                a_ = wc / m - c
+                for acc, g1, g2 in zip(plain, gk, gk2):
+                    acc += torch.tensordot(a_.to(g1.dtype), g1, dims=1)
+                    acc += torch.tensordot(c.to(g2.dtype), g2, dims=1)
+            else:
+                losses_l = []
+                norms_l = []
+                for j in range(k):
+                    loss = loss_of(model, xg[j], yg[j], autocast)
+                    g1 = torch.autograd.grad(loss, params)
+                    losses_l.append(loss.detach())
+                    nrm = torch.sqrt(sq_norm(g1))
+                    norms_l.append(nrm)
+                    # Python floats on the CPU (no device to sync with); tensors elsewhere.
+                    nj = float(nrm) if on_cpu else torch.clamp(nrm, min=1e-30)
+                    step = fd_step / max(nj, 1e-30) if on_cpu else fd_step / nj
+                    with torch.no_grad():
+                        _axpy_(params, g1, step)
+                    g2 = torch.autograd.grad(loss_of(model, xg[j], yg[j], autocast), params)
+                    with torch.no_grad():
+                        torch._foreach_copy_(params, saved)
+                    cj = (2 * lam / (fd_step * m)) * nj
+                    _axpy_(plain, g1, wc / m - cj)
+                    _axpy_(plain, g2, cj)
+                losses = torch.stack(losses_l)
+                norms = torch.stack(norms_l)
+            r_val += (norms ** 2).sum() / m
+            total_loss += wc * losses.sum() / m
+    else:
+        raise ValueError(f"unknown penalty gradient method {method!r}")
+    if covered < x.shape[0]:
+        loss_t, g_t = batch_grad(model, x[covered:], y[covered:], autocast=autocast)
+        torch._foreach_add_(plain, [g * (1 - wc) for g in g_t])
+        total_loss += loss_t * (1 - wc)
+    return total_loss, plain, r_val
+
+
+# --------------------------------------------------------------------- curvature
+def hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: Sequence[torch.Tensor],
+        chunk: int | None = None) -> Tensors:
+    """Hessian-vector product H v of the mean loss on (x, y), by double backprop,
+    accumulated over chunks."""
+    params = params_of(model)
+    n = x.shape[0]
+    chunk = n if chunk is None else chunk
+    out = [torch.zeros_like(p) for p in params]
+    for i in range(0, n, chunk):
+        xc, yc = x[i:i + chunk], y[i:i + chunk]
+        loss = loss_of(model, xc, yc) * (xc.shape[0] / n)
+        g = torch.autograd.grad(loss, params, create_graph=True)
+        dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
+        torch._foreach_add_(out, torch.autograd.grad(dot, params))
+    return out

@@ -1,0 +1,149 @@
+"""What the theory talks about, measured on a model: losses and accuracies, the implicit
+regularizers ‖∇C‖² and (1/m)Σ_k‖∇Ĉ_k‖², the gradient-variance term, weight norms and
+sharpness. Everything stays on the device; callers fetch values at evaluation points."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .gradients import (Autocast, _acc, _no_autocast, batch_grad, hvp, microbatch_grads_loop,
+                        microbatch_grads_vmap, params_of, rowwise_sq_norm, sq_norm)
+
+
+@contextlib.contextmanager
+def frozen_buffers(model: nn.Module) -> Iterator[None]:
+    """Measurements may run forward passes in training mode (BatchNorm batch statistics,
+    as in training); this keeps them from changing the running statistics."""
+    saved = {k: v.detach().clone() for k, v in model.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(saved[k])
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = 2048,
+            autocast: Autocast = _no_autocast) -> torch.Tensor:
+    """Logits (float32) in evaluation mode, chunked."""
+    was = model.training
+    model.eval()
+    try:
+        outs = []
+        for i in range(0, x.shape[0], chunk):
+            with autocast():
+                outs.append(_acc(model(x[i:i + chunk])))
+        return torch.cat(outs)
+    finally:
+        model.train(was)
+
+
+def loss_acc(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (nn.functional.cross_entropy(logits, y),
+            (logits.argmax(1) == y).float().mean())
+
+
+def grad_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
+               micro_batch: int | None = None, use_vmap: bool = True,
+               autocast: Autocast = _no_autocast) -> dict[str, torch.Tensor]:
+    """On a fixed evaluation set split into m minibatches of size ``batch``:
+
+    - ``grad_norm2_full``: ‖∇C‖² of the mean loss over the set (GD's implicit term / (ε/4));
+    - ``grad_norm2_minibatch``: (1/m)Σ_k‖∇Ĉ_k‖² (SGD's implicit term / (ε/4));
+    - ``grad_variance``: (1/m)Σ_k‖∇Ĉ_k − ∇C‖², their difference (exact, equal sizes);
+    - ``grad_norm2_micro``: the same mean over micro-batches of size ``micro_batch``.
+    """
+    m = x.shape[0] // batch
+    xs = x[: m * batch].reshape(m, batch, *x.shape[1:])
+    ys = y[: m * batch].reshape(m, batch)
+    out: dict[str, torch.Tensor] = {}
+    with frozen_buffers(model):
+        _, gk = (microbatch_grads_vmap if use_vmap else microbatch_grads_loop)(
+            model, xs, ys, autocast=autocast)
+        per = rowwise_sq_norm(gk)  # (m,)
+        full = sq_norm([g.mean(0) for g in gk])
+        out["grad_norm2_full"] = full
+        out["grad_norm2_minibatch"] = per.mean()
+        out["grad_variance"] = per.mean() - full
+        if micro_batch is not None and micro_batch != batch and micro_batch <= x.shape[0]:
+            mb = x.shape[0] // micro_batch
+            xs2 = x[: mb * micro_batch].reshape(mb, micro_batch, *x.shape[1:])
+            ys2 = y[: mb * micro_batch].reshape(mb, micro_batch)
+            _, g2 = (microbatch_grads_vmap if use_vmap else microbatch_grads_loop)(
+                model, xs2, ys2, autocast=autocast)
+            out["grad_norm2_micro"] = rowwise_sq_norm(g2).mean()
+    return out
+
+
+def layer_snr(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
+              use_vmap: bool = True) -> dict[str, tuple[float, float]]:
+    """Per parameter tensor: (‖mean minibatch gradient‖, root-mean-square deviation of the
+    minibatch gradients from that mean) over minibatches of size ``batch``."""
+    m = x.shape[0] // batch
+    xs = x[: m * batch].reshape(m, batch, *x.shape[1:])
+    ys = y[: m * batch].reshape(m, batch)
+    with frozen_buffers(model):
+        _, gk = (microbatch_grads_vmap if use_vmap else microbatch_grads_loop)(model, xs, ys)
+    names = [n for n, _ in model.named_parameters()]
+    res = {}
+    for name, g in zip(names, gk):
+        mean = g.mean(0)
+        dev = ((g - mean) ** 2).flatten(1).sum(1).mean().sqrt()
+        res[name] = (float(mean.norm()), float(dev))
+    return res
+
+
+def flat_norm(ts: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.sqrt(sq_norm(ts))
+
+
+def top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: int = 20,
+                   chunk: int | None = 1024, seed: int = 0, tol: float = 1e-4) -> torch.Tensor:
+    """Largest-magnitude Hessian eigenvalue of the mean loss on (x, y), by power iteration
+    on Hessian-vector products. Stops early when the estimate changes by < ``tol``
+    (relative)."""
+    params = params_of(model)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    v = [torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) for p in params]
+    nv = flat_norm(v)
+    v = [t / nv for t in v]
+    lam = torch.zeros((), device=params[0].device)
+    with frozen_buffers(model):
+        for _ in range(iters):
+            hv = hvp(model, x, y, v, chunk)
+            new = sum((a * b).sum() for a, b in zip(hv, v))
+            nh = flat_norm(hv)
+            v = [t / torch.clamp(nh, min=1e-30) for t in hv]
+            done = bool(torch.abs(new - lam) <= tol * torch.abs(new))
+            lam = new.detach()
+            if done:
+                break
+    return lam
+
+
+def hutchinson_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 20,
+                     chunk: int | None = 1024, seed: int = 0) -> tuple[float, float]:
+    """Hutchinson estimate of tr(H) with Rademacher probes: (mean, standard error)."""
+    params = params_of(model)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    vals = []
+    with frozen_buffers(model):
+        for _ in range(samples):
+            v = [(torch.randint(0, 2, p.shape, generator=g) * 2 - 1).to(p.device, p.dtype)
+                 for p in params]
+            hv = hvp(model, x, y, v, chunk)
+            vals.append(float(sum((a * b).sum() for a, b in zip(hv, v))))
+    t = torch.tensor(vals, dtype=torch.float64)
+    se = float(t.std(unbiased=True) / len(vals) ** 0.5) if len(vals) > 1 else float("nan")
+    return float(t.mean()), se
+
+
+def full_grad_norm2(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    chunk: int | None = 1024) -> torch.Tensor:
+    with frozen_buffers(model):
+        _, g = batch_grad(model, x, y, chunk)
+    return sq_norm(g)

@@ -1,0 +1,176 @@
+"""The run store: ``results/runs/<key>/`` holds one finished run.
+
+The key is a hash of the result-determining config fields, the source of the engine's
+modules and the data source. A run directory is written under a temporary name and
+renamed into place, so a half-written run is never seen as finished. Each file's
+sha256 is kept in ``provenance.json``; a file that fails it is reported and the run is
+recomputed, not loaded. A lock file keeps two processes from computing one run at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from .config import RunConfig
+
+# Modules whose source determines a run's numbers. Editing them changes every key; the
+# CLI, the book driver and plotting helpers are deliberately not in this list.
+ENGINE_MODULES = ("config.py", "data.py", "models.py", "gradients.py", "measure.py",
+                  "training.py")
+METRIC_COLUMNS = ["run", "step", "epoch", "split", "metric", "value"]
+
+
+def engine_hash() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in ENGINE_MODULES:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(cfg: RunConfig, data_source: str, engine: str | None = None) -> str:
+    payload = json.dumps({"config": cfg.key_dict(), "engine": engine or engine_hash(),
+                          "data_source": data_source}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest ancestor holding both ``_config.yml`` and ``src/implicitreg``."""
+    here = (start or Path.cwd()).resolve()
+    for anc in [here, *here.parents]:
+        if (anc / "_config.yml").is_file() and (anc / "src" / "implicitreg").is_dir():
+            return anc
+    return None
+
+
+def default_store_root() -> Path:
+    env = os.environ.get("IMPLICITREG_RESULTS")
+    if env:
+        return Path(env).expanduser()
+    root = project_root()
+    return (root / "results" / "runs") if root else Path.cwd() / "results" / "runs"
+
+
+@dataclass
+class Result:
+    """A finished run: tidy metrics, a summary, its config and provenance."""
+    config: RunConfig
+    key: str
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+    provenance: dict[str, Any]
+    examples: pd.DataFrame | None = None
+    cached: bool = False
+    path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def curve(self, metric: str, split: str) -> pd.DataFrame:
+        m = self.metrics
+        return m[(m.metric == metric) & (m.split == split)][["step", "epoch", "value"]]
+
+    def final(self, metric: str, split: str) -> float:
+        c = self.curve(metric, split)
+        return float(c.value.iloc[-1]) if len(c) else float("nan")
+
+    def load_model_state(self) -> dict | None:
+        import torch
+
+        if self.path is None or not (self.path / "model.pt").is_file():
+            return None
+        return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_store_root()
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def checkpoint_path(self, key: str) -> Path:
+        return self.root / ".checkpoints" / f"{key}.pt"
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on one key across processes (fcntl; released on exit, also
+        when the process dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(exist_ok=True)
+        with open(lock_dir / f"{key}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def load(self, key: str) -> Result | None:
+        """The finished run, or None when absent or when a file fails its checksum."""
+        d = self.path(key)
+        prov_p = d / "provenance.json"
+        if not prov_p.is_file():
+            return None
+        try:
+            prov = json.loads(prov_p.read_text())
+            for name, digest in prov["files"].items():
+                if _sha(d / name) != digest:
+                    raise ValueError(f"{name} fails its sha256 checksum")
+            cfg = RunConfig.from_dict(json.loads((d / "config.json").read_text()))
+            metrics = pd.read_parquet(d / "metrics.parquet")
+            summary = json.loads((d / "summary.json").read_text())
+            examples = (pd.read_parquet(d / "examples.parquet")
+                        if (d / "examples.parquet").is_file() else None)
+        except Exception as exc:
+            warnings.warn(f"run {key} in {self.root} is damaged ({exc}); it will be "
+                          "recomputed", RuntimeWarning, stacklevel=2)
+            return None
+        return Result(cfg, key, metrics, summary, prov, examples, cached=True, path=d)
+
+    def save(self, result: Result, model_state: dict | None = None) -> Result:
+        """Write atomically: a temporary directory renamed into place."""
+        import torch
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path(result.key)
+        tmp = self.root / f".tmp-{result.key}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / "config.json").write_text(json.dumps(result.config.to_dict(), indent=1,
+                                                    sort_keys=True))
+        result.metrics.to_parquet(tmp / "metrics.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=1, sort_keys=True))
+        if result.examples is not None:
+            result.examples.to_parquet(tmp / "examples.parquet", index=False)
+        if model_state is not None:
+            torch.save(model_state, tmp / "model.pt")
+        files = {p.name: _sha(p) for p in sorted(tmp.iterdir())}
+        prov = dict(result.provenance, files=files, key=result.key)
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=1, sort_keys=True))
+        if final.exists():  # a damaged earlier copy: replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        result.provenance = prov
+        result.path = final
+        return result
+
+    def keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".")
+                      and (p / "provenance.json").is_file())

@@ -1,0 +1,322 @@
+"""One plain training loop for every method the book compares.
+
+The data sit on the device; a step takes index slices of device tensors. Training losses
+are summed on the device and fetched only at evaluation points, so no step forces a host
+sync. Divergence (a non-finite loss) is detected at evaluation points and ends the run
+with ``diverged=True`` and the metrics so far.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import data as data_mod
+from .config import RunConfig, check_against_data
+from .gradients import batch_grad, penalized_grad, params_of, sq_norm
+from .measure import grad_stats, loss_acc, predict, top_eigenvalue
+from .models import build_model, has_batchnorm
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda > mps > cpu; an explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from .config import ConfigError
+
+        raise ConfigError("RunConfig.device = 'cuda' is not allowed: no CUDA device is "
+                          "visible; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def set_determinism(on: bool) -> None:
+    """Deterministic kernels. On CUDA this also needs CUBLAS_WORKSPACE_CONFIG, set here."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=False)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = not on
+        torch.backends.cudnn.deterministic = on
+
+
+@dataclass
+class TrainOutput:
+    rows: list[dict[str, Any]]
+    examples: dict[str, np.ndarray] | None
+    diverged: bool
+    steps_done: int
+    device: str
+    data_source: str
+    data_source_detail: str
+    n_params: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _progress_disable(cfg: RunConfig) -> bool | None:
+    """tqdm's ``disable``: True hides the bar; None lets tqdm hide it off a terminal."""
+    if not cfg.progress or os.environ.get("IMPLICITREG_PROGRESS", "1") == "0":
+        return True
+    return None
+
+
+def schedule(cfg: RunConfig, n: int) -> tuple[int, int, list[int]]:
+    """(steps per epoch, total steps, sorted evaluation steps including 0 and the end)."""
+    per_epoch = 1 if cfg.method == "gd" else n // cfg.batch_size
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+    every = cfg.eval_every or max(1, min(per_epoch, math.ceil(total / 10)))
+    points = sorted(set(range(0, total + 1, every)) | {total})
+    return per_epoch, total, points
+
+
+def make_epoch_batches(cfg: RunConfig, n: int, gen: torch.Generator,
+                       partition: torch.Tensor | None) -> torch.Tensor:
+    """Index matrix (m, B) for one epoch, drawn on the CPU from the run's generator."""
+    b = cfg.batch_size
+    m = n // b
+    if cfg.method == "sgd":
+        if partition is not None:
+            return partition[torch.randperm(m, generator=gen)]
+        return torch.randperm(n, generator=gen)[: m * b].view(m, b)
+    if cfg.method == "sgd-replacement":
+        return torch.randint(0, n, (m, b), generator=gen)
+    return torch.arange(n)[None]
+
+
+class Trainer:
+    """Holds the state of one run so that it can be checkpointed and resumed."""
+
+    def __init__(self, cfg: RunConfig, dataset: data_mod.Dataset | None = None,
+                 checkpoint_path: Path | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        set_determinism(cfg.deterministic)
+        dtype = torch.float64 if cfg.precision == "float64" else torch.float32
+        self.data = dataset or data_mod.load(
+            cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, label_noise=cfg.label_noise,
+            data_seed=cfg.data_seed, device=self.device, dtype=dtype, root=cfg.data_root,
+            mnist_holdout=cfg.mnist_holdout, synthetic_dim=cfg.synthetic_dim,
+            synthetic_classes=cfg.synthetic_classes)
+        self.n = check_against_data(cfg, self.data.n_train)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes,
+                                 widths=cfg.widths, cnn_width=cfg.cnn_width,
+                                 init=cfg.init).to(self.device, dtype)
+        if self.device.type == "cuda" and cfg.model != "mlp":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.train()
+        self.init_params = [p.detach().clone() for p in self.model.parameters()]
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        # torch.func.vmap needs models without BatchNorm. On the CPU a Python loop over
+        # micro-batches is faster for conv nets and for the penalty step (measured by
+        # ``implicitreg bench``); on a GPU vmap saves kernel launches.
+        no_bn = not has_batchnorm(self.model)
+        on_gpu = self.device.type != "cpu"
+        self.use_vmap = no_bn and (on_gpu or cfg.model == "mlp")
+        self.penalty_impl = "vmap" if (no_bn and on_gpu) else "loop"
+        self.per_epoch, self.total, self.eval_points = schedule(cfg, self.n)
+        self.partition = None
+        if cfg.fixed_partition:
+            self.partition = torch.randperm(self.n, generator=self.gen).view(-1, cfg.batch_size)
+        # A fixed evaluation subset for gradient statistics and sharpness.
+        eg = torch.Generator().manual_seed(cfg.data_seed + 12345)
+        ne = min(cfg.eval_examples, self.n)
+        self.eval_idx = torch.randperm(self.n, generator=eg)[:ne].to(self.device)
+        self.step = 0
+        self.rows: list[dict[str, Any]] = []
+        self.batches: torch.Tensor | None = None
+        self.x_epoch: torch.Tensor | None = None
+        self.first_learned = np.full(self.n, -1, dtype=np.int64) if cfg.tracks_examples else None
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.reg_sum = torch.zeros((), device=self.device)
+        self.loss_count = 0
+        self.diverged = False
+        self.notes: list[str] = []
+        self.checkpoint_path = checkpoint_path
+        self.t0 = time.time()
+        if self.device.type == "cuda" and cfg.precision == "bf16-autocast":
+            self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        else:
+            self.autocast = contextlib.nullcontext
+        if checkpoint_path is not None and checkpoint_path.is_file():
+            self._load_checkpoint(checkpoint_path)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+            "gen": self.gen.get_state(), "rows": self.rows, "batches": self.batches,
+            "first_learned": self.first_learned, "loss_sum": self.loss_sum.cpu(),
+            "reg_sum": self.reg_sum.cpu(), "loss_count": self.loss_count,
+            "init_params": [p.cpu() for p in self.init_params],
+            "x_epoch": None if self.x_epoch is None else self.x_epoch.cpu(),
+            "torch_rng": torch.get_rng_state(), "elapsed": time.time() - self.t0,
+        }
+
+    def save_checkpoint(self) -> None:
+        assert self.checkpoint_path is not None
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(self._state(), tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def _load_checkpoint(self, path: Path) -> None:
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        self.step = st["step"]
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        self.gen.set_state(st["gen"])
+        self.rows = st["rows"]
+        self.batches = st["batches"]
+        self.first_learned = st["first_learned"]
+        self.loss_sum = st["loss_sum"].to(self.device)
+        self.reg_sum = st["reg_sum"].to(self.device)
+        self.loss_count = st["loss_count"]
+        self.init_params = [p.to(self.device) for p in st["init_params"]]
+        self.x_epoch = None if st["x_epoch"] is None else st["x_epoch"].to(self.device)
+        torch.set_rng_state(st["torch_rng"])
+        self.t0 = time.time() - st["elapsed"]
+        self.notes.append(f"resumed from a checkpoint at step {self.step}")
+
+    # ------------------------------------------------------------------ the loop
+    def _record(self, split: str, metric: str, value: float | torch.Tensor) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
+        self.rows.append({"step": self.step, "epoch": self.step / self.per_epoch,
+                          "split": split, "metric": metric, "value": float(value)})
+
+    def evaluate(self) -> None:
+        cfg, d, model = self.cfg, self.data, self.model
+        logits = predict(model, d.x_train, autocast=self.autocast)
+        tl, ta = loss_acc(logits, d.y_train)
+        self._record("train", "loss", tl)
+        self._record("train", "accuracy", ta)
+        pred = logits.argmax(1)
+        if cfg.label_noise > 0:
+            fit = pred == d.y_train
+            for name, mask in (("pristine", ~d.corrupt), ("corrupt", d.corrupt)):
+                if bool(mask.any()):
+                    self._record(name, "accuracy", fit[mask].float().mean())
+            self._record("train", "clean_accuracy", (pred == d.clean_y_train).float().mean())
+        if self.first_learned is not None:
+            fit_np = (pred == d.y_train).cpu().numpy()
+            new = (self.first_learned < 0) & fit_np
+            self.first_learned[new] = self.step
+        te_loss, te_acc = loss_acc(predict(model, d.x_test, autocast=self.autocast), d.y_test)
+        self._record("test", "loss", te_loss)
+        self._record("test", "accuracy", te_acc)
+        if self.loss_count:
+            self._record("train", "running_loss", self.loss_sum / self.loss_count)
+            if cfg.reg != "none":
+                self._record("train", "running_penalty", self.reg_sum / self.loss_count)
+        self.loss_sum.zero_()
+        self.reg_sum.zero_()
+        self.loss_count = 0
+        if not math.isfinite(float(tl)):
+            self.diverged = True
+            return
+        xe, ye = d.x_train[self.eval_idx], d.y_train[self.eval_idx]
+        b = min(cfg.batch_size, xe.shape[0])
+        stats = grad_stats(model, xe, ye, b,
+                           cfg.micro_batch if cfg.reg == "sgd-modified" else None,
+                           use_vmap=self.use_vmap, autocast=self.autocast)
+        for k, v in stats.items():
+            self._record("eval", k, v)
+        params = params_of(model)
+        self._record("eval", "weight_norm", torch.sqrt(sq_norm(params)))
+        self._record("eval", "distance_from_init", torch.sqrt(sq_norm(
+            [p - q for p, q in zip(params, self.init_params)])))
+        if cfg.sharpness:
+            self._record("eval", "sharpness", top_eigenvalue(
+                model, xe, ye, iters=cfg.sharpness_iters, seed=cfg.seed))
+
+    def train_step(self, idx: torch.Tensor) -> None:
+        cfg, d = self.cfg, self.data
+        x_all = self.x_epoch if self.x_epoch is not None else d.x_train
+        x, y = x_all[idx], d.y_train[idx]
+        chunk = cfg.gd_chunk if cfg.method == "gd" else None
+        if cfg.reg == "none":
+            loss, grads = batch_grad(self.model, x, y, chunk, autocast=self.autocast)
+            reg_val = None
+        else:
+            # For GD the micro-batches of the penalty are drawn afresh from the full batch
+            # every step; a vmap group bounds memory like gd_chunk does for the loss.
+            if cfg.method == "gd":
+                perm = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
+                x, y = x[perm], y[perm]
+            group = max(1, cfg.gd_chunk // cfg.micro_batch) if cfg.method == "gd" else None
+            loss, grads, reg_val = penalized_grad(
+                self.model, x, y, reg=cfg.reg, lam=cfg.reg_lambda,
+                micro_batch=cfg.micro_batch, method=cfg.penalty_grad, fd_step=cfg.fd_step,
+                impl=self.penalty_impl, group=group,
+                autocast=self.autocast)
+        for p, g in zip(self.model.parameters(), grads):
+            p.grad = g
+        if cfg.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+        self.opt.step()
+        self.loss_sum += loss.detach()
+        if reg_val is not None:
+            self.reg_sum += reg_val.detach()
+        self.loss_count += 1
+
+    def run(self, on_step: Callable[[int], None] | None = None) -> TrainOutput:
+        cfg = self.cfg
+        pending_evals = [s for s in self.eval_points if s >= self.step]
+        bar = tqdm(total=self.total, initial=self.step, disable=_progress_disable(cfg),
+                   desc=f"{cfg.method}/{cfg.reg} lr={cfg.lr:g}", file=sys.stderr,
+                   leave=False)
+        try:
+            while True:
+                if pending_evals and pending_evals[0] == self.step:
+                    pending_evals.pop(0)
+                    already = any(r["step"] == self.step and r["metric"] == "accuracy"
+                                  and r["split"] == "test" for r in self.rows)
+                    if not already:
+                        self.evaluate()
+                    if self.diverged:
+                        break
+                if self.step >= self.total:
+                    break
+                pos = self.step % self.per_epoch
+                if pos == 0 or self.batches is None:
+                    self.batches = make_epoch_batches(cfg, self.n, self.gen, self.partition)
+                    self.batches = self.batches.to(self.device)
+                    if cfg.augment:
+                        self.x_epoch = data_mod.augment(self.data.x_train, self.gen)
+                self.train_step(self.batches[pos])
+                self.step += 1
+                bar.update(1)
+                if on_step is not None:
+                    on_step(self.step)
+                if (self.checkpoint_path is not None and cfg.checkpoint_every
+                        and self.step % cfg.checkpoint_every == 0 and self.step < self.total):
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        return TrainOutput(
+            rows=self.rows,
+            examples=None if self.first_learned is None else {
+                "index": self.data.train_index,
+                "corrupt": self.data.corrupt.cpu().numpy(),
+                "label": self.data.y_train.cpu().numpy(),
+                "clean_label": self.data.clean_y_train.cpu().numpy(),
+                "first_learned_step": self.first_learned},
+            diverged=self.diverged, steps_done=self.step, device=str(self.device),
+            data_source=self.data.source, data_source_detail=self.data.source_detail,
+            n_params=sum(p.numel() for p in self.model.parameters()), notes=self.notes)
