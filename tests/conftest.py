@@ -6,7 +6,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IMPLICITREG_PROGRESS", "0")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ def sweep(base: RunConfig, grid: Mapping[str, Iterable[Any]],
           progress: bool = True) -> list[Result]:
     """Run every cell of a grid (reusing stored runs), one progress bar for the grid.
     A diverging cell is stored as diverged and the grid goes on."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     configs = grid_configs(base, grid)
     st = store if isinstance(store, RunStore) else RunStore(store)

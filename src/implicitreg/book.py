@@ -140,8 +140,10 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
 
     check_parameters(src, params)
     out.parent.mkdir(parents=True, exist_ok=True)
-    env_before = os.environ.get("IMPLICITREG_PROGRESS")
+    saved = {k: os.environ.get(k) for k in ("IMPLICITREG_PROGRESS", "MPLBACKEND")}
     os.environ["IMPLICITREG_PROGRESS"] = "0"  # progress bars would flood the logs
+    # Figures must be captured as outputs whatever backend the caller's shell sets.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
         pm.execute_notebook(
             str(src), str(out), parameters=params, kernel_name="python3",
@@ -153,21 +155,94 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
                         f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}. "
                         f"The partly executed notebook is {out}") from None
     finally:
-        if env_before is None:
-            os.environ.pop("IMPLICITREG_PROGRESS", None)
-        else:
-            os.environ["IMPLICITREG_PROGRESS"] = env_before
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    hide_parameter_cells(out)
+
+
+def hide_parameter_cells(path: Path) -> None:
+    """The raw parameter cells are replaced in the book by the chapter's readable
+    parameter table, so tag them ``remove-cell``."""
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+
+
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_ENTRY = "tex-mml-chtml.js"  # the component Sphinx loads from a CDN by default
+
+
+def vendor_mathjax(root: Path) -> Path | None:
+    """A local MathJax 3 (``es5`` folder) so that math renders without internet:
+    ``$IMPLICITREG_MATHJAX_DIR`` if set, else unpacked once from the npm registry's
+    ``mathjax`` package into ``_build/vendor``. None when neither is possible."""
+    env = os.environ.get("IMPLICITREG_MATHJAX_DIR")
+    if env:
+        if not (Path(env) / MATHJAX_ENTRY).is_file():
+            raise BookError(f"IMPLICITREG_MATHJAX_DIR={env} has no {MATHJAX_ENTRY}")
+        return Path(env)
+    dest = root / "_build" / "vendor" / f"mathjax-{MATHJAX_VERSION}"
+    if (dest / MATHJAX_ENTRY).is_file():
+        return dest
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([npm, "pack", f"mathjax@{MATHJAX_VERSION}",
+                               "--pack-destination", tmp], capture_output=True, text=True)
+        tarballs = list(Path(tmp).glob("mathjax-*.tgz"))
+        if proc.returncode or not tarballs:
+            print(f"npm pack mathjax failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+            return None
+        staging = Path(tmp) / "x"
+        with tarfile.open(tarballs[0]) as tar:
+            for m in tar.getmembers():
+                rel = m.name.removeprefix("package/es5/")
+                if rel == m.name or not m.isfile():
+                    continue
+                # One combined entry point plus the components it loads on demand; the
+                # speech-rule engine and the other combined builds are left out (18 MB).
+                top = rel.split("/")[0]
+                if top == "sre" or (rel.endswith(".js") and "/" not in rel
+                                    and rel != MATHJAX_ENTRY):
+                    continue
+                m.name = rel
+                tar.extract(m, staging, filter="data")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.move(str(staging), dest)
+    return dest
 
 
 def assemble_site(root: Path, site: Path) -> None:
-    """Copy the narrative pages and the config into the site folder."""
+    """Copy the narrative pages and the config into the site folder; vendor MathJax."""
     for item in (root / "book").iterdir():
         dest = site / item.name
         if item.is_dir():
             shutil.copytree(item, dest, dirs_exist_ok=True)
         else:
             shutil.copy2(item, dest)
-    shutil.copy2(root / "_config.yml", site / "_config.yml")
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    mathjax = vendor_mathjax(root)
+    if mathjax is None:
+        print("warning: no local MathJax (npm not found); pages will load it from a CDN",
+              file=sys.stderr)
+    else:
+        # Not under _static: Jupyter Book would add every .js file there to every page.
+        shutil.copytree(mathjax, site / "_vendor" / "mathjax", dirs_exist_ok=True)
+        sphinx_cfg = config.setdefault("sphinx", {}).setdefault("config", {})
+        sphinx_cfg["html_static_path"] = ["_vendor"]
+        sphinx_cfg["mathjax_path"] = f"mathjax/{MATHJAX_ENTRY}"
+    (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def run_jupyter_book(site: Path, root: Path) -> None:

@@ -216,7 +216,7 @@ def _cifar10_offline(archive: Path, root: Path) -> RawData:
     return RawData(
         arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
         source="offline-cifar10-jpeg",
-        source_detail=f"CIFAR-10, JPEG copy (offline archive {archive}, sha256 "
+        source_detail=f"CIFAR-10, JPEG copy (offline archive {archive.name}, sha256 "
         f"{CIFAR10_ARCHIVE_SHA256[:12]}…; a lossy re-encoding of the canonical images)",
         classes=CIFAR10_CLASSES,
     )
@@ -258,7 +258,7 @@ def _mnist_offline(images: Path, labels: Path, holdout: float, seed: int) -> Raw
         x[train_idx], y[train_idx], x[test_idx], y[test_idx],
         source="offline-mnist-t10k-split",
         source_detail=(
-            f"MNIST, offline: the official 10,000-image test split ({images.parent}) divided "
+            f"MNIST, offline: the official 10,000-image test split (t10k files) divided "
             f"(stratified, seed {seed}) into {len(train_idx)} training and {len(test_idx)} "
             "held-out images; the 60,000-image training split was not available"
         ),

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import data as data_mod
 from .config import RunConfig, check_against_data

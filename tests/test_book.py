@@ -1,0 +1,121 @@
+"""The papermill driver and the book build."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from implicitreg import book
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTER = ROOT / "notebooks" / "sgd_vs_gd.ipynb"
+
+
+def test_notebook_parameters_are_read_from_the_tagged_cell():
+    params = book.notebook_parameters(CHAPTER)
+    assert params["profile"] == "ci"
+    assert isinstance(params["lr"], float) and isinstance(params["seeds"], list)
+
+
+@pytest.mark.parametrize("given,match", [
+    ({"learning_rate": 0.1}, "unknown parameter"),
+    ({"lr": "fast"}, "has type str"),
+    ({"steps": 1.5}, "has type float"),
+    ({"seeds": [0.5]}, "seeds"),
+    ({"augment": 1}, "augment"),
+])
+def test_bad_parameters_are_refused_before_execution(given, match, tmp_path):
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(book.BookError, match=match):
+        book.execute_chapter(CHAPTER, out, given, cell_timeout=60)
+    assert not out.exists()  # refused before anything ran
+
+
+def test_int_is_accepted_for_a_float_parameter():
+    book.check_parameters(CHAPTER, {"lr": 1, "steps": 10, "seeds": [1, 2]})
+
+
+def test_every_toc_chapter_has_all_three_profiles():
+    chapters = book.toc_chapters(ROOT)
+    assert "sgd_vs_gd" in chapters
+    for name, path in chapters.items():
+        prof = ROOT / "notebooks" / "profiles" / f"{name}.yaml"
+        if not prof.exists():
+            continue
+        profiles = yaml.safe_load(prof.read_text())
+        assert set(book.PROFILES) <= set(profiles), name
+        for p in book.PROFILES:  # every profile value is a declared, well-typed parameter
+            book.check_parameters(path, profiles[p] or {})
+
+
+def test_params_file_overrides_split_per_chapter():
+    chapters = book.toc_chapters(ROOT)
+    per = book.split_overrides({"seeds": [7], "sgd_vs_gd": {"lr": 0.5}}, chapters)
+    assert per["sgd_vs_gd"] == {"lr": 0.5, "seeds": [7]}
+    with pytest.raises(book.BookError, match="not declared"):
+        book.split_overrides({"no_such_parameter": 1}, chapters)
+
+
+def _copy_project(dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for item in ["_config.yml", "book", "notebooks", "src"]:
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dst / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst / item)
+    return dst
+
+
+@pytest.mark.slow
+@pytest.mark.book
+def test_smoke_profile_executes_and_the_book_builds(tmp_path, monkeypatch):
+    """The whole pipeline at the smoke profile, in a copy of the project: papermill runs
+    every chapter, then Jupyter Book builds with -W (warnings are errors)."""
+    root = _copy_project(tmp_path / "project")
+    monkeypatch.setenv("IMPLICITREG_RESULTS", str(tmp_path / "runs"))
+    html = book.build_book(profile="smoke", root=root)
+    assert (html / "index.html").is_file() or (html / "intro.html").is_file()
+    page = (html / "notebooks" / "sgd_vs_gd.html").read_text()
+    assert "<img" in page and "Final test accuracy" in page
+    assert "acc_sgd" not in page  # glue keys were replaced by values
+    executed = json.loads((root / "_build" / "site" / "notebooks" / "sgd_vs_gd.ipynb").read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+    # the source notebook is untouched: no outputs
+    src = json.loads((root / "notebooks" / "sgd_vs_gd.ipynb").read_text())
+    assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.slow
+def test_failing_notebook_names_notebook_and_cell(tmp_path, monkeypatch):
+    root = _copy_project(tmp_path / "project")
+    monkeypatch.setenv("IMPLICITREG_RESULTS", str(tmp_path / "runs"))
+    nb = json.loads(CHAPTER.read_text())
+    nb["cells"].insert(3, {"cell_type": "code", "metadata": {}, "outputs": [],
+                           "execution_count": None,
+                           "source": "raise RuntimeError('deliberate failure')"})
+    (root / "notebooks" / "sgd_vs_gd.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(book.BookError, match=r"sgd_vs_gd.ipynb failed in cell .*deliberate"):
+        book.build_book(profile="smoke", root=root, only=["sgd_vs_gd"], build=False)
+
+
+def test_cli_run_prints_a_json_summary(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--dataset",
+                          "synthetic", "--n-train", "64", "--n-test", "32", "--widths", "8",
+                          "--batch-size", "16", "--epochs", "1", "--store", str(tmp_path)],
+                         capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 4 and summary["data_source"] == "synthetic"
+
+
+def test_cli_rejects_bad_values_with_one_message(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--lr", "-1",
+                          "--store", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "RunConfig.lr = -1.0" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--epochs", "two"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--epochs" in out.stderr
