@@ -94,7 +94,8 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path, monkeypatch):
     root = _copy_project(tmp_path / "project")
     monkeypatch.setenv("IMPLICITREG_RESULTS", str(tmp_path / "runs"))
     nb = json.loads(CHAPTER.read_text())
-    nb["cells"].insert(3, {"cell_type": "code", "metadata": {}, "outputs": [],
+    nb["cells"].insert(3, {"cell_type": "code", "id": "deliberate-failure",
+                           "metadata": {}, "outputs": [],
                            "execution_count": None,
                            "source": "raise RuntimeError('deliberate failure')"})
     (root / "notebooks" / "sgd_vs_gd.ipynb").write_text(json.dumps(nb))

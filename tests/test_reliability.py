@@ -11,8 +11,8 @@ import pandas as pd
 import implicitreg as ir
 
 ARGS = ["--dataset", "synthetic", "--n-train", "512", "--n-test", "128", "--widths", "64",
-        "--batch-size", "8", "--epochs", "150", "--eval-every", "640", "--momentum", "0.9", "--lr", "0.02",
-        "--label-noise", "0.2", "--progress", "false"]
+        "--batch-size", "8", "--epochs", "150", "--eval-every", "640", "--momentum", "0.9",
+        "--lr", "0.02", "--label-noise", "0.2", "--progress", "false"]
 
 
 def _cli(store, *extra):

@@ -36,12 +36,20 @@ def parameter_table(params: Mapping[str, Any], dataset: str | None = None,
     if dataset is not None:
         rows.append(("dataset source", resolve_source(dataset)))
     rows += [(k, v) for k, v in params.items() if k not in ("profile", "executed_at")]
+    rows = [(k, str(v)) for k, v in rows]  # mixed types would be shown as floats
     return pd.DataFrame(rows, columns=["parameter", "value"]).set_index("parameter")
 
 
 def set_style() -> None:
+    """The book's figure style; also silences library deprecation notices that would
+    otherwise be printed into the chapters."""
+    import warnings
+
     import matplotlib as mpl
     import seaborn as sns
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7, 4)})
