@@ -94,3 +94,15 @@ def best_by_group(df: pd.DataFrame, group: str, x: str, y: str = "value") -> pd.
     means = df.groupby([group, x], as_index=False)[y].mean()
     idx = means.groupby(group)[y].idxmax()
     return means.loc[idx].reset_index(drop=True)
+
+
+def proper_accuracy(noise: float, classes: int = 10) -> float:
+    """Training accuracy of a model that learns the true labels and nothing else, when a
+    fraction ``noise`` of labels were permuted (≈ uniformly random): 1 − p + p/classes."""
+    return 1 - noise + noise / classes
+
+
+def expected_train_accuracy(test_accuracy: float, noise: float, classes: int = 10) -> float:
+    """Training accuracy expected from generalization alone: pristine examples are fitted
+    as often as test examples, corrupt ones by chance (1/classes)."""
+    return (1 - noise) * test_accuracy + noise / classes

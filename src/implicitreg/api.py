@@ -102,15 +102,13 @@ def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | No
             hit = st.load(key)
             if hit is not None:
                 return hit
-        t0 = time.time()
-        trainer = Trainer(cfg, dataset, checkpoint_path=st.checkpoint_path(key)
-                          if cfg.checkpoint_every else None)
+        trainer = Trainer(cfg, dataset, checkpoint_path=st.checkpoint_path(key))
         if trainer.data.source != source:
             warnings.warn(f"data source changed from {source} to {trainer.data.source} "
                           "while loading; the run is stored under the loaded source")
             key = run_key(cfg, trainer.data.source)
         out = trainer.run()
-        wall = time.time() - trainer.t0 if cfg.checkpoint_every else time.time() - t0
+        wall = time.time() - trainer.t0  # includes the time before a resume
         metrics = pd.DataFrame(out.rows)
         if metrics.empty:
             metrics = pd.DataFrame(columns=METRIC_COLUMNS[1:])

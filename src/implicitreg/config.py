@@ -102,6 +102,11 @@ class RunConfig:
     fd_step: float = 1e-3
     """Length of the finite-difference step along g/‖g‖."""
 
+    winsorize: int = 0
+    """Winsorized SGD (Chatterjee 2020): within each minibatch, per parameter coordinate,
+    the c largest and c smallest per-example gradient values are clipped to the next
+    value inward before averaging. 0 is plain SGD. Needs 2c < batch_size."""
+
     # ---- optimizer ------------------------------------------------------------------
     lr: float = 0.1
     """Learning rate ε, constant (the theory is about a constant step)."""
@@ -134,12 +139,20 @@ class RunConfig:
     track_examples: bool | None = None
     """Record for every training example the first evaluation step at which it is
     classified as its (possibly noisy) label; ``None``: on when ``label_noise > 0``."""
+    coherence_probe: int = 0
+    """Size of a fixed sample of training examples on which, at each evaluation, the
+    fractions f_p and f_c of ‖g‖² due to pristine and corrupt examples are measured from
+    per-example gradients (0: off; needs label noise)."""
+    coherence_nulls: int = 3
+    """Null worlds for ``coherence_probe``: random reassignments of the corrupt flags."""
     deterministic: bool = False
     """Ask PyTorch for deterministic kernels (bit-identical reruns on one machine)."""
     progress: bool = True
     """Show a progress bar (tqdm); hidden when not attached to a terminal."""
     checkpoint_every: int | None = None
-    """Write a resumable checkpoint every this many steps (``None``: never)."""
+    """Also write a resumable checkpoint every this many steps. Runs started through
+    ``implicitreg.run`` checkpoint every 5 minutes of wall time regardless, and resume
+    from the checkpoint when restarted."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -222,6 +235,21 @@ def validate(cfg: RunConfig) -> None:
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             _fail(name, getattr(cfg, name), f"one of {list(allowed)}")
+    for name in ["winsorize", "coherence_probe", "coherence_nulls"]:
+        if getattr(cfg, name) < 0:
+            _fail(name, getattr(cfg, name), "an integer >= 0")
+    if cfg.winsorize:
+        if cfg.method == "gd" or cfg.reg != "none":
+            _fail("winsorize", cfg.winsorize, "0 unless method is sgd/sgd-replacement "
+                  "and reg is 'none'")
+        if 2 * cfg.winsorize >= cfg.batch_size:
+            _fail("winsorize", cfg.winsorize, f"less than batch_size/2 = {cfg.batch_size / 2:g}")
+    if (cfg.winsorize or cfg.coherence_probe) and cfg.model == "resnet18":
+        _fail("model", cfg.model, "a model without BatchNorm when per-example gradients "
+              "are needed (winsorize, coherence_probe): e.g. 'resnet18-gn'")
+    if cfg.coherence_probe and cfg.label_noise == 0:
+        _fail("coherence_probe", cfg.coherence_probe,
+              "0 unless label_noise > 0 (there are no corrupt examples to attribute)")
     positive_ints = ["batch_size", "gd_chunk", "micro_batch", "epochs", "eval_examples",
                      "sharpness_iters", "synthetic_dim", "cnn_width"]
     for name in positive_ints:

@@ -218,6 +218,30 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
     return total_loss, plain, r_val
 
 
+# --------------------------------------------------------------------- per-example
+def per_example_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      autocast: Autocast = _no_autocast) -> tuple[torch.Tensor, Tensors]:
+    """Per-example losses (n,) and gradients (list of (n, *p.shape)), by vmap."""
+    return microbatch_grads_vmap(model, x[:, None], y[:, None], autocast=autocast)
+
+
+def winsorize(g: torch.Tensor, c: int) -> torch.Tensor:
+    """Along dim 0, clip each coordinate's c largest values to the (c+1)-th largest and
+    its c smallest to the (c+1)-th smallest (ties are clipped alike)."""
+    if c == 0:
+        return g
+    hi = torch.topk(g, c + 1, dim=0).values[-1]
+    lo = -torch.topk(-g, c + 1, dim=0).values[-1]
+    return torch.maximum(torch.minimum(g, hi), lo)
+
+
+def winsorized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c: int,
+                    autocast: Autocast = _no_autocast) -> tuple[torch.Tensor, Tensors]:
+    """Mean loss and the mean of the per-coordinate winsorized per-example gradients."""
+    losses, gs = per_example_grads(model, x, y, autocast)
+    return losses.mean(), [winsorize(g, c).mean(0) for g in gs]
+
+
 # --------------------------------------------------------------------- curvature
 def hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: Sequence[torch.Tensor],
         chunk: int | None = None) -> Tensors:

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from .gradients import (Autocast, _acc, _no_autocast, batch_grad, hvp, microbatch_grads_loop,
-                        microbatch_grads_vmap, params_of, rowwise_sq_norm, sq_norm)
+                        microbatch_grads_vmap, params_of, per_example_grads, rowwise_sq_norm,
+                        sq_norm)
 
 
 @contextlib.contextmanager
@@ -147,3 +148,30 @@ def full_grad_norm2(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     with frozen_buffers(model):
         _, g = batch_grad(model, x, y, chunk)
     return sq_norm(g)
+
+
+def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        masks: torch.Tensor, chunk: int = 64,
+                        autocast: Autocast = _no_autocast) -> torch.Tensor:
+    """Chatterjee's f for each bool mask in ``masks`` (K, n): the fraction of ‖g‖², g the
+    mean per-example gradient over (x, y), due to the masked examples, with the cross
+    terms between masked and unmasked examples split equally:
+    f = (g_M · g) / ‖g‖² with g_M = (1/n) Σ_{i∈M} g_i, so f(M) + f(not M) = 1.
+
+    Per-example gradients come from vmap, a chunk at a time; only their masked sums are
+    kept, so memory does not grow with n."""
+    n = x.shape[0]
+    k = masks.shape[0]
+    sums = None
+    total = None
+    with frozen_buffers(model):
+        for i in range(0, n, chunk):
+            _, gs = per_example_grads(model, x[i:i + chunk], y[i:i + chunk], autocast)
+            flat = torch.cat([g.flatten(1) for g in gs], 1)  # (c, P)
+            w = masks[:, i:i + chunk].to(flat.dtype)  # (K, c)
+            part = w @ flat  # (K, P)
+            sums = part if sums is None else sums + part
+            tot = flat.sum(0)
+            total = tot if total is None else total + tot
+    g = total / n
+    return (sums / n) @ g / torch.clamp(g @ g, min=1e-30)

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from . import data as data_mod
 from .config import RunConfig, check_against_data
-from .gradients import batch_grad, penalized_grad, params_of, sq_norm
-from .measure import grad_stats, loss_acc, predict, top_eigenvalue
+from .gradients import batch_grad, penalized_grad, params_of, sq_norm, winsorized_grad
+from .measure import coherence_fractions, grad_stats, loss_acc, predict, top_eigenvalue
 from .models import build_model, has_batchnorm
 
 
@@ -96,6 +96,10 @@ def make_epoch_batches(cfg: RunConfig, n: int, gen: torch.Generator,
     return torch.arange(n)[None]
 
 
+# Runs also checkpoint on wall time, so a long run that dies loses at most this much work.
+CHECKPOINT_SECONDS = 300.0
+
+
 class Trainer:
     """Holds the state of one run so that it can be checkpointed and resumed."""
 
@@ -137,6 +141,14 @@ class Trainer:
         eg = torch.Generator().manual_seed(cfg.data_seed + 12345)
         ne = min(cfg.eval_examples, self.n)
         self.eval_idx = torch.randperm(self.n, generator=eg)[:ne].to(self.device)
+        if cfg.coherence_probe:
+            npb = min(cfg.coherence_probe, self.n)
+            self.probe_idx = torch.randperm(self.n, generator=eg)[:npb].to(self.device)
+            flags = self.data.corrupt[self.probe_idx]
+            # Null worlds: the same number of "corrupt" flags on random probe examples.
+            nulls = [flags[torch.randperm(npb, generator=eg).to(self.device)]
+                     for _ in range(cfg.coherence_nulls)]
+            self.probe_masks = torch.stack([flags, *nulls])
         self.step = 0
         self.rows: list[dict[str, Any]] = []
         self.batches: torch.Tensor | None = None
@@ -244,13 +256,24 @@ class Trainer:
         if cfg.sharpness:
             self._record("eval", "sharpness", top_eigenvalue(
                 model, xe, ye, iters=cfg.sharpness_iters, seed=cfg.seed))
+        if cfg.coherence_probe:
+            f = coherence_fractions(model, d.x_train[self.probe_idx], d.y_train[self.probe_idx],
+                                    self.probe_masks, autocast=self.autocast)
+            self._record("probe", "f_corrupt", f[0])
+            self._record("probe", "f_pristine", 1 - f[0])
+            for j in range(1, len(f)):
+                self._record("probe", f"f_corrupt_null{j}", f[j])
+            self._record("probe", "corrupt_share", self.probe_masks[0].float().mean())
 
     def train_step(self, idx: torch.Tensor) -> None:
         cfg, d = self.cfg, self.data
         x_all = self.x_epoch if self.x_epoch is not None else d.x_train
         x, y = x_all[idx], d.y_train[idx]
         chunk = cfg.gd_chunk if cfg.method == "gd" else None
-        if cfg.reg == "none":
+        if cfg.winsorize:
+            loss, grads = winsorized_grad(self.model, x, y, cfg.winsorize, self.autocast)
+            reg_val = None
+        elif cfg.reg == "none":
             loss, grads = batch_grad(self.model, x, y, chunk, autocast=self.autocast)
             reg_val = None
         else:
@@ -278,6 +301,7 @@ class Trainer:
     def run(self, on_step: Callable[[int], None] | None = None) -> TrainOutput:
         cfg = self.cfg
         pending_evals = [s for s in self.eval_points if s >= self.step]
+        last_checkpoint = time.time()
         bar = tqdm(total=self.total, initial=self.step, disable=_progress_disable(cfg),
                    desc=f"{cfg.method}/{cfg.reg} lr={cfg.lr:g}", file=sys.stderr,
                    leave=False)
@@ -304,9 +328,11 @@ class Trainer:
                 bar.update(1)
                 if on_step is not None:
                     on_step(self.step)
-                if (self.checkpoint_path is not None and cfg.checkpoint_every
-                        and self.step % cfg.checkpoint_every == 0 and self.step < self.total):
+                if self.checkpoint_path is not None and self.step < self.total and (
+                        (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                        or time.time() - last_checkpoint > CHECKPOINT_SECONDS):
                     self.save_checkpoint()
+                    last_checkpoint = time.time()
         finally:
             bar.close()
         return TrainOutput(
