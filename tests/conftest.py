@@ -30,3 +30,37 @@ def f64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+def copy_project(dst: Path) -> Path:
+    """A copy of the book sources and package, so that builds in tests never touch the
+    working tree's _build or results."""
+    import shutil
+
+    dst.mkdir(parents=True)
+    for item in ["_config.yml", "book", "notebooks", "src"]:
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dst / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst / item)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """The whole book built once at the smoke profile: (project root, html folder)."""
+    from implicitreg import book
+
+    base = tmp_path_factory.mktemp("smoke-book")
+    root = copy_project(base / "project")
+    old = os.environ.get("IMPLICITREG_RESULTS")
+    os.environ["IMPLICITREG_RESULTS"] = str(base / "runs")
+    try:
+        html = book.build_book(profile="smoke", root=root)
+    finally:
+        if old is None:
+            os.environ.pop("IMPLICITREG_RESULTS", None)
+        else:
+            os.environ["IMPLICITREG_RESULTS"] = old
+    return root, html

@@ -10,6 +10,8 @@ import yaml
 
 from implicitreg import book
 
+from conftest import copy_project
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "sgd_vs_gd.ipynb"
 
@@ -59,25 +61,12 @@ def test_params_file_overrides_split_per_chapter():
         book.split_overrides({"no_such_parameter": 1}, chapters)
 
 
-def _copy_project(dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for item in ["_config.yml", "book", "notebooks", "src"]:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dst / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dst / item)
-    return dst
-
-
 @pytest.mark.slow
 @pytest.mark.book
-def test_smoke_profile_executes_and_the_book_builds(tmp_path, monkeypatch):
+def test_smoke_profile_executes_and_the_book_builds(smoke_book):
     """The whole pipeline at the smoke profile, in a copy of the project: papermill runs
     every chapter, then Jupyter Book builds with -W (warnings are errors)."""
-    root = _copy_project(tmp_path / "project")
-    monkeypatch.setenv("IMPLICITREG_RESULTS", str(tmp_path / "runs"))
-    html = book.build_book(profile="smoke", root=root)
+    root, html = smoke_book
     assert (html / "index.html").is_file() or (html / "intro.html").is_file()
     page = (html / "notebooks" / "sgd_vs_gd.html").read_text()
     assert "<img" in page and "Final test accuracy" in page
@@ -91,7 +80,7 @@ def test_smoke_profile_executes_and_the_book_builds(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_failing_notebook_names_notebook_and_cell(tmp_path, monkeypatch):
-    root = _copy_project(tmp_path / "project")
+    root = copy_project(tmp_path / "project")
     monkeypatch.setenv("IMPLICITREG_RESULTS", str(tmp_path / "runs"))
     nb = json.loads(CHAPTER.read_text())
     nb["cells"].insert(3, {"cell_type": "code", "id": "deliberate-failure",
@@ -120,3 +109,30 @@ def test_cli_rejects_bad_values_with_one_message(tmp_path):
     out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--epochs", "two"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--epochs" in out.stderr
+
+
+def test_claims_ledger_is_backed_by_the_chapters(smoke_book):
+    root, html = smoke_book
+    claims = book.load_claims(ROOT)
+    assert len(claims) >= 5
+    page = (html / "claims.html").read_text()
+    for c in claims:
+        assert c["chapter"] in page
+    assert page.count("<tr") >= len(claims) + 1
+    assert "::" not in page  # every glue reference was resolved
+
+
+def test_a_claim_without_backing_fails(smoke_book, tmp_path):
+    root, _ = smoke_book
+    claims = book.load_claims(ROOT) + [{"claim": "x", "paper": "p", "chapter": "sgd_vs_gd",
+                                        "effect": ["no_such_key"], "effect_text": "{0}",
+                                        "verdict": "sgd_verdict"}]
+    fake = tmp_path / "root"
+    (fake / "book").mkdir(parents=True)
+    (fake / "notebooks").mkdir()
+    shutil.copy(ROOT / "book" / "_toc.yml", fake / "book" / "_toc.yml")
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copy(nb, fake / "notebooks" / nb.name)
+    (fake / "book" / "claims.yaml").write_text(yaml.safe_dump(claims))
+    with pytest.raises(book.BookError, match="no_such_key"):
+        book.check_claims(fake, root / "_build" / "site")

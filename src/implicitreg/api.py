@@ -85,7 +85,7 @@ def summarize(metrics: pd.DataFrame, out: Any, wall: float) -> dict[str, Any]:
 
 
 def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | None = None,
-        force: bool = False, dataset=None, keep_model: bool = True) -> Result:
+        force: bool = False, dataset=None, keep_model: bool = False) -> Result:
     """Train ``config`` (or load it from the run store when it already ran) and return
     its :class:`Result`. ``force`` retrains and overwrites. A run whose loss becomes
     non-finite is stored with ``summary['diverged'] = True`` and its metrics so far."""

@@ -57,7 +57,8 @@ def _type_name(v: Any) -> str:
 
 def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
     """Refuse unknown names and values whose type differs from the default's (an int is
-    accepted for a float; a default of None accepts anything)."""
+    accepted for a float; a default of None accepts anything; None is accepted for any
+    parameter and means "all" or "the engine's default" where the chapter says so)."""
     declared = notebook_parameters(notebook)
     unknown = sorted(set(given) - set(declared))
     if unknown:
@@ -65,7 +66,7 @@ def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
                         f"parameters are {sorted(declared)}")
     for name, value in given.items():
         default = declared[name]
-        if default is None:
+        if default is None or value is None:
             continue
         ok = _type_name(value) == _type_name(default) or (
             isinstance(default, float) and isinstance(value, int)
@@ -223,14 +224,85 @@ def vendor_mathjax(root: Path) -> Path | None:
     return dest
 
 
+def load_claims(root: Path) -> list[dict[str, Any]]:
+    path = root / "book" / "claims.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else []
+
+
+def claims_page(claims: list[dict[str, Any]]) -> str:
+    """The ledger as MyST Markdown: numbers and verdicts are glue references into the
+    executed chapters, so none is typed here."""
+    lines = [
+        "# Claims ledger", "",
+        "Each claim from the papers that this book tests, the chapter that tests it, the "
+        "effect measured there and the verdict, computed in the chapter against a "
+        "criterion stated in its opening box before the runs. Values are pasted from the "
+        "executed chapters at the profile the book was built with.", "",
+        "| claim | paper | chapter | measured | verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in claims:
+        nb = f"notebooks/{c['chapter']}.ipynb"
+        # The trailing ":s" is the format spec; without one the role would split the key.
+        refs = ["{glue:text}`" + f"{nb}::{k}:s" + "`" for k in c["effect"]]
+        effect = c["effect_text"].format(*refs)
+        verdict = "**{glue:text}`" + f"{nb}::{c['verdict']}:s" + "`**"
+        lines.append(f"| {c['claim']} | {{cite:t}}`{c['paper']}` | "
+                     f"{{doc}}`notebooks/{c['chapter']}` | {effect} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def glued_keys(notebook: Path) -> set[str]:
+    """Names glued in an executed notebook (myst-nb's glue outputs)."""
+    nb = json.loads(notebook.read_text())
+    keys = set()
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            md = out.get("metadata", {})
+            if "scrapbook" in md:
+                keys.add(md["scrapbook"]["name"])
+    return keys
+
+
+def check_claims(root: Path, site: Path) -> None:
+    """Every claim must be backed by its chapter: the chapter is in the book and has
+    glued each key the ledger pastes."""
+    chapters = toc_chapters(root)
+    for c in load_claims(root):
+        if c["chapter"] not in chapters:
+            raise BookError(f"claim {c['claim']!r}: chapter {c['chapter']} is not in the toc")
+        have = glued_keys(site / "notebooks" / f"{c['chapter']}.ipynb")
+        missing = [k for k in [*c["effect"], c["verdict"]] if k not in have]
+        if missing:
+            raise BookError(f"claim {c['claim']!r} has no backing value(s) {missing} in "
+                            f"the executed chapter {c['chapter']}")
+
+
+def _favicon(path: Path) -> None:
+    """A plain 32x32 icon, drawn here so that no binary file lives in the sources."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((2, 2, 29, 29), fill=(31, 119, 180, 255))
+    draw.line((9, 22, 16, 9, 23, 22), fill=(255, 255, 255, 255), width=3)
+    img.save(path)
+
+
 def assemble_site(root: Path, site: Path) -> None:
-    """Copy the narrative pages and the config into the site folder; vendor MathJax."""
+    """Copy the narrative pages and the config into the site folder, write the claims
+    ledger, vendor MathJax."""
     for item in (root / "book").iterdir():
         dest = site / item.name
         if item.is_dir():
             shutil.copytree(item, dest, dirs_exist_ok=True)
         else:
             shutil.copy2(item, dest)
+    _favicon(site / "favicon.png")
+    claims = load_claims(root)
+    if claims:
+        check_claims(root, site)
+        (site / "claims.md").write_text(claims_page(claims))
     config = yaml.safe_load((root / "_config.yml").read_text())
     mathjax = vendor_mathjax(root)
     if mathjax is None:

@@ -201,6 +201,9 @@ class RunConfig:
 
 def _type_ok(value: Any, hint: Any) -> bool:
     text = str(hint)
+    if text.startswith("tuple"):
+        return isinstance(value, tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
     if value is None:
         return "None" in text
     if isinstance(value, bool):

@@ -161,7 +161,8 @@ def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     Per-example gradients come from vmap, a chunk at a time; only their masked sums are
     kept, so memory does not grow with n."""
     n = x.shape[0]
-    k = masks.shape[0]
+    n_params = sum(p.numel() for p in model.parameters())
+    chunk = max(1, min(chunk, int(2**26 // n_params)))  # at most ~256 MB of gradients
     sums = None
     total = None
     with frozen_buffers(model):
