@@ -117,3 +117,59 @@ def test_hvp_matches_autograd_hessian():
         i += p.numel()
     hv = torch.cat([t.flatten() for t in hvp(model, x, y, vs, chunk=6)])
     torch.testing.assert_close(hv, H @ v)
+
+
+def _quadratic(n=40, d=6, seed=0):
+    """Loss ½ mean (w·x)²: its Hessian is XᵀX/n, with a spectrum numpy can compute."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.linspace(0.2, 3, d,
+                                                                             dtype=torch.float64)
+    model = torch.nn.Linear(d, 1, bias=False).double()
+    loss = lambda m, xx, yy: 0.5 * (m(xx).squeeze(-1) ** 2).mean()  # noqa: E731
+    return model, x, torch.zeros(n), loss, (x.T @ x / n).numpy()
+
+
+def test_top_eigenvalue_on_a_quadratic_with_known_spectrum():
+    import numpy as np
+
+    from implicitreg.measure import top_eigenvalue
+    model, x, y, loss, H = _quadratic()
+    want = np.linalg.eigvalsh(H).max()
+    got = float(top_eigenvalue(model, x, y, iters=500, tol=1e-12, loss_fn=loss))
+    assert abs(got - want) / want < 1e-6
+
+
+def test_hutchinson_trace_on_a_known_matrix():
+    import numpy as np
+
+    from implicitreg.measure import hutchinson_trace
+    model, x, y, loss, H = _quadratic()
+    mean, se = hutchinson_trace(model, x, y, samples=400, loss_fn=loss)
+    assert abs(mean - np.trace(H)) < 4 * se + 1e-9
+    assert se < 0.2 * np.trace(H)
+
+
+def test_interpolation_endpoints_equal_the_two_models():
+    from implicitreg.measure import interpolate_states
+    a = build_model("mlp", (4,), 3, widths=(5,)).state_dict()
+    torch.manual_seed(9)
+    b = build_model("mlp", (4,), 3, widths=(5,)).state_dict()
+    for k in a:
+        torch.testing.assert_close(interpolate_states(a, b, 0.0)[k], a[k])
+        torch.testing.assert_close(interpolate_states(a, b, 1.0)[k], b[k])
+        torch.testing.assert_close(interpolate_states(a, b, 0.5)[k], (a[k] + b[k]) / 2)
+
+
+def test_loss_slice_passes_through_the_model_and_leaves_it_unchanged():
+    from implicitreg.measure import filter_normalized_direction, loss_along
+    model, x, y = _setup()
+    before = [p.clone() for p in model.parameters()]
+    d = filter_normalized_direction(model, seed=1)
+    for p, q in zip(model.parameters(), d):  # filter norms match the weights'
+        if p.dim() > 1:
+            torch.testing.assert_close(q.flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1))
+    vals = loss_along(model, x, y, [d], torch.tensor([[-1.0], [0.0], [1.0]], dtype=torch.float64))
+    ref = torch.nn.functional.cross_entropy(model(x), y)
+    torch.testing.assert_close(vals[1], ref.detach())
+    for p, q in zip(model.parameters(), before):
+        assert torch.equal(p, q)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
+import os
 import platform
 import subprocess
 import sys
@@ -20,6 +21,10 @@ from .config import RunConfig
 from .data import resolve_source
 from .store import METRIC_COLUMNS, Result, RunStore, engine_hash, project_root, run_key
 from .training import Trainer
+
+
+class MissingRunError(RuntimeError):
+    """A run was needed, is not stored, and training is switched off."""
 
 
 def _git_commit() -> str | None:
@@ -93,14 +98,23 @@ def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | No
     st = store if isinstance(store, RunStore) else RunStore(store)
     source = dataset.source if dataset is not None else resolve_source(cfg.dataset, cfg.data_root)
     key = run_key(cfg, source)
+    def usable(hit: Result | None) -> bool:
+        # A run stored without weights is retrained when weights are asked for.
+        return hit is not None and (not keep_model or (hit.path / "model.pt").is_file())
+
     if not force:
         hit = st.load(key)
-        if hit is not None:
+        if usable(hit):
             return hit
+    if os.environ.get("IMPLICITREG_NO_TRAIN", "") in ("1", "true", "yes"):
+        raise MissingRunError(
+            f"run {key} ({cfg.dataset}, {cfg.model}, {cfg.method}, reg={cfg.reg}, "
+            f"lr={cfg.lr}, seed={cfg.seed}) is not in the run store {st.root} and "
+            "IMPLICITREG_NO_TRAIN=1 forbids training it")
     with st.lock(key):
         if not force:  # another process may have finished it while we waited
             hit = st.load(key)
-            if hit is not None:
+            if usable(hit):
                 return hit
         trainer = Trainer(cfg, dataset, checkpoint_path=st.checkpoint_path(key))
         if trainer.data.source != source:
@@ -124,6 +138,28 @@ def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | No
             ck.unlink()
         result.extra["model"] = trainer.model
         return result
+
+
+def restore(result: Result, device: str = "cpu"):
+    """The trained model of a stored run (saved with ``keep_model=True``) and its dataset,
+    on ``device``: (model in eval-ready train mode, Dataset)."""
+    from .data import load
+    from .models import build_model
+
+    cfg = result.config
+    state = result.load_model_state()
+    if state is None:
+        raise FileNotFoundError(f"run {result.key} was stored without its weights; "
+                                "rerun it with keep_model=True")
+    dtype = torch.float64 if cfg.precision == "float64" else torch.float32
+    data = load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test,
+                label_noise=cfg.label_noise, data_seed=cfg.data_seed, device=device,
+                dtype=dtype, root=cfg.data_root, mnist_holdout=cfg.mnist_holdout,
+                synthetic_dim=cfg.synthetic_dim, synthetic_classes=cfg.synthetic_classes)
+    model = build_model(cfg.model, data.input_shape, data.num_classes, widths=cfg.widths,
+                        cnn_width=cfg.cnn_width, init=cfg.init).to(device, dtype)
+    model.load_state_dict(state)
+    return model, data
 
 
 def grid_configs(base: RunConfig, grid: Mapping[str, Iterable[Any]]) -> list[RunConfig]:

@@ -353,6 +353,11 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         if not isinstance(overrides, dict):
             raise BookError(f"params file {p} must hold a mapping of names to values")
     per_chapter = split_overrides(overrides, chapters)
+    paper_store = root / "results" / "paper" / "runs"
+    if profile == "paper" and "IMPLICITREG_RESULTS" not in os.environ and paper_store.is_dir():
+        # Published paper-scale results are committed here; rebuilding re-plots them.
+        os.environ["IMPLICITREG_RESULTS"] = str(paper_store)
+        print(f"using the committed paper-scale run store {paper_store}", flush=True)
     timeout = cell_timeout or DEFAULT_CELL_TIMEOUT[profile]
     site = root / "_build" / "site"
     site.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,9 @@ class RunConfig:
     """Training length in steps; overrides ``epochs`` when given."""
     seed: int = 0
     """Seed for initialization and minibatch order."""
+    order_seed: int | None = None
+    """Seed for the minibatch order alone (``None``: ``seed``), so that two runs can share
+    an initialization and differ only in the order of their minibatches."""
 
     # ---- execution and measurement ----------------------------------------------------
     device: str = "auto"
@@ -139,6 +142,10 @@ class RunConfig:
     track_examples: bool | None = None
     """Record for every training example the first evaluation step at which it is
     classified as its (possibly noisy) label; ``None``: on when ``label_noise > 0``."""
+    layer_stats: bool = False
+    """At each evaluation, per parameter tensor: the norm of the mean minibatch gradient
+    and the root-mean-square deviation of the minibatch gradients from it (drift and
+    diffusion), over minibatches of size ``batch_size`` on the evaluation subset."""
     coherence_probe: int = 0
     """Size of a fixed sample of training examples on which, at each evaluation, the
     fractions f_p and f_c of ‖g‖² due to pristine and corrupt examples are measured from
@@ -189,9 +196,30 @@ class RunConfig:
         return cls(**d)
 
     def key_dict(self) -> dict[str, Any]:
-        """The part of the config that determines the result (see EXECUTION_FIELDS)."""
+        """The part of the config that determines the result: without the execution
+        fields (see EXECUTION_FIELDS) and without fields that the chosen dataset, model
+        and regularizer ignore, so that e.g. ``cnn_width`` does not split MLP runs."""
         d = self.to_dict()
         for name in EXECUTION_FIELDS:
+            d.pop(name)
+        ignored = []
+        if self.model != "cnn":
+            ignored.append("cnn_width")
+        if self.model != "mlp":
+            ignored.append("widths")
+        if self.dataset != "synthetic":
+            ignored += ["synthetic_dim", "synthetic_classes"]
+        if self.dataset != "mnist":
+            ignored.append("mnist_holdout")
+        if self.reg != "sgd-modified":
+            ignored.append("micro_batch")
+        if self.reg == "none":
+            ignored += ["reg_scale", "penalty_grad", "fd_step"]
+        if not self.coherence_probe:
+            ignored.append("coherence_nulls")
+        if not self.sharpness:
+            ignored.append("sharpness_iters")
+        for name in ignored:
             d.pop(name)
         return d
 
@@ -258,6 +286,8 @@ def validate(cfg: RunConfig) -> None:
     for name in positive_ints:
         if getattr(cfg, name) < 1:
             _fail(name, getattr(cfg, name), "an integer >= 1")
+    if cfg.order_seed is not None and cfg.order_seed < 0:
+        _fail("order_seed", cfg.order_seed, "None or an integer >= 0")
     for name in ["n_train", "n_test", "steps", "eval_every", "checkpoint_every"]:
         v = getattr(cfg, name)
         if v is not None and v < 1:

@@ -192,8 +192,21 @@ def _decode_cifar10_archive(archive: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+_MEMORY: dict[Path, dict[str, np.ndarray]] = {}
+
+
 def _cached(root: Path, name: str, build) -> dict[str, np.ndarray]:
+    """Decoded arrays: from this process's memory, else the .npz cache, else ``build``."""
     cache = root / "cache" / name
+    if cache in _MEMORY:
+        return _MEMORY[cache]
+    arrays = _cached_on_disk(cache, build)
+    _MEMORY.clear()  # keep one dataset in memory at most
+    _MEMORY[cache] = arrays
+    return arrays
+
+
+def _cached_on_disk(cache: Path, build) -> dict[str, np.ndarray]:
     if cache.is_file():
         try:
             with np.load(cache) as z:

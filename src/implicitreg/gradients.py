@@ -244,16 +244,17 @@ def winsorized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c: int,
 
 # --------------------------------------------------------------------- curvature
 def hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: Sequence[torch.Tensor],
-        chunk: int | None = None) -> Tensors:
+        chunk: int | None = None, loss_fn: Callable | None = None) -> Tensors:
     """Hessian-vector product H v of the mean loss on (x, y), by double backprop,
-    accumulated over chunks."""
+    accumulated over chunks. ``loss_fn(model, x, y)`` defaults to mean cross-entropy."""
+    loss_fn = loss_fn or loss_of
     params = params_of(model)
     n = x.shape[0]
     chunk = n if chunk is None else chunk
     out = [torch.zeros_like(p) for p in params]
     for i in range(0, n, chunk):
         xc, yc = x[i:i + chunk], y[i:i + chunk]
-        loss = loss_of(model, xc, yc) * (xc.shape[0] / n)
+        loss = loss_fn(model, xc, yc) * (xc.shape[0] / n)
         g = torch.autograd.grad(loss, params, create_graph=True)
         dot = sum((gi * vi).sum() for gi, vi in zip(g, v))
         torch._foreach_add_(out, torch.autograd.grad(dot, params))

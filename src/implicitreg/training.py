@@ -23,7 +23,8 @@ from tqdm import tqdm
 from . import data as data_mod
 from .config import RunConfig, check_against_data
 from .gradients import batch_grad, penalized_grad, params_of, sq_norm, winsorized_grad
-from .measure import coherence_fractions, grad_stats, loss_acc, predict, top_eigenvalue
+from .measure import (coherence_fractions, grad_stats, layer_snr, loss_acc, predict,
+                      top_eigenvalue)
 from .models import build_model, has_batchnorm
 
 
@@ -125,7 +126,8 @@ class Trainer:
         self.init_params = [p.detach().clone() for p in self.model.parameters()]
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(
+            cfg.seed if cfg.order_seed is None else cfg.order_seed)
         # torch.func.vmap needs models without BatchNorm. On the CPU a Python loop over
         # micro-batches is faster for conv nets and for the penalty step (measured by
         # ``implicitreg bench``); on a GPU vmap saves kernel launches.
@@ -253,6 +255,10 @@ class Trainer:
         self._record("eval", "weight_norm", torch.sqrt(sq_norm(params)))
         self._record("eval", "distance_from_init", torch.sqrt(sq_norm(
             [p - q for p, q in zip(params, self.init_params)])))
+        if cfg.layer_stats:
+            for name, (mean_norm, dev) in layer_snr(model, xe, ye, b, self.use_vmap).items():
+                self._record(f"layer:{name}", "grad_mean_norm", mean_norm)
+                self._record(f"layer:{name}", "grad_std", dev)
         if cfg.sharpness:
             self._record("eval", "sharpness", top_eigenvalue(
                 model, xe, ye, iters=cfg.sharpness_iters, seed=cfg.seed))
