@@ -128,6 +128,8 @@ class Trainer:
                                    weight_decay=cfg.weight_decay)
         self.gen = torch.Generator().manual_seed(
             cfg.seed if cfg.order_seed is None else cfg.order_seed)
+        # Draws made every step live on the device, so that no step copies from the host.
+        self.dev_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         # torch.func.vmap needs models without BatchNorm. On the CPU a Python loop over
         # micro-batches is faster for conv nets and for the penalty step (measured by
         # ``implicitreg bench``); on a GPU vmap saves kernel launches.
@@ -174,7 +176,8 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {
             "step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-            "gen": self.gen.get_state(), "rows": self.rows, "batches": self.batches,
+            "gen": self.gen.get_state(), "dev_gen": self.dev_gen.get_state(),
+            "rows": self.rows, "batches": self.batches,
             "first_learned": self.first_learned, "loss_sum": self.loss_sum.cpu(),
             "reg_sum": self.reg_sum.cpu(), "loss_count": self.loss_count,
             "init_params": [p.cpu() for p in self.init_params],
@@ -190,13 +193,15 @@ class Trainer:
         os.replace(tmp, self.checkpoint_path)
 
     def _load_checkpoint(self, path: Path) -> None:
-        st = torch.load(path, map_location=self.device, weights_only=False)
+        # RNG states must stay on the CPU; tensors are moved to the device one by one.
+        st = torch.load(path, map_location="cpu", weights_only=False)
         self.step = st["step"]
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["opt"])
         self.gen.set_state(st["gen"])
+        self.dev_gen.set_state(st["dev_gen"])
         self.rows = st["rows"]
-        self.batches = st["batches"]
+        self.batches = None if st["batches"] is None else st["batches"].to(self.device)
         self.first_learned = st["first_learned"]
         self.loss_sum = st["loss_sum"].to(self.device)
         self.reg_sum = st["reg_sum"].to(self.device)
@@ -286,7 +291,7 @@ class Trainer:
             # For GD the micro-batches of the penalty are drawn afresh from the full batch
             # every step; a vmap group bounds memory like gd_chunk does for the loss.
             if cfg.method == "gd":
-                perm = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
+                perm = torch.randperm(x.shape[0], generator=self.dev_gen, device=x.device)
                 x, y = x[perm], y[perm]
             group = max(1, cfg.gd_chunk // cfg.micro_batch) if cfg.method == "gd" else None
             loss, grads, reg_val = penalized_grad(
