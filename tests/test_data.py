@@ -1,6 +1,5 @@
 """The data layer on the real offline archives in ../shared/data."""
 import gzip
-import os
 import shutil
 
 import numpy as np

@@ -6,7 +6,7 @@ from .config import ConfigError, RunConfig  # noqa: E402
 from .data import DataError  # noqa: E402
 from .store import Result, RunStore  # noqa: E402
 from .api import results_frame, run, sweep  # noqa: E402
-from . import analysis  # noqa: E402
+from . import analysis  # noqa: E402,F401  (ir.analysis for notebooks)
 
 __all__ = ["RunConfig", "ConfigError", "DataError", "Result", "RunStore", "run", "sweep",
            "results_frame", "__version__"]

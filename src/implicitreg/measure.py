@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .gradients import (Autocast, _acc, _no_autocast, batch_grad, hvp, microbatch_grads_loop,
+from .gradients import (Autocast, _acc, _no_autocast, hvp, microbatch_grads_loop,
                         microbatch_grads_vmap, params_of, per_example_grads, rowwise_sq_norm,
                         sq_norm)
 
@@ -143,13 +143,6 @@ def hutchinson_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples
     t = torch.tensor(vals, dtype=torch.float64)
     se = float(t.std(unbiased=True) / len(vals) ** 0.5) if len(vals) > 1 else float("nan")
     return float(t.mean()), se
-
-
-def full_grad_norm2(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    chunk: int | None = 1024) -> torch.Tensor:
-    with frozen_buffers(model):
-        _, g = batch_grad(model, x, y, chunk)
-    return sq_norm(g)
 
 
 def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
