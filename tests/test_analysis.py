@@ -70,3 +70,15 @@ def test_proper_and_expected_accuracy():
     assert analysis.proper_accuracy(0.0) == 1.0
     assert analysis.proper_accuracy(1.0) == pytest.approx(0.1)
     assert analysis.expected_train_accuracy(1.0, 0.5) == pytest.approx(analysis.proper_accuracy(0.5))
+
+
+def test_diff_ci_is_welch():
+    from scipy import stats
+
+    a, b = [1.0, 2.0, 3.0, 4.0], [0.0, 0.5, 1.0]
+    e = analysis.diff_ci(a, b)
+    t = stats.ttest_ind(a, b, equal_var=False)
+    # the interval excludes 0 exactly when Welch's two-sided test rejects at 5%
+    assert e.value == pytest.approx(2.5 - 0.5)
+    assert (e.low > 0) == (t.pvalue < 0.05)
+    assert np.isnan(analysis.diff_ci([1.0], [2.0]).low)

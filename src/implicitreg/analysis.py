@@ -106,3 +106,21 @@ def expected_train_accuracy(test_accuracy: float, noise: float, classes: int = 1
     """Training accuracy expected from generalization alone: pristine examples are fitted
     as often as test examples, corrupt ones by chance (1/classes)."""
     return (1 - noise) * test_accuracy + noise / classes
+
+
+def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Estimate:
+    """mean(a) − mean(b) with a Welch t interval (unequal variances)."""
+    from scipy import stats
+
+    a_, b_ = np.asarray(a, float), np.asarray(b, float)
+    d = float(a_.mean() - b_.mean())
+    n = min(len(a_), len(b_))
+    if n < 2:
+        return Estimate(d, float("nan"), float("nan"), n)
+    va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return Estimate(d, d, d, n)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a_) - 1) + vb ** 2 / (len(b_) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
+    return Estimate(d, d - half, d + half, n)

@@ -14,7 +14,7 @@ from .data import resolve_source
 from .store import Result
 from .training import resolve_device
 
-ARM_ORDER = ["SGD", "GD", "GD + penalty", "small-ε SGD", "small-ε SGD + penalty"]
+ARM_ORDER = ["SGD", "GD", "GD + penalty"]
 
 
 def chapter_parameters(namespace: Mapping[str, Any], notebook: str) -> dict[str, Any]:
@@ -127,3 +127,12 @@ def final_values(results: Iterable[tuple[str, Result]], metric: str = "accuracy"
     """One row per run: arm, seed, the final value and whether the run diverged."""
     return pd.DataFrame([{"arm": arm, "seed": r.config.seed, "value": r.final(metric, split),
                           "diverged": r.summary["diverged"]} for arm, r in results])
+
+
+def ci_errorbars(ax, estimates: dict, color: str = "C3") -> None:
+    """Mean and 95% interval of each category, drawn over a strip plot whose categories
+    are the keys of ``estimates`` in order."""
+    for i, e in enumerate(estimates.values()):
+        if e.n > 1:
+            ax.errorbar(i, e.value, yerr=[[e.value - e.low], [e.high - e.value]], fmt="o",
+                        color=color, capsize=6, ms=8)
