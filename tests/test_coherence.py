@@ -1,10 +1,13 @@
 """Coherent Gradients bookkeeping: winsorization, f_p + f_c = 1, proper accuracy."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 
 import implicitreg as ir
-from implicitreg.gradients import per_example_grads, winsorize, winsorized_grad
+from implicitreg.gradients import (_winsorized_grad_linear, per_example_grads, winsorize,
+                                   winsorized_grad)
 from implicitreg.measure import coherence_fractions
 from implicitreg.models import build_model
 
@@ -47,6 +50,53 @@ def test_winsorized_gradient_with_c0_is_the_plain_gradient():
                                 list(model.parameters())) for i in range(20)]
     for j, p in enumerate(per):
         torch.testing.assert_close(p, torch.stack([lg[j] for lg in loop]))
+
+
+def _vmap_reference(model, x, y, c):
+    _, per = per_example_grads(model, x, y)
+    return [torch.from_numpy(winsorize_reference(g.flatten(1).double().numpy(), c))
+            .mean(0).reshape(g.shape[1:]) for g in per]
+
+
+@pytest.mark.parametrize("c,batch", [(1, 4), (2, 37), (4, 100), (8, 18), (8, 100)])
+def test_compiled_winsorized_step_equals_the_reference(c, batch):
+    """The kernel path (factored per-example gradients, insertion network, zero rows
+    skipped) against sorting the vmapped per-example gradients. Inputs on a coarse grid
+    and many inactive ReLUs make ties and exact zeros common."""
+    from implicitreg import native
+    if native.kernel() is None:
+        pytest.skip("no C++ compiler here: the PyTorch path is the only path")
+    torch.manual_seed(c + batch)
+    model = build_model("mlp", (1, 5, 7), 10, widths=(33, 17))
+    x = torch.randint(-2, 3, (batch, 1, 5, 7)).float()
+    x[: batch // 3] = 0.0  # whole examples of zeros: zero rows of inputs
+    y = torch.randint(0, 10, (batch,))
+    fast = _winsorized_grad_linear(model, x, y, c, contextlib.nullcontext)
+    assert fast is not None, "the MLP should take the kernel path"
+    assert winsorized_grad(model, x, y, c)[0] == fast[0]
+    for a, b in zip(fast[1], _vmap_reference(model, x, y, c)):
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-6)
+
+
+def test_winsorized_step_without_the_kernel_is_the_same(monkeypatch):
+    from implicitreg import native
+    torch.manual_seed(3)
+    model = build_model("mlp", (20,), 4, widths=(16, 16))
+    x, y = torch.randn(30, 20), torch.randint(0, 4, (30,))
+    with_kernel = winsorized_grad(model, x, y, 3)[1]
+    monkeypatch.setattr(native, "_lib", None)  # as when no compiler is found
+    without = winsorized_grad(model, x, y, 3)[1]
+    for a, b in zip(with_kernel, without):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_winsorized_step_of_a_cnn_uses_vmap_and_matches_the_reference():
+    torch.manual_seed(4)
+    model = build_model("cnn", (3, 8, 8), 10, cnn_width=4)
+    x, y = torch.randn(12, 3, 8, 8), torch.randint(0, 10, (12,))
+    got = winsorized_grad(model, x, y, 2)[1]
+    for a, b in zip(got, _vmap_reference(model, x, y, 2)):
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-6)
 
 
 def test_pristine_and_corrupt_fractions_sum_to_one():

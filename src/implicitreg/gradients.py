@@ -237,9 +237,74 @@ def winsorize(g: torch.Tensor, c: int) -> torch.Tensor:
 
 def winsorized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c: int,
                     autocast: Autocast = _no_autocast) -> tuple[torch.Tensor, Tensors]:
-    """Mean loss and the mean of the per-coordinate winsorized per-example gradients."""
+    """Mean loss and the mean of the per-coordinate winsorized per-example gradients.
+
+    For networks made of linear layers and parameter-free elementwise maps (the MLPs) on
+    the CPU, the compiled kernel of :mod:`implicitreg.native` computes this from each
+    layer's inputs and output gradients without materializing per-example gradients;
+    everything else uses vmapped per-example gradients and top-k per coordinate."""
+    if c == 0:
+        return batch_grad(model, x, y, autocast=autocast)
+    fast = _winsorized_grad_linear(model, x, y, c, autocast)
+    if fast is not None:
+        return fast
     losses, gs = per_example_grads(model, x, y, autocast)
     return losses.mean(), [winsorize(g, c).mean(0) for g in gs]
+
+
+def _linear_layers(model: nn.Module) -> list[nn.Linear] | None:
+    """The model's linear layers, if they hold all its parameters and it has no buffers
+    (so no layer mixes examples); otherwise ``None``."""
+    if any(True for _ in model.buffers()):
+        return None
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    owned = {id(p) for m in layers for p in m.parameters()}
+    if not layers or any(id(p) not in owned for p in model.parameters()):
+        return None
+    return layers
+
+
+def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c: int,
+                            autocast: Autocast) -> tuple[torch.Tensor, Tensors] | None:
+    """Per-example gradients of a linear layer factor as d_i a_i^T (a_i its input, d_i
+    the gradient of example i's loss at its output); one backward of the summed loss
+    gives every d_i, because no layer mixes examples."""
+    from . import native
+
+    layers = _linear_layers(model)
+    if (layers is None or x.device.type != "cpu" or native.kernel() is None
+            or not 1 <= c <= native.MAX_CLIP or x.shape[0] < 2 * c + 2):
+        return None
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    calls = [0]
+
+    def keep(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        calls[0] += 1
+        seen[id(mod)] = (inp[0], out)
+
+    hooks = [m.register_forward_hook(keep) for m in layers]
+    try:
+        with autocast():
+            out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    if calls[0] != len(seen) or len(seen) != len(layers) or any(a.dim() != 2 or a.dtype != torch.float32
+                                       for a, _ in seen.values()):
+        return None  # a layer reused, skipped or applied to non-flat inputs
+    losses = nn.functional.cross_entropy(_acc(out), y, reduction="none")
+    outs = [seen[id(m)][1] for m in layers]
+    deltas = torch.autograd.grad(losses.sum(), outs)
+    by_param: dict[int, torch.Tensor] = {}
+    for m, d in zip(layers, deltas):
+        w = native.winsorized_outer_mean(d, seen[id(m)][0], c)
+        if w is None:
+            return None
+        by_param[id(m.weight)] = w
+        if m.bias is not None:
+            by_param[id(m.bias)] = winsorize(d.detach(), c).mean(0)
+    grads = [by_param[id(p)] for p in params_of(model)]
+    return losses.detach().mean(), grads
 
 
 # --------------------------------------------------------------------- curvature

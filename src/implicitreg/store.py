@@ -26,7 +26,7 @@ from .config import RunConfig
 # Modules whose source determines a run's numbers. Editing them changes every key; the
 # CLI, the book driver and plotting helpers are deliberately not in this list.
 ENGINE_MODULES = ("config.py", "data.py", "models.py", "gradients.py", "measure.py",
-                  "training.py")
+                  "native.py", "csrc/winsorize.cpp", "training.py")
 METRIC_COLUMNS = ["run", "step", "epoch", "split", "metric", "value"]
 
 

@@ -1,0 +1,111 @@
+"""The one compiled kernel: winsorized sums of a linear layer's per-example weight
+gradients (``csrc/winsorize.cpp``), built on first use with the system C++ compiler and
+loaded through ctypes.
+
+No compiler, a failed build or ``IMPLICITREG_NATIVE=0`` all mean :func:`kernel` returns
+``None`` and callers use the pure-PyTorch path, which gives the same numbers more slowly.
+The shared object is cached under ``~/.cache/implicitreg/native`` (or
+``$IMPLICITREG_DATA/native``), keyed by the source, the compiler and the CPU's flags,
+because it is built with ``-march=native``.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).parent / "csrc" / "winsorize.cpp"
+MAX_CLIP = 8
+LANES = 16
+_lib: ctypes.CDLL | None | bool = False  # False: not tried yet
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("IMPLICITREG_DATA")
+    return (Path(root) if root else Path.home() / ".cache" / "implicitreg") / "native"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(cxx: str, out: Path) -> bool:
+    base = [cxx, "-O3", "-march=native", "-shared", "-fPIC", str(SOURCE)]
+    # Without OpenMP the kernel still works, on one thread.
+    for extra in (["-fopenmp"], []):
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            so = Path(tmp) / out.name
+            proc = subprocess.run(base + extra + ["-o", str(so)], capture_output=True,
+                                  text=True)
+            if proc.returncode == 0:
+                os.replace(so, out)
+                return True
+            log.debug("native build failed (%s): %s", " ".join(extra), proc.stderr[-2000:])
+    return False
+
+
+def kernel() -> ctypes.CDLL | None:
+    """The loaded kernel library, or ``None`` when it is disabled or cannot be built."""
+    global _lib
+    if _lib is not False:
+        return _lib  # type: ignore[return-value]
+    _lib = None
+    if os.environ.get("IMPLICITREG_NATIVE", "1") == "0":
+        return None
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if cxx is None or not SOURCE.is_file():
+        log.info("no C++ compiler: winsorized steps use the PyTorch path")
+        return None
+    key = hashlib.sha256(SOURCE.read_bytes() + cxx.encode() + _cpu_flags().encode()
+                         + platform.machine().encode()).hexdigest()[:16]
+    out = _cache_dir() / f"winsorize-{key}.so"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.is_file() and not _build(cxx, out):
+            log.warning("building %s failed: winsorized steps use the PyTorch path", SOURCE)
+            return None
+        lib = ctypes.CDLL(str(out))
+    except OSError as err:
+        log.warning("native kernel unavailable (%s): using the PyTorch path", err)
+        return None
+    fn = lib.winsorized_outer_sum
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 5
+    _lib = lib
+    return lib
+
+
+def winsorized_outer_mean(d: torch.Tensor, a: torch.Tensor, c: int) -> torch.Tensor | None:
+    """Mean over examples of the per-coordinate winsorized outer products d_i a_i^T
+    (``d``: B x J, ``a``: B x K, float32 on the CPU), i.e. the winsorized weight gradient
+    of a linear layer; ``None`` when the kernel cannot take this case."""
+    lib = kernel()
+    n = d.shape[0]
+    if (lib is None or not 1 <= c <= MAX_CLIP or n < 2 * c + 2 or d.device.type != "cpu"
+            or d.dtype != torch.float32 or a.dtype != torch.float32):
+        return None
+    k = a.shape[1]
+    kp = -(-k // LANES) * LANES
+    dt = d.detach().t().contiguous()
+    ap = torch.nn.functional.pad(a.detach(), (0, kp - k)).contiguous()
+    out = torch.empty(d.shape[1], kp)
+    rc = lib.winsorized_outer_sum(dt.data_ptr(), ap.data_ptr(), out.data_ptr(), n,
+                                  d.shape[1], kp, c, torch.get_num_threads())
+    if rc != 0:
+        return None
+    return out[:, :k].div_(n)
