@@ -6,24 +6,28 @@ VENV    ?= .venv
 PROFILE ?= ci
 PARAMS  ?=
 ONLY    ?=
+EXTRAS  ?= book,test,cluster
 BIN     := $(VENV)/bin
+# Where the chapters' runs train: BACKEND=local|ray, WORKERS=n, RAY_ADDRESS=..., RAY_GPUS=g
+RUNNER  := $(if $(BACKEND),--backend $(BACKEND)) $(if $(WORKERS),--workers $(WORKERS)) \
+           $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(if $(RAY_GPUS),--ray-gpus $(RAY_GPUS))
 STAMP   := $(VENV)/.installed
 
 .PHONY: install book execute test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/implicitreg book --profile $(PROFILE) $(if $(PARAMS),--params $(PARAMS)) $(if $(ONLY),--only $(ONLY))
+	$(BIN)/implicitreg book --profile $(PROFILE) $(if $(PARAMS),--params $(PARAMS)) $(if $(ONLY),--only $(ONLY)) $(RUNNER)
 
 # Execute chapters without building the HTML (e.g. ONLY=sgd_vs_gd).
 execute: $(STAMP)
-	$(BIN)/implicitreg book --no-build --profile $(PROFILE) $(if $(PARAMS),--params $(PARAMS)) $(if $(ONLY),--only $(ONLY))
+	$(BIN)/implicitreg book --no-build --profile $(PROFILE) $(if $(PARAMS),--params $(PARAMS)) $(if $(ONLY),--only $(ONLY)) $(RUNNER)
 
 # pytest exits 5 when it collects no test: report it, do not fail on it.
 test: $(STAMP)

@@ -1,16 +1,16 @@
 """``run(config) -> Result`` and ``sweep(base, grid)``: train once, store, reuse."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import itertools
 import os
 import platform
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -122,22 +122,83 @@ def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | No
                           "while loading; the run is stored under the loaded source")
             key = run_key(cfg, trainer.data.source)
         out = trainer.run()
-        wall = time.time() - trainer.t0  # includes the time before a resume
-        metrics = pd.DataFrame(out.rows)
-        if metrics.empty:
-            metrics = pd.DataFrame(columns=METRIC_COLUMNS[1:])
-        metrics.insert(0, "run", key)
-        examples = pd.DataFrame(out.examples) if out.examples is not None else None
-        result = Result(cfg, key, metrics, summarize(metrics, out, wall),
-                        provenance(cfg, out, wall), examples)
-        state = ({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
-                 if keep_model else None)
-        st.save(result, state)
-        ck = st.checkpoint_path(key)
-        if ck.is_file():
-            ck.unlink()
-        result.extra["model"] = trainer.model
-        return result
+        return _store(st, cfg, key, trainer, out, keep_model)
+
+
+def _store(st: RunStore, cfg: RunConfig, key: str, trainer: Trainer, out: Any,
+           keep_model: bool) -> Result:
+    """Turn a finished trainer into a stored :class:`Result` (and drop its checkpoint)."""
+    wall = time.time() - trainer.t0  # includes the time before a resume
+    metrics = pd.DataFrame(out.rows)
+    if metrics.empty:
+        metrics = pd.DataFrame(columns=METRIC_COLUMNS[1:])
+    metrics.insert(0, "run", key)
+    examples = pd.DataFrame(out.examples) if out.examples is not None else None
+    result = Result(cfg, key, metrics, summarize(metrics, out, wall),
+                    provenance(cfg, out, wall), examples)
+    state = ({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+             if keep_model else None)
+    st.save(result, state)
+    ck = st.checkpoint_path(key)
+    if ck.is_file():
+        ck.unlink()
+    result.extra["model"] = trainer.model
+    return result
+
+
+def run_batch(configs: Sequence[RunConfig | Mapping[str, Any]],
+              store: RunStore | str | Path | None = None, force: bool = False,
+              dataset=None, keep_model: bool = False, progress: bool = True) -> list[Result]:
+    """Like ``[run(c) for c in configs]`` for configs that :mod:`implicitreg.batched` can
+    train together (same :func:`~implicitreg.batched.group_key`): the missing ones train
+    as one vmapped model and are stored under the same keys as separate runs."""
+    from .batched import BatchedTrainer
+
+    cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(dict(c)) for c in configs]
+    st = store if isinstance(store, RunStore) else RunStore(store)
+    if not cfgs:
+        return []
+    source = (dataset.source if dataset is not None
+              else resolve_source(cfgs[0].dataset, cfgs[0].data_root))
+    keys = [run_key(c, source) for c in cfgs]
+    results: dict[int, Result] = {}
+
+    def usable(hit: Result | None) -> bool:
+        return hit is not None and (not keep_model or (hit.path / "model.pt").is_file())
+
+    def collect() -> list[int]:
+        todo = []
+        for i, k in enumerate(keys):
+            hit = None if force else st.load(k)
+            if usable(hit):
+                results[i] = hit  # type: ignore[assignment]
+            else:
+                todo.append(i)
+        return todo
+
+    todo = collect()
+    if todo and os.environ.get("IMPLICITREG_NO_TRAIN", "") in ("1", "true", "yes"):
+        raise MissingRunError(f"{len(todo)} run(s) of this batch are not in the run store "
+                              f"{st.root} and IMPLICITREG_NO_TRAIN=1 forbids training them")
+    if len(todo) == 1:
+        i = todo[0]
+        results[i] = run(cfgs[i], st, force=force, dataset=dataset, keep_model=keep_model)
+    elif todo:
+        with contextlib.ExitStack() as locks:
+            for k in sorted({keys[i] for i in todo}):  # one order everywhere: no deadlock
+                locks.enter_context(st.lock(k))
+            if not force:
+                todo = collect()
+            if todo:
+                bt = BatchedTrainer([cfgs[i] for i in todo], dataset,
+                                    [st.checkpoint_path(keys[i]) for i in todo])
+                if bt.data.source != source:
+                    raise RuntimeError(f"data source changed from {source} to "
+                                       f"{bt.data.source} while loading; run again")
+                outs = bt.run(progress=progress)
+                for i, t, out in zip(todo, bt.trainers, outs):
+                    results[i] = _store(st, cfgs[i], keys[i], t, out, keep_model)
+    return [results[i] for i in range(len(cfgs))]
 
 
 def restore(result: Result, device: str = "cpu"):
@@ -168,22 +229,6 @@ def grid_configs(base: RunConfig, grid: Mapping[str, Iterable[Any]]) -> list[Run
     names = list(grid)
     return [base.replace(**dict(zip(names, values)))
             for values in itertools.product(*(list(grid[n]) for n in names))]
-
-
-def sweep(base: RunConfig, grid: Mapping[str, Iterable[Any]],
-          store: RunStore | str | Path | None = None, force: bool = False,
-          progress: bool = True) -> list[Result]:
-    """Run every cell of a grid (reusing stored runs), one progress bar for the grid.
-    A diverging cell is stored as diverged and the grid goes on."""
-    from tqdm import tqdm
-
-    configs = grid_configs(base, grid)
-    st = store if isinstance(store, RunStore) else RunStore(store)
-    results = []
-    for cfg in tqdm(configs, desc="grid", disable=None if progress else True,
-                    file=sys.stderr):
-        results.append(run(cfg.replace(progress=False), st, force=force))
-    return results
 
 
 def results_frame(results: Iterable[Result], metric: str | None = None,

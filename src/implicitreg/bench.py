@@ -199,6 +199,42 @@ def bench_throughput(device: torch.device, model_name: str = "resnet18", n: int 
             "engine_over_reference": round(t_ref / t_engine, 3)}
 
 
+def bench_batched(device: torch.device, widths: tuple[int, ...] = (2048,),
+                  ks: tuple[int, ...] = (8, 32), batch: int = 100, steps: int = 20,
+                  repeats: int = 3) -> dict[str, float]:
+    """Training steps of K MLPs (784-widths-10, MNIST shapes) as one vmapped model
+    (:class:`~implicitreg.batched.BatchedTrainer`) against the same K runs one after the
+    other through the engine's own step. Reported: runs x steps per second and the ratio."""
+    from .batched import BatchedTrainer
+    from .config import RunConfig
+
+    out: dict[str, float] = {}
+    for k in ks:
+        base = RunConfig(dataset="synthetic", synthetic_dim=784, n_train=batch * steps,
+                         n_test=batch, widths=widths, batch_size=batch, lr=0.01,
+                         device=device.type, progress=False)
+        bt = BatchedTrainer([base.replace(seed=s, lr=0.01 * (1 + s % 4)) for s in range(k)])
+        ts = bt.trainers
+
+        def sequential() -> None:
+            for t in ts:
+                for pos in range(steps):
+                    if pos == 0 or t.batches is None:
+                        t.batches = t.batches_for_epoch()
+                    t.train_step(t.batches[pos])
+
+        def batched() -> None:
+            for pos in range(steps):
+                bt.train_step(pos, range(k))
+
+        t_seq = timeit(sequential, device, repeats, warmup=1)
+        t_bat = timeit(batched, device, repeats, warmup=1)
+        out[f"K{k}_sequential_steps_per_s"] = round(k * steps / t_seq, 1)
+        out[f"K{k}_batched_steps_per_s"] = round(k * steps / t_bat, 1)
+        out[f"K{k}_batched_over_sequential"] = round(t_seq / t_bat, 3)
+    return out
+
+
 def main(device: str = "cpu", models: tuple[str, ...] = ("mlp", "cnn"),
          repeats: int = 10) -> dict[str, object]:
     dev = torch.device(device)
@@ -211,6 +247,8 @@ def main(device: str = "cpu", models: tuple[str, ...] = ("mlp", "cnn"),
     for m in models:
         report[m] = bench_steps(m, dev, repeats=repeats)
     report["winsorized_mlp3x256_b100_c4"] = bench_winsorized(dev, repeats=repeats)
+    report["batched_mlp784_2048_10_b100"] = bench_batched(dev)
+    report["batched_mlp784_64_10_b100"] = bench_batched(dev, widths=(64,))
     if dev.type == "cuda":
         report["throughput_resnet18"] = bench_throughput(dev, "resnet18", n=16384, batch=512)
     else:  # a CPU cannot train ResNet-18 in a benchmark's time; the small CNN stands in

@@ -67,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_book.add_argument("--only", default=None, help="comma-separated chapter names")
     p_book.add_argument("--no-build", action="store_true", help="execute only")
     p_book.add_argument("--timeout", type=int, default=None, help="per-cell timeout (s)")
+    p_book.add_argument("--backend", choices=["local", "ray"], default=None,
+                        help="where the chapters' runs train (default: local)")
+    p_book.add_argument("--workers", type=int, default=None,
+                        help="local worker processes for the chapters' runs (default: 1)")
+    p_book.add_argument("--ray-address", default=None,
+                        help="Ray cluster address, e.g. ray://head:10001 (default: a "
+                             "local Ray instance)")
+    p_book.add_argument("--ray-gpus", type=float, default=None,
+                        help="GPUs each Ray task asks for (default: 0)")
     args = parser.parse_args(argv)
 
     try:
@@ -82,8 +91,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_main(args.device, tuple(m for m in args.models.split(",") if m),
                        args.repeats)
         elif args.cmd == "book":
+            import os
+
             from .book import build_book
 
+            # The chapters' kernels inherit the environment; ir.run_many reads these.
+            for name, value in [("IMPLICITREG_SWEEP_BACKEND", args.backend),
+                                ("IMPLICITREG_SWEEP_WORKERS", args.workers),
+                                ("IMPLICITREG_RAY_ADDRESS", args.ray_address),
+                                ("IMPLICITREG_RAY_GPUS", args.ray_gpus)]:
+                if value is not None:
+                    os.environ[name] = str(value)
             build_book(profile=args.profile, params_file=args.params,
                        only=args.only.split(",") if args.only else None,
                        build=not args.no_build, cell_timeout=args.timeout)

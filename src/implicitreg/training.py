@@ -276,6 +276,9 @@ class Trainer:
                 self._record("probe", f"f_corrupt_null{j}", f[j])
             self._record("probe", "corrupt_share", self.probe_masks[0].float().mean())
 
+    def batches_for_epoch(self) -> torch.Tensor:
+        return make_epoch_batches(self.cfg, self.n, self.gen, self.partition).to(self.device)
+
     def train_step(self, idx: torch.Tensor) -> None:
         cfg, d = self.cfg, self.data
         x_all = self.x_epoch if self.x_epoch is not None else d.x_train
@@ -330,8 +333,7 @@ class Trainer:
                     break
                 pos = self.step % self.per_epoch
                 if pos == 0 or self.batches is None:
-                    self.batches = make_epoch_batches(cfg, self.n, self.gen, self.partition)
-                    self.batches = self.batches.to(self.device)
+                    self.batches = self.batches_for_epoch()
                     if cfg.augment:
                         self.x_epoch = data_mod.augment(self.data.x_train, self.gen)
                 self.train_step(self.batches[pos])
@@ -346,6 +348,9 @@ class Trainer:
                     last_checkpoint = time.time()
         finally:
             bar.close()
+        return self.output()
+
+    def output(self) -> TrainOutput:
         return TrainOutput(
             rows=self.rows,
             examples=None if self.first_learned is None else {
