@@ -1,4 +1,4 @@
-"""Command line: ``implicitreg run``, ``implicitreg bench`` and ``implicitreg book``."""
+"""Command line: ``implicitreg run``, ``bench``, ``book`` and ``time-backends``."""
 from __future__ import annotations
 
 import argparse
@@ -76,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "local Ray instance)")
     p_book.add_argument("--ray-gpus", type=float, default=None,
                         help="GPUs each Ray task asks for (default: 0)")
+    p_time = sub.add_parser("time-backends",
+                            help="time one chapter's runs under each executor; write JSON")
+    p_time.add_argument("chapter")
+    p_time.add_argument("--profile", default="ci")
+    p_time.add_argument("--modes", default="sequential,local,workers,ray")
+    p_time.add_argument("--ray-address", default=None)
     args = parser.parse_args(argv)
 
     try:
@@ -90,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             bench_main(args.device, tuple(m for m in args.models.split(",") if m),
                        args.repeats)
+        elif args.cmd == "time-backends":
+            from .timing import time_backends
+
+            time_backends(args.chapter, args.profile,
+                          [m for m in args.modes.split(",") if m], ray_address=args.ray_address)
         elif args.cmd == "book":
             import os
 

@@ -114,11 +114,14 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
     task to the Ray cluster at ``ray_address`` (a local instance when unset), asking
     ``ray_gpus`` GPUs per task. Unset options come from the environment, so that a
     chapter can be pointed at a cluster without editing it: ``IMPLICITREG_SWEEP_BACKEND``,
-    ``IMPLICITREG_SWEEP_WORKERS``, ``IMPLICITREG_RAY_ADDRESS``, ``IMPLICITREG_RAY_GPUS``.
+    ``IMPLICITREG_SWEEP_WORKERS``, ``IMPLICITREG_SWEEP_BATCH`` (0 or 1),
+    ``IMPLICITREG_RAY_ADDRESS``, ``IMPLICITREG_RAY_GPUS``.
     """
     from tqdm import tqdm
 
     backend = _env_default(backend, "IMPLICITREG_SWEEP_BACKEND", str, "local")
+    if batch is None and os.environ.get("IMPLICITREG_SWEEP_BATCH", "") in ("0", "1"):
+        batch = os.environ["IMPLICITREG_SWEEP_BATCH"] == "1"
     workers = _env_default(workers, "IMPLICITREG_SWEEP_WORKERS", int, 1)
     ray_address = _env_default(ray_address, "IMPLICITREG_RAY_ADDRESS", str, None)
     ray_gpus = _env_default(ray_gpus, "IMPLICITREG_RAY_GPUS", float, 0.0)

@@ -1,0 +1,82 @@
+"""``implicitreg time-backends``: wall time of one chapter's runs under each executor.
+
+Each mode executes the chapter from an empty run store, so every run trains, and the
+wall times are written to ``results/timings/`` as JSON, which the reproducibility page
+shows. Modes: ``sequential`` (one run at a time, no batching), ``local`` (the default:
+batching where it pays), ``workers`` (two local processes) and ``ray`` (a local Ray
+instance; on a cluster, pass its address).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+MODES = {
+    "sequential": {"IMPLICITREG_SWEEP_BATCH": "0"},
+    "local": {},
+    "workers": {"IMPLICITREG_SWEEP_WORKERS": "2"},
+    "ray": {"IMPLICITREG_SWEEP_BACKEND": "ray"},
+}
+
+
+def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tuple(MODES),
+                  root: Path | None = None, ray_address: str | None = None) -> Path:
+    from .book import BookError, execute_chapter, load_profile, toc_chapters
+    from .store import RunStore, project_root
+
+    root = root or project_root()
+    if root is None:
+        raise BookError("run this from inside the project")
+    chapters = toc_chapters(root)
+    if chapter not in chapters:
+        raise BookError(f"unknown chapter {chapter!r}; the toc lists {sorted(chapters)}")
+    modes = list(modes)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise BookError(f"unknown mode(s) {bad}; one of {list(MODES)}")
+    params = load_profile(root, chapter, profile)
+    rows = []
+    saved = dict(os.environ)
+    try:
+        for mode in modes:
+            with tempfile.TemporaryDirectory(prefix="implicitreg-timing-") as tmp:
+                os.environ.clear()
+                os.environ.update(saved)
+                os.environ.update(MODES[mode])
+                os.environ["IMPLICITREG_RESULTS"] = str(Path(tmp) / "runs")
+                if mode == "ray" and ray_address:
+                    os.environ["IMPLICITREG_RAY_ADDRESS"] = ray_address
+                print(f"== {chapter} ({profile}), mode {mode}", flush=True)
+                t0 = time.perf_counter()
+                execute_chapter(chapters[chapter], Path(tmp) / f"{chapter}.ipynb", params,
+                                cell_timeout=24 * 3600)
+                wall = time.perf_counter() - t0
+                store = RunStore(Path(tmp) / "runs")
+                rows.append({"mode": mode, "wall_time_s": round(wall, 1),
+                             "runs": len(store.keys())})
+                print(f"   {wall:.1f} s, {rows[-1]['runs']} runs", flush=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    device = ("cuda" if torch.cuda.is_available() else "cpu")
+    report = {
+        "chapter": chapter, "profile": profile,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": (torch.cuda.get_device_name(0) if device == "cuda"
+                   else f"{platform.processor() or platform.machine()} CPU"),
+        "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "ray_address": ray_address, "modes": rows,
+    }
+    out = root / "results" / "timings" / f"{chapter}-{profile}-{device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return out
