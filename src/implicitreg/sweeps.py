@@ -200,8 +200,17 @@ def _run_ray(configs, tasks, st, opts, results, bar, address, gpus) -> None:
     except ImportError as err:
         raise ImportError("the ray backend needs Ray: pip install 'implicitreg[cluster]'"
                           ) from err
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    try:
+        _ray_loop(ray, configs, tasks, st, opts, results, bar, gpus)
+    finally:
+        if started:  # leave a connection the caller made alone
+            ray.shutdown()
+
+
+def _ray_loop(ray, configs, tasks, st, opts, results, bar, gpus) -> None:
     remote = ray.remote(_ray_task).options(num_gpus=gpus, max_retries=2)
     pending = {remote.remote([configs[i].to_dict() for i in t], opts): t for t in tasks}
     while pending:
