@@ -156,8 +156,9 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
     unique = sorted(first.values())
     tasks = [[unique[j] for j in t] for t in plan([configs[i] for i in unique], batch,
                                                     max_batch)]
+    hide = not progress or os.environ.get("IMPLICITREG_PROGRESS", "1") == "0"
     bar = tqdm(total=len(configs), initial=len(results), desc="runs", file=sys.stderr,
-               disable=None if progress else True)
+               disable=True if hide else None)
     opts = {"force": force, "keep_model": keep_model}
     try:
         if backend == "ray":
