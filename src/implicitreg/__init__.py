@@ -6,8 +6,9 @@ from .config import ConfigError, RunConfig  # noqa: E402
 from .data import DataError  # noqa: E402
 from .store import Result, RunStore  # noqa: E402
 from .api import results_frame, run, run_batch  # noqa: E402
-from .sweeps import run_many, sweep  # noqa: E402
+from .sweeps import run_labeled, run_many, sweep  # noqa: E402
 from . import analysis  # noqa: E402,F401  (ir.analysis for notebooks)
 
-__all__ = ["RunConfig", "ConfigError", "DataError", "Result", "RunStore", "run", "run_batch", "run_many", "sweep",
+__all__ = ["RunConfig", "ConfigError", "DataError", "Result", "RunStore", "run", "run_batch", "run_many", "run_labeled",
+           "sweep",
            "results_frame", "__version__"]

@@ -1,4 +1,5 @@
-"""``run(config) -> Result`` and ``sweep(base, grid)``: train once, store, reuse."""
+"""``run(config) -> Result`` and ``run_batch(configs)``: train once, store, reuse.
+Lists and grids of runs go through :mod:`implicitreg.sweeps`."""
 from __future__ import annotations
 
 import contextlib

@@ -17,7 +17,7 @@ import copy
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
@@ -87,11 +87,10 @@ def group_key(cfg: RunConfig) -> str | None:
     """Configs with equal keys can train as one batch; ``None``: train this one alone."""
     if why_not_batchable(cfg) is not None:
         return None
-    d = cfg.to_dict()
+    # The result-determining fields, plus where the one stacked model lives and reads from.
+    d = {**cfg.key_dict(), "device": cfg.device, "data_root": cfg.data_root}
     for name in PER_MODEL_FIELDS:
-        d.pop(name)
-    d.pop("progress")
-    d.pop("checkpoint_every")
+        d.pop(name, None)
     return repr(sorted(d.items()))
 
 
@@ -107,18 +106,21 @@ class BatchedTrainer:
                              + (", ".join(r for r in reasons if r) or
                                 "they differ in more than " + ", ".join(PER_MODEL_FIELDS)))
         paths = list(checkpoint_paths or [None] * len(cfgs))
-        first = Trainer(cfgs[0], dataset, checkpoint_path=paths[0])
-        self.trainers = [first] + [Trainer(c, first.data, checkpoint_path=p)
-                                   for c, p in zip(cfgs[1:], paths[1:])]
+
+        def trainers() -> list[Trainer]:
+            first = Trainer(cfgs[0], dataset, checkpoint_path=paths[0])
+            return [first] + [Trainer(c, first.data, checkpoint_path=p)
+                              for c, p in zip(cfgs[1:], paths[1:])]
+
+        self.trainers = trainers()
         if len({t.step for t in self.trainers}) > 1:
             # Checkpoints from different moments (the process died while writing them):
             # start every run of the group afresh rather than mix them.
             for p in paths:
                 if p is not None and p.is_file():
                     p.unlink()
-            first = Trainer(cfgs[0], dataset, checkpoint_path=paths[0])
-            self.trainers = [first] + [Trainer(c, first.data, checkpoint_path=p)
-                                       for c, p in zip(cfgs[1:], paths[1:])]
+            self.trainers = trainers()
+        first = self.trainers[0]
         for t in self.trainers:
             t.notes.append(f"trained in a batch of {len(cfgs)} models (one vmapped step); "
                            "its wall time is the batch's")
@@ -143,6 +145,11 @@ class BatchedTrainer:
         self.uses_momentum = any(c.momentum for c in cfgs)
         self.uses_decay = any(c.weight_decay for c in cfgs)
         self._step_fn = vmap(self._one_model, in_dims=(0, 0, 0, 0))
+        # Per-epoch (K, m, B) minibatch indices, and the running loss and penalty of every
+        # model summed on the device; a trainer receives its share when it is synced.
+        self.epoch_idx: torch.Tensor | None = None
+        self.loss_acc = torch.zeros(self.k, device=self.device)
+        self.reg_acc = torch.zeros(self.k, device=self.device)
 
     # ---------------------------------------------------------------- the per-model step
     def _loss(self, p: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor
@@ -201,20 +208,20 @@ class BatchedTrainer:
     def train_step(self, pos: int, active: Sequence[int]) -> None:
         """One step of every model on the ``pos``-th minibatch of its own epoch order."""
         ts = self.trainers
-        for t in ts:
-            if pos == 0 or t.batches is None:
-                t.batches = t.batches_for_epoch()
-        idx = torch.stack([t.batches[pos] for t in ts])
+        if pos == 0 or self.epoch_idx is None:
+            for t in ts:
+                if pos == 0 or t.batches is None:  # a resumed trainer keeps its epoch
+                    t.batches = t.batches_for_epoch()
+            self.epoch_idx = torch.stack([t.batches for t in ts])
+        idx = self.epoch_idx[:, pos]
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         loss, grads, reg = self._step_fn(tuple(self.params), x, y, self.lam)
         self._sgd_update(grads)
+        self.loss_acc += loss.detach().to(self.loss_acc.dtype)
+        self.reg_acc += reg.detach().to(self.reg_acc.dtype)
         for k in active:
-            t = ts[k]
-            t.loss_sum += loss[k].detach()
-            if t.cfg.reg != "none":
-                t.reg_sum += reg[k].detach()
-            t.loss_count += 1
-            t.step += 1
+            ts[k].loss_count += 1
+            ts[k].step += 1
 
     # ---------------------------------------------------------------- state exchange
     def _momentum_buffers(self) -> list[torch.Tensor] | None:
@@ -234,8 +241,13 @@ class BatchedTrainer:
         return [torch.stack([b[i] for b in bufs]).to(self.device) for i in range(len(self.names))]
 
     def _sync_out(self, k: int) -> None:
-        """Copy model k's parameters (and momentum buffers) into its trainer."""
+        """Copy model k's parameters, momentum buffers and running sums into its trainer."""
         t = self.trainers[k]
+        t.loss_sum += self.loss_acc[k]
+        if t.cfg.reg != "none":
+            t.reg_sum += self.reg_acc[k]
+        self.loss_acc[k] = 0
+        self.reg_acc[k] = 0
         with torch.no_grad():
             for p, stacked in zip(t.model.parameters(), self.params):
                 p.copy_(stacked[k])
@@ -267,9 +279,7 @@ class BatchedTrainer:
                     pending.pop(0)
                     for k in list(active):
                         t = ts[k]
-                        done = any(r["step"] == t.step and r["metric"] == "accuracy"
-                                   and r["split"] == "test" for r in t.rows)
-                        if not done:
+                        if not t.evaluated_at(t.step):
                             self._sync_out(k)
                             t.evaluate()
                         if t.diverged:
@@ -295,15 +305,3 @@ class BatchedTrainer:
             outs.append(t.output())
         return outs
 
-
-def describe(cfgs: Sequence[RunConfig]) -> dict[str, Any]:
-    """How a list of configs splits into batches: {'groups': [...sizes], 'alone': n}."""
-    groups: dict[str, int] = {}
-    alone = 0
-    for c in cfgs:
-        key = group_key(c)
-        if key is None:
-            alone += 1
-        else:
-            groups[key] = groups.get(key, 0) + 1
-    return {"groups": sorted(groups.values(), reverse=True), "alone": alone}

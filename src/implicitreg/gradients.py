@@ -272,8 +272,7 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     from . import native
 
     layers = _linear_layers(model)
-    if (layers is None or x.device.type != "cpu" or native.kernel() is None
-            or not 1 <= c <= native.MAX_CLIP or x.shape[0] < 2 * c + 2):
+    if layers is None or not native.can_take(x.shape[0], c, x.device, torch.float32):
         return None
     seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     calls = [0]
@@ -289,8 +288,8 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     finally:
         for h in hooks:
             h.remove()
-    if calls[0] != len(seen) or len(seen) != len(layers) or any(a.dim() != 2 or a.dtype != torch.float32
-                                       for a, _ in seen.values()):
+    if calls[0] != len(seen) or len(seen) != len(layers) or any(
+            a.dim() != 2 or a.dtype != torch.float32 for a, _ in seen.values()):
         return None  # a layer reused, skipped or applied to non-flat inputs
     losses = nn.functional.cross_entropy(_acc(out), y, reduction="none")
     outs = [seen[id(m)][1] for m in layers]

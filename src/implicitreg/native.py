@@ -90,19 +90,25 @@ def kernel() -> ctypes.CDLL | None:
     return lib
 
 
+def can_take(n: int, c: int, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the kernel handles a batch of ``n`` examples clipped at ``c``."""
+    return (device.type == "cpu" and dtype == torch.float32 and 1 <= c <= MAX_CLIP
+            and n >= 2 * c + 2 and kernel() is not None)
+
+
 def winsorized_outer_mean(d: torch.Tensor, a: torch.Tensor, c: int) -> torch.Tensor | None:
     """Mean over examples of the per-coordinate winsorized outer products d_i a_i^T
     (``d``: B x J, ``a``: B x K, float32 on the CPU), i.e. the winsorized weight gradient
     of a linear layer; ``None`` when the kernel cannot take this case."""
-    lib = kernel()
     n = d.shape[0]
-    if (lib is None or not 1 <= c <= MAX_CLIP or n < 2 * c + 2 or d.device.type != "cpu"
-            or d.dtype != torch.float32 or a.dtype != torch.float32):
+    if not can_take(n, c, d.device, d.dtype) or a.dtype != torch.float32:
         return None
+    lib = kernel()
     k = a.shape[1]
     kp = -(-k // LANES) * LANES
     dt = d.detach().t().contiguous()
-    ap = torch.nn.functional.pad(a.detach(), (0, kp - k)).contiguous()
+    ap = a.detach()
+    ap = (torch.nn.functional.pad(ap, (0, kp - k)) if kp != k else ap).contiguous()
     out = torch.empty(d.shape[1], kp)
     rc = lib.winsorized_outer_sum(dt.data_ptr(), ap.data_ptr(), out.data_ptr(), n,
                                   d.shape[1], kp, c, torch.get_num_threads())

@@ -91,6 +91,14 @@ def sweep(base: RunConfig, grid: Mapping[str, Iterable[Any]],
     return run_many(grid_configs(base, grid), store, force, progress, **executor)
 
 
+def run_labeled(pairs: Iterable[tuple[Any, RunConfig]], **options: Any
+                ) -> list[tuple[Any, Result]]:
+    """:func:`run_many` over (label, config) pairs, returning (label, result) pairs; so
+    ``dict(run_labeled(...))`` maps labels to results when the labels are unique."""
+    pairs = list(pairs)
+    return list(zip([label for label, _ in pairs], run_many([c for _, c in pairs], **options)))
+
+
 def _env_default(value: Any, name: str, cast: Any, default: Any) -> Any:
     if value is not None:
         return value

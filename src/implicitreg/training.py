@@ -219,6 +219,11 @@ class Trainer:
         self.rows.append({"step": self.step, "epoch": self.step / self.per_epoch,
                           "split": split, "metric": metric, "value": float(value)})
 
+    def evaluated_at(self, step: int) -> bool:
+        """Whether the metrics of ``step`` are recorded (true after a resume there)."""
+        return any(r["step"] == step and r["metric"] == "accuracy" and r["split"] == "test"
+                   for r in self.rows)
+
     def evaluate(self) -> None:
         cfg, d, model = self.cfg, self.data, self.model
         logits = predict(model, d.x_train, autocast=self.autocast)
@@ -323,9 +328,7 @@ class Trainer:
             while True:
                 if pending_evals and pending_evals[0] == self.step:
                     pending_evals.pop(0)
-                    already = any(r["step"] == self.step and r["metric"] == "accuracy"
-                                  and r["split"] == "test" for r in self.rows)
-                    if not already:
+                    if not self.evaluated_at(self.step):
                         self.evaluate()
                     if self.diverged:
                         break
