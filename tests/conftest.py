@@ -50,7 +50,7 @@ def copy_project(dst: Path) -> Path:
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
     """The whole book built once at the smoke profile: (project root, html folder)."""
-    from implicitreg import book
+    from implicitreg.book import driver as book
 
     base = tmp_path_factory.mktemp("smoke-book")
     root = copy_project(base / "project")

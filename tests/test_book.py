@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from implicitreg import book
+from implicitreg.book import driver as book
 
 from conftest import copy_project
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import implicitreg as ir
-from implicitreg.gradients import (_winsorized_grad_linear, per_example_grads, winsorize,
+from implicitreg.engine.gradients import (_winsorized_grad_linear, per_example_grads, winsorize,
                                    winsorized_grad)
-from implicitreg.measure import coherence_fractions
-from implicitreg.models import build_model
+from implicitreg.engine.probes import coherence_fractions
+from implicitreg.engine.models import build_model
 
 
 def winsorize_reference(g: np.ndarray, c: int) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_compiled_winsorized_step_equals_the_reference(c, batch):
     """The kernel path (factored per-example gradients, insertion network, zero rows
     skipped) against sorting the vmapped per-example gradients. Inputs on a coarse grid
     and many inactive ReLUs make ties and exact zeros common."""
-    from implicitreg import native
+    from implicitreg.engine import native
     if native.kernel() is None:
         pytest.skip("no C++ compiler here: the PyTorch path is the only path")
     torch.manual_seed(c + batch)
@@ -79,7 +79,7 @@ def test_compiled_winsorized_step_equals_the_reference(c, batch):
 
 
 def test_winsorized_step_without_the_kernel_is_the_same(monkeypatch):
-    from implicitreg import native
+    from implicitreg.engine import native
     torch.manual_seed(3)
     model = build_model("mlp", (20,), 4, widths=(16, 16))
     x, y = torch.randn(30, 20), torch.randint(0, 4, (30,))

@@ -6,7 +6,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from implicitreg.config import ConfigError, RunConfig
+from implicitreg.engine.config import ConfigError, RunConfig
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 anything = st.one_of(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from implicitreg import data as D
-from implicitreg.config import ConfigError
+from implicitreg.engine import data as D
+from implicitreg.engine.config import ConfigError
 
 needs_offline = pytest.mark.skipif(not D.offline_dirs(), reason="no shared/data folder found")
 

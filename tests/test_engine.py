@@ -8,16 +8,16 @@ import pytest
 import torch
 
 import implicitreg as ir
-from implicitreg.config import ConfigError, RunConfig
-from implicitreg.data import corrupt_labels, load
-from implicitreg.training import Trainer
+from implicitreg.engine.config import ConfigError, RunConfig
+from implicitreg.engine.data import corrupt_labels, load
+from implicitreg.engine.training import Trainer
 
 
 def test_gd_step_equals_sgd_step_with_full_batch(tiny):
     cfg_gd = tiny.replace(method="gd", steps=1, gd_chunk=50, precision="float64")
     cfg_sgd = tiny.replace(method="sgd", batch_size=tiny.n_train, steps=1, precision="float64")
     a, b = Trainer(cfg_gd), Trainer(cfg_sgd)
-    a.run(), b.run()
+    a.train(), b.train()
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
 
@@ -145,7 +145,7 @@ def test_every_method_and_regularizer_trains(tiny, store, method, reg):
 
 def test_fixed_partition_reuses_the_same_minibatches(tiny):
     t = Trainer(tiny.replace(fixed_partition=True))
-    from implicitreg.training import make_epoch_batches
+    from implicitreg.engine.training import make_epoch_batches
     a = make_epoch_batches(t.cfg, t.n, t.gen, t.partition)
     b = make_epoch_batches(t.cfg, t.n, t.gen, t.partition)
     key = lambda batches: sorted(tuple(sorted(r.tolist())) for r in batches)  # noqa: E731

@@ -1,10 +1,10 @@
-"""The backward-error-analysis machinery of implicitreg.flows."""
+"""The backward-error-analysis machinery of implicitreg.analysis.flows."""
 import numpy as np
 import pytest
 import torch
 from torch.func import grad
 
-from implicitreg import flows as F
+from implicitreg.analysis import flows as F
 from implicitreg.analysis import loglog_slope
 
 

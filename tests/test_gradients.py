@@ -3,9 +3,9 @@ identities between regularizers, chunking and vmap against plain loops."""
 import pytest
 import torch
 
-from implicitreg.gradients import (batch_grad, hvp, microbatch_grads_loop,
+from implicitreg.engine.gradients import (batch_grad, hvp, microbatch_grads_loop,
                                    microbatch_grads_vmap, penalized_grad, sq_norm)
-from implicitreg.models import build_model
+from implicitreg.engine.models import build_model
 
 
 def _setup(n=48, dim=6, seed=0):
@@ -132,7 +132,7 @@ def _quadratic(n=40, d=6, seed=0):
 def test_top_eigenvalue_on_a_quadratic_with_known_spectrum():
     import numpy as np
 
-    from implicitreg.measure import top_eigenvalue
+    from implicitreg.engine.probes import top_eigenvalue
     model, x, y, loss, H = _quadratic()
     want = np.linalg.eigvalsh(H).max()
     got = float(top_eigenvalue(model, x, y, iters=500, tol=1e-12, loss_fn=loss))
@@ -142,7 +142,7 @@ def test_top_eigenvalue_on_a_quadratic_with_known_spectrum():
 def test_hutchinson_trace_on_a_known_matrix():
     import numpy as np
 
-    from implicitreg.measure import hutchinson_trace
+    from implicitreg.analysis.landscape import hutchinson_trace
     model, x, y, loss, H = _quadratic()
     mean, se = hutchinson_trace(model, x, y, samples=400, loss_fn=loss)
     assert abs(mean - np.trace(H)) < 4 * se + 1e-9
@@ -150,7 +150,7 @@ def test_hutchinson_trace_on_a_known_matrix():
 
 
 def test_interpolation_endpoints_equal_the_two_models():
-    from implicitreg.measure import interpolate_states
+    from implicitreg.analysis.landscape import interpolate_states
     a = build_model("mlp", (4,), 3, widths=(5,)).state_dict()
     torch.manual_seed(9)
     b = build_model("mlp", (4,), 3, widths=(5,)).state_dict()
@@ -161,7 +161,7 @@ def test_interpolation_endpoints_equal_the_two_models():
 
 
 def test_loss_slice_passes_through_the_model_and_leaves_it_unchanged():
-    from implicitreg.measure import filter_normalized_direction, loss_along
+    from implicitreg.analysis.landscape import filter_normalized_direction, loss_along
     model, x, y = _setup()
     before = [p.clone() for p in model.parameters()]
     d = filter_normalized_direction(model, seed=1)

@@ -30,7 +30,7 @@ def test_killed_run_resumes_from_its_checkpoint_to_identical_metrics(tmp_path):
     store = ir.RunStore(tmp_path / "killed")
     proc = subprocess.Popen(_cli(store.root, "--checkpoint-every", "50"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    key = ir.api.run_key(_config(checkpoint_every=50), "synthetic")
+    key = ir.runs.store.run_key(_config(checkpoint_every=50), "synthetic")
     ck = store.checkpoint_path(key)
     deadline = time.time() + 120
     while not ck.exists() and proc.poll() is None and time.time() < deadline:

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import implicitreg as ir
-from implicitreg.batched import BatchedTrainer, group_key, why_not_batchable
+from implicitreg.engine.batched import BatchedTrainer, group_key, why_not_batchable
 
 
 def _compare(a, b, rtol=1e-4, atol=1e-5):
@@ -72,7 +72,7 @@ def test_batched_group_resumes_from_checkpoints(tiny, tmp_path):
     cfgs = [tiny.replace(seed=s, momentum=0.9 * (s % 2), epochs=4, checkpoint_every=5)
             for s in range(3)]
     st = ir.RunStore(tmp_path / "runs")
-    paths = [st.checkpoint_path(ir.store.run_key(c, "synthetic")) for c in cfgs]
+    paths = [st.checkpoint_path(ir.runs.store.run_key(c, "synthetic")) for c in cfgs]
 
     class Killed(Exception):
         pass
@@ -82,12 +82,12 @@ def test_batched_group_resumes_from_checkpoints(tiny, tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        BatchedTrainer(cfgs, checkpoint_paths=paths).run(on_step=die, progress=False)
+        BatchedTrainer(cfgs, checkpoint_paths=paths).train(on_step=die, progress=False)
     assert all(p.is_file() for p in paths)
     resumed = BatchedTrainer(cfgs, checkpoint_paths=paths)
     assert all(t.step == 10 for t in resumed.trainers)
-    outs = resumed.run(progress=False)
-    fresh = BatchedTrainer(cfgs).run(progress=False)
+    outs = resumed.train(progress=False)
+    fresh = BatchedTrainer(cfgs).train(progress=False)
     for a, b in zip(outs, fresh):
         va = np.array([r["value"] for r in a.rows])
         vb = np.array([r["value"] for r in b.rows])
@@ -98,13 +98,13 @@ def test_sweep_batches_resumes_and_matches_one_run_at_a_time(tiny, tmp_path):
     grid = {"seed": [0, 1, 2], "lr": [0.05, 0.1], "batch_size": [16, 32]}
     st = ir.RunStore(tmp_path / "grid")
     calls = []
-    real = ir.api.run_batch
+    real = ir.run_batch
 
     def spy(cfgs, *a, **k):
         calls.append(len(cfgs))
         return real(cfgs, *a, **k)
 
-    import implicitreg.sweeps as sw
+    import implicitreg.runs.sweeps as sw
     sw.run_batch = spy
     try:
         ir.sweep(tiny, {"seed": [0, 1], "lr": [0.05], "batch_size": [16]}, st)  # a grid that died early
@@ -170,7 +170,7 @@ def test_run_many_keeps_order_trains_repeats_once_and_reads_the_environment(
 
 
 def test_only_small_models_are_batched_on_a_cpu(tiny):
-    from implicitreg.batched import n_params, worth_batching
+    from implicitreg.engine.batched import n_params, worth_batching
     big = tiny.replace(dataset="mnist", widths=(2048,))
     assert n_params(big) == 784 * 2048 + 2048 + 2048 * 10 + 10
     assert worth_batching(tiny) and not worth_batching(big)

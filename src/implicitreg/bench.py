@@ -14,10 +14,10 @@ from typing import Callable
 
 import torch
 
-from . import native
-from .gradients import (batch_grad, microbatch_grads_loop, microbatch_grads_vmap,
+from .engine import native
+from .engine.gradients import (batch_grad, microbatch_grads_loop, microbatch_grads_vmap,
                         penalized_grad, per_example_grads, winsorize, winsorized_grad)
-from .models import build_model
+from .engine.models import build_model
 
 
 def _sync(device: torch.device) -> None:
@@ -142,9 +142,9 @@ def bench_throughput(device: torch.device, model_name: str = "resnet18", n: int 
     a warm-up epoch. Random CIFAR-shaped images: speed does not depend on pixel values."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from .config import RunConfig
-    from .data import MEAN_STD, Dataset, _to_float
-    from .training import Trainer
+    from .engine.config import RunConfig
+    from .engine.data import MEAN_STD, Dataset, _to_float
+    from .engine.training import Trainer
 
     g = torch.Generator().manual_seed(0)
     raw = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g)
@@ -162,11 +162,11 @@ def bench_throughput(device: torch.device, model_name: str = "resnet18", n: int 
     steps = n // batch
     trainer.total = steps  # warm-up epoch
     trainer.eval_points = []
-    trainer.run()
+    trainer.train(progress=False)
     _sync(device)
     t0 = time.perf_counter()
     trainer.total = 2 * steps
-    trainer.run()
+    trainer.train(progress=False)
     _sync(device)
     t_engine = time.perf_counter() - t0
 
@@ -205,8 +205,8 @@ def bench_batched(device: torch.device, widths: tuple[int, ...] = (2048,),
     """Training steps of K MLPs (784-widths-10, MNIST shapes) as one vmapped model
     (:class:`~implicitreg.batched.BatchedTrainer`) against the same K runs one after the
     other through the engine's own step. Reported: runs x steps per second and the ratio."""
-    from .batched import BatchedTrainer
-    from .config import RunConfig
+    from .engine.batched import BatchedTrainer
+    from .engine.config import RunConfig
 
     out: dict[str, float] = {}
     for k in ks:

@@ -1,4 +1,4 @@
-"""Command line: ``implicitreg run``, ``bench``, ``book`` and ``time-backends``."""
+"""Command line: ``implicitreg run``, ``bench``, ``book``, ``time-backends`` and ``golden``."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any, Sequence, get_type_hints
 
-from .config import ConfigError, RunConfig, config_fields_doc
+from .engine.config import ConfigError, RunConfig, config_fields_doc
+from .runs.execution import ExecError
 
 
 def _parse_value(text: str, hint: Any, name: str) -> Any:
@@ -82,11 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_time.add_argument("--profile", default="ci")
     p_time.add_argument("--modes", default="sequential,local,workers,ray")
     p_time.add_argument("--ray-address", default=None)
+    p_gold = sub.add_parser("golden", help="check (or --write) the golden runs of "
+                            "tests/golden/ against the engine")
+    p_gold.add_argument("--write", action="store_true",
+                        help="regenerate the files (after a deliberate NUMERICS_VERSION bump)")
+    p_gold.add_argument("cases", nargs="*", help="case names (default: all)")
     args = parser.parse_args(argv)
 
     try:
         if args.cmd == "run":
-            from .api import run
+            from .runs.runner import run
 
             cfg = _config_from_args(args)
             result = run(cfg, store=args.store, force=args.force)
@@ -97,31 +103,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_main(args.device, tuple(m for m in args.models.split(",") if m),
                        args.repeats)
         elif args.cmd == "time-backends":
-            from .timing import time_backends
+            from .book.timing import time_backends
 
             time_backends(args.chapter, args.profile,
                           [m for m in args.modes.split(",") if m], ray_address=args.ray_address)
+        elif args.cmd == "golden":
+            from . import golden
+
+            if args.write:
+                golden.write(args.cases or None)
+            else:
+                bad = golden.check(args.cases or None)
+                return 1 if bad else 0
         elif args.cmd == "book":
-            import os
+            from .book.driver import build_book
+            from .runs.execution import ExecConfig
 
-            from .book import build_book
-
-            # The chapters' kernels inherit the environment; ir.run_many reads these.
-            for name, value in [("IMPLICITREG_SWEEP_BACKEND", args.backend),
-                                ("IMPLICITREG_SWEEP_WORKERS", args.workers),
-                                ("IMPLICITREG_RAY_ADDRESS", args.ray_address),
-                                ("IMPLICITREG_RAY_GPUS", args.ray_gpus)]:
-                if value is not None:
-                    os.environ[name] = str(value)
+            ex = ExecConfig.from_env(backend=args.backend, workers=args.workers,
+                                     ray_address=args.ray_address, ray_gpus=args.ray_gpus)
             build_book(profile=args.profile, params_file=args.params,
                        only=args.only.split(",") if args.only else None,
-                       build=not args.no_build, cell_timeout=args.timeout)
-    except ConfigError as exc:
+                       build=not args.no_build, cell_timeout=args.timeout,
+                       exec_config=ex)
+    except (ConfigError, ExecError) as exc:
         print(f"implicitreg: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # data missing, a notebook failed, ...
-        from .book import BookError
-        from .data import DataError
+        from .book.driver import BookError
+        from .engine.data import DataError
 
         if isinstance(exc, (DataError, BookError)):
             print(f"implicitreg: error: {exc}", file=sys.stderr)

@@ -112,3 +112,10 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *,
 
 def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def model_for(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The (freshly initialized, from the global RNG) model of a
+    :class:`~implicitreg.engine.config.RunConfig`."""
+    return build_model(cfg.model, input_shape, num_classes, widths=cfg.widths,
+                       cnn_width=cfg.cnn_width, init=cfg.init)

@@ -450,3 +450,21 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     idx_n = torch.arange(n, device=dev)[:, None, None, None]
     idx_c = torch.arange(c, device=dev)[None, :, None, None]
     return xp[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def load_for(cfg, device: str | torch.device = "cpu") -> Dataset:
+    """The dataset of a :class:`~implicitreg.engine.config.RunConfig`, on ``device``."""
+    from .device import param_dtype
+
+    return load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test,
+                label_noise=cfg.label_noise, data_seed=cfg.data_seed, device=device,
+                dtype=param_dtype(cfg.precision), root=cfg.data_root,
+                mnist_holdout=cfg.mnist_holdout, synthetic_dim=cfg.synthetic_dim,
+                synthetic_classes=cfg.synthetic_classes)
+
+
+def input_spec(cfg) -> tuple[tuple[int, ...], int]:
+    """(input shape, number of classes) of a config's dataset, without loading it."""
+    shape = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}.get(cfg.dataset,
+                                                               (cfg.synthetic_dim,))
+    return shape, (cfg.synthetic_classes if cfg.dataset == "synthetic" else 10)

@@ -65,7 +65,9 @@ def kernel() -> ctypes.CDLL | None:
     if _lib is not False:
         return _lib  # type: ignore[return-value]
     _lib = None
-    if os.environ.get("IMPLICITREG_NATIVE", "1") == "0":
+    from ..runs.execution import ExecConfig
+
+    if not ExecConfig.from_env().native_kernel:
         return None
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if cxx is None or not SOURCE.is_file():

@@ -1,6 +1,7 @@
-"""What the theory talks about, measured on a model: losses and accuracies, the implicit
-regularizers ‖∇C‖² and (1/m)Σ_k‖∇Ĉ_k‖², the gradient-variance term, weight norms and
-sharpness. Everything stays on the device; callers fetch values at evaluation points."""
+"""Training-time probes: what a run records at its evaluation points. Losses and
+accuracies, the implicit regularizers ‖∇C‖² and (1/m)Σ_k‖∇Ĉ_k‖², the gradient-variance
+term, per-layer drift and diffusion, sharpness and Chatterjee's coherence fractions.
+Everything stays on the device; callers fetch values at evaluation points."""
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +10,10 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .gradients import (Autocast, _acc, _no_autocast, hvp, microbatch_grads_loop,
+from .device import upcast
+from .gradients import (Autocast, _no_autocast, hvp, microbatch_grads_loop,
                         microbatch_grads_vmap, params_of, per_example_grads, rowwise_sq_norm,
-                        sq_norm)
+                        split_microbatches, sq_norm)
 
 
 @contextlib.contextmanager
@@ -37,7 +39,7 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = 2048,
         outs = []
         for i in range(0, x.shape[0], chunk):
             with autocast():
-                outs.append(_acc(model(x[i:i + chunk])))
+                outs.append(upcast(model(x[i:i + chunk])))
         return torch.cat(outs)
     finally:
         model.train(was)
@@ -58,9 +60,7 @@ def grad_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
     - ``grad_variance``: (1/m)Σ_k‖∇Ĉ_k − ∇C‖², their difference (exact, equal sizes);
     - ``grad_norm2_micro``: the same mean over micro-batches of size ``micro_batch``.
     """
-    m = x.shape[0] // batch
-    xs = x[: m * batch].reshape(m, batch, *x.shape[1:])
-    ys = y[: m * batch].reshape(m, batch)
+    xs, ys = split_microbatches(x, batch), split_microbatches(y, batch)
     out: dict[str, torch.Tensor] = {}
     with frozen_buffers(model):
         _, gk = (microbatch_grads_vmap if use_vmap else microbatch_grads_loop)(
@@ -71,22 +71,18 @@ def grad_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
         out["grad_norm2_minibatch"] = per.mean()
         out["grad_variance"] = per.mean() - full
         if micro_batch is not None and micro_batch != batch and micro_batch <= x.shape[0]:
-            mb = x.shape[0] // micro_batch
-            xs2 = x[: mb * micro_batch].reshape(mb, micro_batch, *x.shape[1:])
-            ys2 = y[: mb * micro_batch].reshape(mb, micro_batch)
+            xs2, ys2 = split_microbatches(x, micro_batch), split_microbatches(y, micro_batch)
             _, g2 = (microbatch_grads_vmap if use_vmap else microbatch_grads_loop)(
                 model, xs2, ys2, autocast=autocast)
             out["grad_norm2_micro"] = rowwise_sq_norm(g2).mean()
     return out
 
 
-def layer_snr(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
+def layer_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
               use_vmap: bool = True) -> dict[str, tuple[float, float]]:
     """Per parameter tensor: (‖mean minibatch gradient‖, root-mean-square deviation of the
     minibatch gradients from that mean) over minibatches of size ``batch``."""
-    m = x.shape[0] // batch
-    xs = x[: m * batch].reshape(m, batch, *x.shape[1:])
-    ys = y[: m * batch].reshape(m, batch)
+    xs, ys = split_microbatches(x, batch), split_microbatches(y, batch)
     with frozen_buffers(model):
         _, gk = (microbatch_grads_vmap if use_vmap else microbatch_grads_loop)(model, xs, ys)
     names = [n for n, _ in model.named_parameters()]
@@ -127,24 +123,6 @@ def top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: in
     return lam
 
 
-def hutchinson_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 20,
-                     chunk: int | None = 1024, seed: int = 0,
-                     loss_fn=None) -> tuple[float, float]:
-    """Hutchinson estimate of tr(H) with Rademacher probes: (mean, standard error)."""
-    params = params_of(model)
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    vals = []
-    with frozen_buffers(model):
-        for _ in range(samples):
-            v = [(torch.randint(0, 2, p.shape, generator=g) * 2 - 1).to(p.device, p.dtype)
-                 for p in params]
-            hv = hvp(model, x, y, v, chunk, loss_fn)
-            vals.append(float(sum((a * b).sum() for a, b in zip(hv, v))))
-    t = torch.tensor(vals, dtype=torch.float64)
-    se = float(t.std(unbiased=True) / len(vals) ** 0.5) if len(vals) > 1 else float("nan")
-    return float(t.mean()), se
-
-
 def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         masks: torch.Tensor, chunk: int = 64,
                         autocast: Autocast = _no_autocast) -> torch.Tensor:
@@ -171,51 +149,3 @@ def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             total = tot if total is None else total + tot
     g = total / n
     return (sums / n) @ g / torch.clamp(g @ g, min=1e-30)
-
-
-def filter_normalized_direction(model: nn.Module, seed: int = 0) -> list[torch.Tensor]:
-    """A random direction scaled filter by filter to the norms of the model's weights
-    (Li et al. 2018): each output unit's slice (a row of a linear layer, an output channel
-    of a convolution) gets the norm of the same slice of the weights; biases and
-    normalization parameters get zero, so the direction lives in the weights that matter."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    out = []
-    for p in model.parameters():
-        d = torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device)
-        if p.dim() <= 1:
-            out.append(torch.zeros_like(p))
-            continue
-        dn = d.flatten(1).norm(dim=1).clamp(min=1e-12)
-        pn = p.detach().flatten(1).norm(dim=1)
-        out.append((d.flatten(1) * (pn / dn)[:, None]).view_as(p))
-    return out
-
-
-@torch.no_grad()
-def loss_along(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-               directions: Sequence[Sequence[torch.Tensor]], coords: torch.Tensor
-               ) -> torch.Tensor:
-    """Mean loss at θ + Σ_j coords[i, j] d_j for each row i of ``coords`` (k, n_dirs):
-    1-D slices with one direction, 2-D surfaces with two. The model is left unchanged."""
-    params = params_of(model)
-    saved = [p.detach().clone() for p in params]
-    out = []
-    try:
-        for row in coords:
-            for p, s0 in zip(params, saved):
-                p.copy_(s0)
-            for c, d in zip(row.tolist(), directions):
-                torch._foreach_add_(params, list(d), alpha=c)
-            logits = predict(model, x)
-            out.append(nn.functional.cross_entropy(logits, y))
-    finally:
-        for p, s0 in zip(params, saved):
-            p.copy_(s0)
-    return torch.stack(out)
-
-
-def interpolate_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
-                       t: float) -> dict[str, torch.Tensor]:
-    """(1 − t)·a + t·b for floating-point entries of two state dicts (integer buffers,
-    such as BatchNorm's batch counter, are taken from ``a``)."""
-    return {k: (1 - t) * v + t * b[k] if v.is_floating_point() else v for k, v in a.items()}

@@ -124,3 +124,6 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Esti
     dof = (va + vb) ** 2 / (va ** 2 / (len(a_) - 1) + vb ** 2 / (len(b_) - 1))
     half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
     return Estimate(d, d - half, d + half, n)
+
+
+__all__ = ["Estimate", "mean_ci", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci"]

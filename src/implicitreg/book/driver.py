@@ -20,9 +20,12 @@ from typing import Any, Iterable
 
 import yaml
 
-from .store import project_root
+from ..runs.execution import ExecConfig
+from ..runs.store import project_root
 
 PROFILES = ("smoke", "ci", "paper")
+# Profiles whose runs are executed once and committed under results/<profile>/runs.
+COMMITTED_PROFILES = ("paper",)
 DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "paper": 4 * 3600}
 
 
@@ -135,16 +138,20 @@ def toc_chapters(root: Path) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------ execution
-def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: int) -> None:
+def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: int,
+                    exec_config: ExecConfig | None = None) -> None:
+    """Execute one chapter with papermill; its kernel receives ``exec_config`` (progress
+    bars off: they would flood the logs) through the environment."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     check_parameters(src, params)
     out.parent.mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("IMPLICITREG_PROGRESS", "MPLBACKEND")}
-    os.environ["IMPLICITREG_PROGRESS"] = "0"  # progress bars would flood the logs
+    env = (exec_config or ExecConfig.from_env()).replace(progress=False).to_env()
     # Figures must be captured as outputs whatever backend the caller's shell sets.
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         pm.execute_notebook(
             str(src), str(out), parameters=params, kernel_name="python3",
@@ -330,7 +337,8 @@ def run_jupyter_book(site: Path, root: Path) -> None:
 
 def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None,
                only: Iterable[str] | None = None, build: bool = True,
-               cell_timeout: int | None = None, root: Path | None = None) -> Path:
+               cell_timeout: int | None = None, root: Path | None = None,
+               exec_config: ExecConfig | None = None) -> Path:
     """Execute the chapters at ``profile`` (plus overrides from ``params_file``) and
     build the HTML book. Returns the path of ``_build/html``."""
     root = root or project_root()
@@ -353,11 +361,12 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         if not isinstance(overrides, dict):
             raise BookError(f"params file {p} must hold a mapping of names to values")
     per_chapter = split_overrides(overrides, chapters)
-    paper_store = root / "results" / "paper" / "runs"
-    if profile == "paper" and "IMPLICITREG_RESULTS" not in os.environ and paper_store.is_dir():
-        # Published paper-scale results are committed here; rebuilding re-plots them.
-        os.environ["IMPLICITREG_RESULTS"] = str(paper_store)
-        print(f"using the committed paper-scale run store {paper_store}", flush=True)
+    ex = exec_config or ExecConfig.from_env()
+    committed = root / "results" / profile / "runs"
+    if profile in COMMITTED_PROFILES and ex.store_root is None and committed.is_dir():
+        # Committed result sets live here; rebuilding re-plots them.
+        ex = ex.replace(store_root=str(committed))
+        print(f"using the committed {profile} run store {committed}", flush=True)
     timeout = cell_timeout or DEFAULT_CELL_TIMEOUT[profile]
     site = root / "_build" / "site"
     site.mkdir(parents=True, exist_ok=True)
@@ -367,7 +376,8 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
         print(f"== executing {name} (profile {profile}) with {params}", flush=True)
-        execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params, timeout)
+        execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params, timeout,
+                        ex)
     missing = [n for n in chapters if not (site / "notebooks" / f"{n}.ipynb").is_file()]
     if build:
         if missing:

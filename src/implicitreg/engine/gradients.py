@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .device import upcast
+
 Tensors = list[torch.Tensor]
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
@@ -22,7 +24,7 @@ def _no_autocast() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _acc(t: torch.Tensor) -> torch.Tensor:
+def upcast(t: torch.Tensor) -> torch.Tensor:
     """Half-precision values are summed in float32; float32/64 keep their precision."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
@@ -35,7 +37,7 @@ def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             autocast: Autocast = _no_autocast) -> torch.Tensor:
     with autocast():
         out = model(x)
-    return nn.functional.cross_entropy(_acc(out), y)
+    return nn.functional.cross_entropy(upcast(out), y)
 
 
 def batch_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None,
@@ -58,24 +60,15 @@ def batch_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int | 
 
 
 def sq_norm(ts: Sequence[torch.Tensor]) -> torch.Tensor:
-    return sum((_acc(t) ** 2).sum() for t in ts)  # type: ignore[return-value]
+    return sum((upcast(t) ** 2).sum() for t in ts)  # type: ignore[return-value]
 
 
 def rowwise_sq_norm(ts: Sequence[torch.Tensor]) -> torch.Tensor:
     """‖·‖² of each leading-dimension slice, summed over a list of (k, ...) tensors."""
-    return sum(torch.linalg.vector_norm(_acc(t).flatten(1), dim=1) ** 2 for t in ts)  # type: ignore[return-value]
+    return sum(torch.linalg.vector_norm(upcast(t).flatten(1), dim=1) ** 2 for t in ts)  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------- micro-batches
-def _functional_loss(model: nn.Module, buffers: dict[str, torch.Tensor], names: list[str],
-                     autocast: Autocast):
-    def f(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with autocast():
-            out = functional_call(model, ({**dict(zip(names, params)), **buffers}), (x,))
-        return nn.functional.cross_entropy(_acc(out), y)
-    return f
-
-
 def microbatch_grads_vmap(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor,
                           params: Sequence[torch.Tensor] | None = None,
                           batched_params: bool = False,
@@ -83,16 +76,13 @@ def microbatch_grads_vmap(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor,
     """Per-micro-batch losses (m,) and gradients (list of (m, *p.shape)) for micro-batches
     ``xs`` (m, b, ...), ``ys`` (m, b), all in one vmapped call. With ``batched_params``
     the k-th micro-batch is evaluated at its own parameters ``params[i][k]``."""
-    names = [n for n, _ in model.named_parameters()]
-    buffers = dict(model.named_buffers())
     params = tuple(params_of(model) if params is None else params)
-    f = _functional_loss(model, buffers, names, autocast)
+    f = functional_loss(model, autocast)
 
     def loss_and_grad(p, x, y):
         g, loss = grad(lambda q: (f(q, x, y),) * 2, has_aux=True)(p)
         return loss, g
 
-    # grad of a function returning (out, aux) -> (grads, aux): use has_aux to get the value
     losses, gs = vmap(loss_and_grad, in_dims=(0 if batched_params else None, 0, 0))(
         tuple(p.detach() for p in params), xs, ys)
     return losses.detach(), list(gs)
@@ -120,9 +110,63 @@ def _axpy_(acc: Sequence[torch.Tensor], xs: Sequence[torch.Tensor],
         torch._foreach_add_(list(acc), list(xs), alpha=a)
 
 
-def _split(x: torch.Tensor, b: int) -> torch.Tensor:
+def split_microbatches(x: torch.Tensor, b: int) -> torch.Tensor:
+    """(n, ...) -> (n // b, b, ...): whole micro-batches of ``b`` in order; the remainder
+    (fewer than ``b`` examples at the end) is dropped."""
     m = x.shape[0] // b
     return x[: m * b].reshape(m, b, *x.shape[1:])
+
+
+def fd_coefficients(norms, lam: float, fd_step: float, m: int, weight: float = 1.0):
+    """Weights (a_k, c_k) of g_k and g'_k in the finite-difference penalty gradient.
+
+    With g'_k = ∇Ĉ_k(θ + h g_k/‖g_k‖), H_k g_k ≈ ‖g_k‖(g'_k − g_k)/h, so the gradient of
+    (weight/m)Σ_k Ĉ_k + (λ/m)Σ_k ‖g_k‖² is Σ_k a_k g_k + Σ_k c_k g'_k with
+    c_k = 2λ‖g_k‖/(hm) and a_k = weight/m − c_k. ``norms`` are the ‖g_k‖ (floats or a
+    tensor)."""
+    c = (2 * lam / (fd_step * m)) * norms
+    return weight / m - c, c
+
+
+def fd_penalty_grad(loss_fn: Callable, p: tuple[torch.Tensor, ...], xs: torch.Tensor,
+                    ys: torch.Tensor, lam: float | torch.Tensor, fd_step: float,
+                    weight: float = 1.0, m: int | None = None
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+    """The penalized gradient of one model, functionally: ``loss_fn(p, x, y)`` is the mean
+    loss at parameters ``p`` on micro-batch (x, y); ``xs`` (k, b, ...), ``ys`` (k, b) are
+    k of the step's ``m`` micro-batches (default: all of them, m = k). Returns this
+    group's share of ((weight/m)Σ_k Ĉ_k, its gradient plus that of (λ/m)Σ_k‖∇Ĉ_k‖²,
+    the penalty (1/m)Σ_k‖∇Ĉ_k‖²). Pure torch.func, so the batched engine vmaps it over
+    models."""
+    def loss_and_grad(q, xb, yb):
+        g, loss = grad(lambda r: (loss_fn(r, xb, yb),) * 2, has_aux=True)(q)
+        return loss, g
+
+    k = xs.shape[0]
+    m = k if m is None else m
+    losses, g1 = vmap(loss_and_grad, in_dims=(None, 0, 0))(p, xs, ys)
+    norms = torch.sqrt(rowwise_sq_norm(g1))
+    step = fd_step / torch.clamp(norms, min=1e-30)
+    moved = tuple(q[None] + t * step.view((k,) + (1,) * (t.dim() - 1)).to(t.dtype)
+                  for q, t in zip(p, g1))
+    _, g2 = vmap(loss_and_grad, in_dims=(0, 0, 0))(moved, xs, ys)
+    a, c = fd_coefficients(norms, lam, fd_step, m, weight)
+    g = tuple(torch.tensordot(a.to(t1.dtype), t1, dims=1)
+              + torch.tensordot(c.to(t2.dtype), t2, dims=1) for t1, t2 in zip(g1, g2))
+    return weight * losses.sum() / m, g, (norms ** 2).sum() / m
+
+
+def functional_loss(model: nn.Module, autocast: Autocast = _no_autocast) -> Callable:
+    """``f(params, x, y)``: the model's mean loss at a tuple of parameters (in
+    ``model.parameters()`` order), its buffers fixed; for torch.func transforms."""
+    names = [n for n, _ in model.named_parameters()]
+    buffers = dict(model.named_buffers())
+
+    def f(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            out = functional_call(model, ({**dict(zip(names, params)), **buffers}), (x,))
+        return nn.functional.cross_entropy(upcast(out), y)
+    return f
 
 
 def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: str,
@@ -142,7 +186,7 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
     if reg == "gd-modified":
         xs, ys = x[None], y[None]
     else:
-        xs, ys = _split(x, micro_batch), _split(y, micro_batch)
+        xs, ys = split_microbatches(x, micro_batch), split_microbatches(y, micro_batch)
     m, b = xs.shape[0], xs.shape[1]
     params = params_of(model)
     # Examples past the last whole micro-batch enter the plain loss only; wc is the
@@ -162,10 +206,9 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
             total_loss += wc * loss.detach() / m
             r_val += rk.detach() / m
     elif method == "finite-difference":
-        # Total gradient = Σ_k a_k g_k + Σ_k c_k g'_k with g'_k = ∇Ĉ_k(θ + h g_k/‖g_k‖):
-        # a_k = wc/m − 2λ‖g_k‖/(hm), c_k = 2λ‖g_k‖/(hm), since H_k g_k ≈ ‖g_k‖(g'_k − g_k)/h.
-        # Combining the coefficients first keeps the passes over parameter-sized
-        # tensors few, which is what this step's cost is made of for wide layers.
+        # Σ_k a_k g_k + Σ_k c_k g'_k (see fd_coefficients), over groups of micro-batches
+        # so that memory stays bounded; "vmap" evaluates a group in one call, "loop" one
+        # micro-batch at a time (faster for conv nets on a CPU).
         group = m if group is None else max(1, group)
         on_cpu = x.device.type == "cpu"
         saved = None if impl == "vmap" else [p.detach().clone() for p in params]
@@ -173,18 +216,12 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
             xg, yg = xs[s:s + group], ys[s:s + group]
             k = xg.shape[0]
             if impl == "vmap":
-                losses, gk = microbatch_grads_vmap(model, xg, yg, autocast=autocast)
-                norms = torch.sqrt(rowwise_sq_norm(gk))
-                safe = torch.clamp(norms, min=1e-30)
-                moved = [p.detach()[None] + g * (fd_step / safe).view((k,) + (1,) * (g.dim() - 1))
-                         .to(g.dtype) for p, g in zip(params, gk)]
-                _, gk2 = microbatch_grads_vmap(model, xg, yg, params=moved, batched_params=True,
-                                               autocast=autocast)
-                c = (2 * lam / (fd_step * m)) * norms
-                a_ = wc / m - c
-                for acc, g1, g2 in zip(plain, gk, gk2):
-                    acc += torch.tensordot(a_.to(g1.dtype), g1, dims=1)
-                    acc += torch.tensordot(c.to(g2.dtype), g2, dims=1)
+                loss_g, g, r_g = fd_penalty_grad(
+                    functional_loss(model, autocast), tuple(p.detach() for p in params),
+                    xg, yg, lam, fd_step, weight=wc, m=m)
+                torch._foreach_add_(plain, list(g))
+                r_val += r_g
+                total_loss += loss_g
             else:
                 losses_l = []
                 norms_l = []
@@ -202,13 +239,13 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
                     g2 = torch.autograd.grad(loss_of(model, xg[j], yg[j], autocast), params)
                     with torch.no_grad():
                         torch._foreach_copy_(params, saved)
-                    cj = (2 * lam / (fd_step * m)) * nj
-                    _axpy_(plain, g1, wc / m - cj)
+                    aj, cj = fd_coefficients(nj, lam, fd_step, m, wc)
+                    _axpy_(plain, g1, aj)
                     _axpy_(plain, g2, cj)
                 losses = torch.stack(losses_l)
                 norms = torch.stack(norms_l)
-            r_val += (norms ** 2).sum() / m
-            total_loss += wc * losses.sum() / m
+                r_val += (norms ** 2).sum() / m
+                total_loss += wc * losses.sum() / m
     else:
         raise ValueError(f"unknown penalty gradient method {method!r}")
     if covered < x.shape[0]:
@@ -291,7 +328,7 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     if calls[0] != len(seen) or len(seen) != len(layers) or any(
             a.dim() != 2 or a.dtype != torch.float32 for a, _ in seen.values()):
         return None  # a layer reused, skipped or applied to non-flat inputs
-    losses = nn.functional.cross_entropy(_acc(out), y, reduction="none")
+    losses = nn.functional.cross_entropy(upcast(out), y, reduction="none")
     outs = [seen[id(m)][1] for m in layers]
     deltas = torch.autograd.grad(losses.sum(), outs)
     by_param: dict[int, torch.Tensor] = {}

@@ -242,9 +242,19 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return "float" in text
     if isinstance(value, str):
         return "str" in text
-    if isinstance(value, tuple):
-        return "tuple" in text and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     return False
+
+
+def type_words(hint: Any) -> str:
+    """A field's type in words, for error messages: "a float", "an integer or None"."""
+    text = str(hint)
+    if text.startswith("tuple"):
+        return "a tuple of integers"
+    words = {"bool": "a boolean", "int": "an integer", "float": "a float", "str": "a string"}
+    names = [hint.__name__] if isinstance(hint, type) else [
+        n.strip() for n in text.split("|")]
+    found = [words[n] for n in names if n in words]
+    return " or ".join(found + (["None"] if "None" in names else [])) or text
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -257,7 +267,7 @@ def validate(cfg: RunConfig) -> None:
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         if not _type_ok(value, hints[f.name]):
-            _fail(f.name, value, f"expected {hints[f.name]}")
+            _fail(f.name, value, f"expected {type_words(hints[f.name])}")
     choices = {
         "dataset": DATASETS, "model": MODELS, "method": METHODS, "reg": REGULARIZERS,
         "penalty_grad": PENALTY_GRADS, "precision": PRECISIONS, "device": DEVICES,

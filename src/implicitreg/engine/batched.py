@@ -14,19 +14,20 @@ configs can share a batch and :func:`why_not_batchable` why one cannot.
 from __future__ import annotations
 
 import copy
-import sys
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
-from tqdm import tqdm
 
 from . import data as data_mod
 from .config import RunConfig
-from .gradients import _acc
-from .training import CHECKPOINT_SECONDS, TrainOutput, Trainer
+from .data import input_spec
+from .device import upcast
+from .gradients import fd_penalty_grad, split_microbatches
+from .models import model_for
+from .optim import sgd_update_
+from .training import TrainOutput, Trainer, drive
 
 PER_MODEL_FIELDS = ("seed", "order_seed", "lr", "momentum", "weight_decay", "reg_scale")
 """Fields that may differ between the models of one batch."""
@@ -62,21 +63,16 @@ CPU_BATCH_MAX_WORK = 50_000_000
 
 def n_params(cfg: RunConfig) -> int:
     """Parameter count of the config's model, built on the meta device (no memory)."""
-    from .models import build_model
-
-    shape = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}.get(cfg.dataset,
-                                                               (cfg.synthetic_dim,))
-    classes = cfg.synthetic_classes if cfg.dataset == "synthetic" else 10
+    shape, classes = input_spec(cfg)
     with torch.device("meta"):
-        model = build_model(cfg.model, shape, classes, widths=cfg.widths,
-                            cnn_width=cfg.cnn_width)
+        model = model_for(cfg, shape, classes)
     return sum(p.numel() for p in model.parameters())
 
 
 def worth_batching(cfg: RunConfig) -> bool:
     """Whether batching this config is expected to be faster than running it alone:
     always on an accelerator; on a CPU when parameters x batch size is small."""
-    from .training import resolve_device
+    from .device import resolve_device
 
     if resolve_device(cfg.device).type != "cpu":
         return True
@@ -155,55 +151,19 @@ class BatchedTrainer:
     def _loss(self, p: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor
               ) -> torch.Tensor:
         out = functional_call(self.base, dict(zip(self.names, p)), (x,))
-        return torch.nn.functional.cross_entropy(_acc(out), y)
+        return torch.nn.functional.cross_entropy(upcast(out), y)
 
     def _one_model(self, p: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor,
                    lam: torch.Tensor):
-        """(loss, gradient, penalty) of one model on its batch; the same arithmetic as
-        :func:`implicitreg.gradients.penalized_grad` with finite differences."""
+        """(loss, gradient, penalty) of one model on its batch: the single-model
+        gradient of :mod:`implicitreg.engine.gradients`, which vmap maps over models."""
         cfg = self.cfg
-
-        def loss_and_grad(q, xb, yb):
-            g, loss = grad(lambda r: (self._loss(r, xb, yb),) * 2, has_aux=True)(q)
-            return loss, g
-
         if cfg.reg == "none":
-            loss, g = loss_and_grad(p, x, y)
+            g, loss = grad(lambda r: (self._loss(r, x, y),) * 2, has_aux=True)(p)
             return loss, g, torch.zeros_like(loss)
         b = x.shape[0] if cfg.reg == "gd-modified" else cfg.micro_batch
-        m = x.shape[0] // b
-        xs, ys = x.reshape(m, b, *x.shape[1:]), y.reshape(m, b)
-        losses, g1 = vmap(loss_and_grad, in_dims=(None, 0, 0))(p, xs, ys)
-        norms = torch.sqrt(sum((_acc(t).flatten(1) ** 2).sum(1) for t in g1))
-        step = cfg.fd_step / torch.clamp(norms, min=1e-30)
-        moved = tuple(q[None] + t * step.view((m,) + (1,) * (t.dim() - 1)).to(t.dtype)
-                      for q, t in zip(p, g1))
-        _, g2 = vmap(loss_and_grad, in_dims=(0, 0, 0))(moved, xs, ys)
-        c = (2 * lam / (cfg.fd_step * m)) * norms
-        a = 1.0 / m - c
-        g = tuple(torch.tensordot(a.to(t1.dtype), t1, dims=1)
-                  + torch.tensordot(c.to(t2.dtype), t2, dims=1) for t1, t2 in zip(g1, g2))
-        return losses.mean(), g, (norms ** 2).mean()
-
-    def _sgd_update(self, grads: Sequence[torch.Tensor]) -> None:
-        """torch.optim.SGD's update (dampening 0, no Nesterov), with per-model lr,
-        momentum and weight decay."""
-        def per_model(v: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-            return v.view((self.k,) + (1,) * (ref.dim() - 1))
-
-        grads = list(grads)
-        if self.uses_decay:
-            grads = [g.addcmul_(per_model(self.weight_decay, p), p)
-                     for g, p in zip(grads, self.params)]
-        if self.uses_momentum:
-            if self.buffers is None:
-                self.buffers = [g.clone() for g in grads]
-            else:
-                for buf, g in zip(self.buffers, grads):
-                    buf.mul_(per_model(self.momentum, buf)).add_(g)
-            grads = self.buffers
-        for p, g in zip(self.params, grads):
-            p.addcmul_(per_model(self.lr, p), g, value=-1.0)
+        return fd_penalty_grad(self._loss, p, split_microbatches(x, b),
+                               split_microbatches(y, b), lam, cfg.fd_step)
 
     def train_step(self, pos: int, active: Sequence[int]) -> None:
         """One step of every model on the ``pos``-th minibatch of its own epoch order."""
@@ -216,7 +176,8 @@ class BatchedTrainer:
         idx = self.epoch_idx[:, pos]
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         loss, grads, reg = self._step_fn(tuple(self.params), x, y, self.lam)
-        self._sgd_update(grads)
+        self.buffers = sgd_update_(self.params, grads, self.buffers, self.lr, self.momentum,
+                                   self.weight_decay, self.uses_momentum, self.uses_decay)
         self.loss_acc += loss.detach().to(self.loss_acc.dtype)
         self.reg_acc += reg.detach().to(self.reg_acc.dtype)
         for k in active:
@@ -231,11 +192,10 @@ class BatchedTrainer:
             return None
         bufs = []
         for t in self.trainers:
-            ps = list(t.model.parameters())
-            state = [t.opt.state.get(p, {}).get("momentum_buffer") for p in ps]
+            state = t.momentum_buffers
             if t.cfg.momentum == 0:
-                state = [torch.zeros_like(p) for p in ps]
-            elif any(s is None for s in state):
+                state = [torch.zeros_like(p) for p in t.model.parameters()]
+            elif state is None:
                 return None
             bufs.append(state)
         return [torch.stack([b[i] for b in bufs]).to(self.device) for i in range(len(self.names))]
@@ -252,8 +212,7 @@ class BatchedTrainer:
             for p, stacked in zip(t.model.parameters(), self.params):
                 p.copy_(stacked[k])
             if self.buffers is not None and t.cfg.momentum:
-                for p, buf in zip(t.model.parameters(), self.buffers):
-                    t.opt.state[p]["momentum_buffer"] = buf[k].clone()
+                t.momentum_buffers = [buf[k].clone() for buf in self.buffers]
 
     def _save_checkpoints(self, active: list[int]) -> None:
         for k in active:
@@ -262,46 +221,34 @@ class BatchedTrainer:
                 self.trainers[k].save_checkpoint()
 
     # ---------------------------------------------------------------- the loop
-    def run(self, on_step: Callable[[int], None] | None = None,
-            progress: bool = True) -> list[TrainOutput]:
+    def train(self, progress: bool = True,
+              on_step: Callable[[int], None] | None = None) -> list[TrainOutput]:
         ts = self.trainers
         lead = ts[0]
-        step = lead.step
-        pending = [s for s in lead.eval_points if s >= step]
         active = [k for k, t in enumerate(ts) if not t.diverged]
-        last_checkpoint = time.time()
-        bar = tqdm(total=lead.total, initial=step, file=sys.stderr, leave=False,
-                   disable=True if not progress else None,
-                   desc=f"{self.k} models {self.cfg.method}/{self.cfg.reg}")
-        try:
-            while True:
-                if pending and pending[0] == step:
-                    pending.pop(0)
-                    for k in list(active):
-                        t = ts[k]
-                        if not t.evaluated_at(t.step):
-                            self._sync_out(k)
-                            t.evaluate()
-                        if t.diverged:
-                            active.remove(k)
-                if not active or step >= lead.total:
-                    break
-                self.train_step(step % lead.per_epoch, active)
-                step += 1
-                bar.update(1)
-                if on_step is not None:
-                    on_step(step)
-                if step < lead.total and (
-                        (self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0)
-                        or time.time() - last_checkpoint > CHECKPOINT_SECONDS):
-                    self._save_checkpoints(active)
-                    last_checkpoint = time.time()
-        finally:
-            bar.close()
+
+        def evaluate() -> bool:
+            for k in list(active):
+                t = ts[k]
+                if not t.evaluated_at(t.step):
+                    self._sync_out(k)
+                    t.evaluate()
+                if t.diverged:
+                    active.remove(k)  # a diverging model stops alone
+            return bool(active)
+
+        def advance(step: int) -> None:
+            self.train_step(step % lead.per_epoch, active)
+            if on_step is not None:
+                on_step(step + 1)
+
+        drive(lead.step, lead.total, lead.eval_points, evaluate=evaluate, advance=advance,
+              checkpoint=lambda: self._save_checkpoints(active),
+              checkpoint_every=self.cfg.checkpoint_every, progress=progress,
+              desc=f"{self.k} models {self.cfg.method}/{self.cfg.reg}")
         outs = []
         for k, t in enumerate(ts):
             if k in active:
                 self._sync_out(k)
             outs.append(t.output())
         return outs
-

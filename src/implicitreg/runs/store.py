@@ -1,7 +1,8 @@
 """The run store: ``results/runs/<key>/`` holds one finished run.
 
-The key is a hash of the result-determining config fields, the source of the engine's
-modules and the data source. A run directory is written under a temporary name and
+The key is a hash of the result-determining config fields, the data source and the
+engine's ``NUMERICS_VERSION`` (bumped by hand when numbers change, guarded by the golden
+tests), so a refactor of the engine leaves stored and committed runs valid. A run directory is written under a temporary name and
 renamed into place, so a half-written run is never seen as finished. Each file's
 sha256 is kept in ``provenance.json``; a file that fails it is reported and the run is
 recomputed, not loaded. A lock file keeps two processes from computing one run at once.
@@ -21,26 +22,16 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from .config import RunConfig
+from ..engine import NUMERICS_VERSION
+from ..engine.config import RunConfig
 
-# Modules whose source determines a run's numbers. Editing them changes every key; the
-# CLI, the book driver and plotting helpers are deliberately not in this list.
-ENGINE_MODULES = ("config.py", "data.py", "models.py", "gradients.py", "measure.py",
-                  "native.py", "csrc/winsorize.cpp", "training.py")
 METRIC_COLUMNS = ["run", "step", "epoch", "split", "metric", "value"]
 
 
-def engine_hash() -> str:
-    h = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in ENGINE_MODULES:
-        h.update(name.encode())
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def run_key(cfg: RunConfig, data_source: str, engine: str | None = None) -> str:
-    payload = json.dumps({"config": cfg.key_dict(), "engine": engine or engine_hash(),
+def run_key(cfg: RunConfig, data_source: str, numerics: int | None = None) -> str:
+    """The store key: same key, same numbers (see :mod:`implicitreg.engine`)."""
+    version = NUMERICS_VERSION if numerics is None else numerics
+    payload = json.dumps({"config": cfg.key_dict(), "numerics_version": version,
                           "data_source": data_source}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -55,9 +46,11 @@ def project_root(start: Path | None = None) -> Path | None:
 
 
 def default_store_root() -> Path:
-    env = os.environ.get("IMPLICITREG_RESULTS")
-    if env:
-        return Path(env).expanduser()
+    from .execution import ExecConfig
+
+    configured = ExecConfig.from_env().store_path()
+    if configured is not None:
+        return configured
     root = project_root()
     return (root / "results" / "runs") if root else Path.cwd() / "results" / "runs"
 
@@ -191,6 +184,14 @@ class RunStore:
         if result is None:
             raise ValueError(f"run {key} arrived damaged")
         return result
+
+    def older_version(self, cfg: RunConfig, data_source: str) -> int | None:
+        """The newest earlier ``NUMERICS_VERSION`` under which this config is stored, if
+        any (such a run is never loaded as current: its numbers may differ)."""
+        for v in range(NUMERICS_VERSION - 1, 0, -1):
+            if (self.path(run_key(cfg, data_source, v)) / "provenance.json").is_file():
+                return v
+        return None
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .api import MissingRunError, grid_configs, run, run_batch
-from .batched import group_key, worth_batching
-from .config import ConfigError, RunConfig
-from .data import resolve_source
+from .execution import ExecConfig
+from .runner import check_may_train, grid_configs, load_stored, run_batch
+from ..engine.batched import group_key, worth_batching
+from ..engine.config import ConfigError, RunConfig
+from ..engine.data import resolve_source
 from .store import Result, RunStore, run_key
-
-BACKENDS = ("local", "ray")
-
 
 def plan(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int = 32
          ) -> list[list[int]]:
@@ -53,17 +50,15 @@ def plan(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int
 
 def execute(cfgs: Sequence[RunConfig], store: RunStore, force: bool = False,
             keep_model: bool = False) -> list[Result]:
-    """Run one task: a batch when it has several configs, else a plain run."""
-    if len(cfgs) == 1:
-        return [run(cfgs[0], store, force=force, keep_model=keep_model)]
-    return run_batch(cfgs, store, force=force, keep_model=keep_model, progress=False)
+    """Run one task (a batch when it has several configs) with progress bars off."""
+    return run_batch(cfgs, store, force=force, keep_model=keep_model,
+                     exec_config=ExecConfig.from_env(progress=False))
 
 
 def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    os.environ["IMPLICITREG_PROGRESS"] = "0"
 
 
 def _process_task(cfg_dicts: list[dict[str, Any]], root: str, opts: dict[str, bool]
@@ -77,7 +72,6 @@ def _ray_task(cfg_dicts: list[dict[str, Any]], opts: dict[str, bool]
     """On a Ray worker: train into a scratch store and return the run directories, in
     the order of the configs."""
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
-    os.environ["IMPLICITREG_PROGRESS"] = "0"
     with tempfile.TemporaryDirectory(prefix="implicitreg-") as tmp:
         st = RunStore(tmp)
         return [(r.key, st.export(r.key)) for r in execute(cfgs, st, **opts)]
@@ -99,80 +93,55 @@ def run_labeled(pairs: Iterable[tuple[Any, RunConfig]], **options: Any
     return list(zip([label for label, _ in pairs], run_many([c for _, c in pairs], **options)))
 
 
-def _env_default(value: Any, name: str, cast: Any, default: Any) -> Any:
-    if value is not None:
-        return value
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else cast(raw)
-
-
 def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None = None,
-             force: bool = False, progress: bool = True, *, batch: bool | None = None,
-             max_batch: int = 32, workers: int | None = None, backend: str | None = None,
-             ray_address: str | None = None, ray_gpus: float | None = None,
-             keep_model: bool = False) -> list[Result]:
+             force: bool = False, progress: bool = True, *,
+             exec_config: ExecConfig | None = None, max_batch: int = 32,
+             keep_model: bool = False, **settings: Any) -> list[Result]:
     """Run a list of configs and return their results in order. Stored runs are reused
     (a grid that died half-way resumes); a diverging run is stored as diverged and the
     others go on.
 
-    ``batch`` trains compatible configs together as one vmapped model (at most
-    ``max_batch`` per batch); the default ``None`` does so on accelerators, and on a CPU
-    for models small enough to gain from it. ``workers`` > 1 runs tasks in that many
-    local processes, each with its share of the CPU threads. ``backend="ray"`` sends each
-    task to the Ray cluster at ``ray_address`` (a local instance when unset), asking
-    ``ray_gpus`` GPUs per task. Unset options come from the environment, so that a
-    chapter can be pointed at a cluster without editing it: ``IMPLICITREG_SWEEP_BACKEND``,
-    ``IMPLICITREG_SWEEP_WORKERS``, ``IMPLICITREG_SWEEP_BATCH`` (0 or 1),
-    ``IMPLICITREG_RAY_ADDRESS``, ``IMPLICITREG_RAY_GPUS``.
+    Where the runs execute is an :class:`~implicitreg.runs.execution.ExecConfig`: by
+    default read from the environment, so that a chapter can be pointed at worker
+    processes or a Ray cluster without editing it; keyword ``settings`` (``backend``,
+    ``workers``, ``batch``, ``ray_address``, ``ray_gpus``) override single fields.
+    Compatible configs train together as one vmapped model (at most ``max_batch`` per
+    batch) where that pays.
     """
     from tqdm import tqdm
 
-    backend = _env_default(backend, "IMPLICITREG_SWEEP_BACKEND", str, "local")
-    if batch is None and os.environ.get("IMPLICITREG_SWEEP_BATCH", "") in ("0", "1"):
-        batch = os.environ["IMPLICITREG_SWEEP_BATCH"] == "1"
-    workers = _env_default(workers, "IMPLICITREG_SWEEP_WORKERS", int, 1)
-    ray_address = _env_default(ray_address, "IMPLICITREG_RAY_ADDRESS", str, None)
-    ray_gpus = _env_default(ray_gpus, "IMPLICITREG_RAY_GPUS", float, 0.0)
-    if backend not in BACKENDS:
-        raise ConfigError(f"sweep backend {backend!r} is not allowed: one of {BACKENDS}")
-    if workers < 1 or max_batch < 1 or ray_gpus < 0:
-        raise ConfigError("sweeps need workers >= 1, max_batch >= 1 and ray_gpus >= 0")
+    ex = ExecConfig.from_env(**settings) if exec_config is None else exec_config.replace(
+        **{k: v for k, v in settings.items() if v is not None})
+    if max_batch < 1:
+        raise ConfigError(f"max_batch = {max_batch} is not allowed: an integer >= 1")
     configs = [c.replace(progress=False) for c in configs]
-    st = store if isinstance(store, RunStore) else RunStore(store)
+    st = store if isinstance(store, RunStore) else RunStore(
+        store if store is not None else ex.store_path())
     sources: dict[tuple[str, str | None], str] = {}
-    keys = []
     for c in configs:
         sk = (c.dataset, c.data_root)
         if sk not in sources:
             sources[sk] = resolve_source(c.dataset, c.data_root)
-        keys.append(run_key(c, sources[sk]))
-    results: dict[int, Result] = {}
-    if not force:
-        for i, k in enumerate(keys):
-            hit = st.load(k)
-            if hit is not None and (not keep_model or (hit.path / "model.pt").is_file()):
-                results[i] = hit
+    srcs = [sources[(c.dataset, c.data_root)] for c in configs]
+    keys = [run_key(c, s) for c, s in zip(configs, srcs)]
+    results = load_stored(st, keys, keep_model, force)
     todo = [i for i in range(len(configs)) if i not in results]
-    if todo and os.environ.get("IMPLICITREG_NO_TRAIN", "") in ("1", "true", "yes"):
-        raise MissingRunError(f"{len(todo)} of {len(configs)} runs are not in the run "
-                              f"store {st.root} and IMPLICITREG_NO_TRAIN=1 forbids "
-                              "training them")
+    check_may_train(st, [configs[i] for i in todo], [srcs[i] for i in todo], ex)
     # Equal configs (a list may repeat one) train once.
     first: dict[str, int] = {}
     for i in todo:
         first.setdefault(keys[i], i)
     unique = sorted(first.values())
-    tasks = [[unique[j] for j in t] for t in plan([configs[i] for i in unique], batch,
+    tasks = [[unique[j] for j in t] for t in plan([configs[i] for i in unique], ex.batch,
                                                     max_batch)]
-    hide = not progress or os.environ.get("IMPLICITREG_PROGRESS", "1") == "0"
     bar = tqdm(total=len(configs), initial=len(results), desc="runs", file=sys.stderr,
-               disable=True if hide else None)
+               disable=True if not (progress and ex.progress) else None)
     opts = {"force": force, "keep_model": keep_model}
     try:
-        if backend == "ray":
-            _run_ray(configs, tasks, st, opts, results, bar, ray_address, ray_gpus)
-        elif workers > 1 and len(tasks) > 1:
-            _run_processes(configs, tasks, st, opts, results, bar, workers)
+        if ex.backend == "ray":
+            _run_ray(configs, tasks, st, opts, results, bar, ex.ray_address, ex.ray_gpus)
+        elif ex.workers > 1 and len(tasks) > 1:
+            _run_processes(configs, tasks, st, opts, results, bar, ex.workers)
         else:
             for t in tasks:
                 for i, r in zip(t, execute([configs[i] for i in t], st, **opts)):

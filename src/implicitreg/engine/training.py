@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,35 +23,11 @@ from tqdm import tqdm
 from . import data as data_mod
 from .config import RunConfig, check_against_data
 from .gradients import batch_grad, penalized_grad, params_of, sq_norm, winsorized_grad
-from .measure import (coherence_fractions, grad_stats, layer_snr, loss_acc, predict,
+from .probes import (coherence_fractions, grad_stats, layer_grad_norms, loss_acc, predict,
                       top_eigenvalue)
-from .models import build_model, has_batchnorm
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda > mps > cpu; an explicit device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from .config import ConfigError
-
-        raise ConfigError("RunConfig.device = 'cuda' is not allowed: no CUDA device is "
-                          "visible; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def set_determinism(on: bool) -> None:
-    """Deterministic kernels. On CUDA this also needs CUBLAS_WORKSPACE_CONFIG, set here."""
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on, warn_only=False)
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.benchmark = not on
-        torch.backends.cudnn.deterministic = on
+from .device import param_dtype, resolve_device, set_determinism
+from .models import has_batchnorm, model_for
+from .optim import sgd_update_
 
 
 @dataclass
@@ -65,13 +41,6 @@ class TrainOutput:
     data_source_detail: str
     n_params: int
     notes: list[str] = field(default_factory=list)
-
-
-def _progress_disable(cfg: RunConfig) -> bool | None:
-    """tqdm's ``disable``: True hides the bar; None lets tqdm hide it off a terminal."""
-    if not cfg.progress or os.environ.get("IMPLICITREG_PROGRESS", "1") == "0":
-        return True
-    return None
 
 
 def schedule(cfg: RunConfig, n: int) -> tuple[int, int, list[int]]:
@@ -101,6 +70,39 @@ def make_epoch_batches(cfg: RunConfig, n: int, gen: torch.Generator,
 CHECKPOINT_SECONDS = 300.0
 
 
+def drive(step: int, total: int, eval_points: Sequence[int], *,
+          evaluate: Callable[[], bool], advance: Callable[[int], None],
+          checkpoint: Callable[[], None] | None, checkpoint_every: int | None,
+          progress: bool, desc: str) -> None:
+    """The training loop of single and batched runs alike: at each evaluation point call
+    ``evaluate`` (which returns False to stop, e.g. when everything diverged), take the
+    step with ``advance(step)``, and checkpoint every ``checkpoint_every`` steps and every
+    :data:`CHECKPOINT_SECONDS` of wall time."""
+    pending = [s for s in eval_points if s >= step]
+    last_checkpoint = time.time()
+    # disable=None lets tqdm hide the bar when stderr is not a terminal.
+    bar = tqdm(total=total, initial=step, disable=True if not progress else None,
+               desc=desc, file=sys.stderr, leave=False)
+    try:
+        while True:
+            if pending and pending[0] == step:
+                pending.pop(0)
+                if not evaluate():
+                    break
+            if step >= total:
+                break
+            advance(step)
+            step += 1
+            bar.update(1)
+            if checkpoint is not None and step < total and (
+                    (checkpoint_every and step % checkpoint_every == 0)
+                    or time.time() - last_checkpoint > CHECKPOINT_SECONDS):
+                checkpoint()
+                last_checkpoint = time.time()
+    finally:
+        bar.close()
+
+
 class Trainer:
     """Holds the state of one run so that it can be checkpointed and resumed."""
 
@@ -109,39 +111,60 @@ class Trainer:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         set_determinism(cfg.deterministic)
-        dtype = torch.float64 if cfg.precision == "float64" else torch.float32
-        self.data = dataset or data_mod.load(
-            cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, label_noise=cfg.label_noise,
-            data_seed=cfg.data_seed, device=self.device, dtype=dtype, root=cfg.data_root,
-            mnist_holdout=cfg.mnist_holdout, synthetic_dim=cfg.synthetic_dim,
-            synthetic_classes=cfg.synthetic_classes)
+        self.data = dataset or data_mod.load_for(cfg, self.device)
         self.n = check_against_data(cfg, self.data.n_train)
+        self._build_model()
+        self._build_order()
+        self._choose_kernels()
+        self._build_probes()
+        self._reset_state()
+        self.checkpoint_path = checkpoint_path
+        if checkpoint_path is not None and checkpoint_path.is_file():
+            self._load_checkpoint(checkpoint_path)
+
+    def _build_model(self) -> None:
+        """The model, initialized from ``seed``, and a copy of its initial parameters."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes,
-                                 widths=cfg.widths, cnn_width=cfg.cnn_width,
-                                 init=cfg.init).to(self.device, dtype)
+        self.model = model_for(cfg, self.data.input_shape, self.data.num_classes).to(
+            self.device, param_dtype(cfg.precision))
         if self.device.type == "cuda" and cfg.model != "mlp":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.init_params = [p.detach().clone() for p in self.model.parameters()]
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
+        self.momentum_buffers: list[torch.Tensor] | None = None
+
+    def _build_order(self) -> None:
+        """The generators of minibatch order (CPU) and of per-step draws (device), and
+        the schedule of steps and evaluations."""
+        cfg = self.cfg
         self.gen = torch.Generator().manual_seed(
             cfg.seed if cfg.order_seed is None else cfg.order_seed)
         # Draws made every step live on the device, so that no step copies from the host.
         self.dev_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.per_epoch, self.total, self.eval_points = schedule(cfg, self.n)
+        self.partition = None
+        if cfg.fixed_partition:
+            self.partition = torch.randperm(self.n, generator=self.gen).view(-1, cfg.batch_size)
+
+    def _choose_kernels(self) -> None:
+        """How micro-batch gradients are computed, and the autocast context."""
         # torch.func.vmap needs models without BatchNorm. On the CPU a Python loop over
         # micro-batches is faster for conv nets and for the penalty step (measured by
         # ``implicitreg bench``); on a GPU vmap saves kernel launches.
         no_bn = not has_batchnorm(self.model)
         on_gpu = self.device.type != "cpu"
-        self.use_vmap = no_bn and (on_gpu or cfg.model == "mlp")
+        self.use_vmap = no_bn and (on_gpu or self.cfg.model == "mlp")
         self.penalty_impl = "vmap" if (no_bn and on_gpu) else "loop"
-        self.per_epoch, self.total, self.eval_points = schedule(cfg, self.n)
-        self.partition = None
-        if cfg.fixed_partition:
-            self.partition = torch.randperm(self.n, generator=self.gen).view(-1, cfg.batch_size)
-        # A fixed evaluation subset for gradient statistics and sharpness.
+        if self.device.type == "cuda" and self.cfg.precision == "bf16-autocast":
+            self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        else:
+            self.autocast = contextlib.nullcontext
+
+    def _build_probes(self) -> None:
+        """Fixed training subsets on which gradient statistics, sharpness and the
+        coherence fractions are measured."""
+        cfg = self.cfg
         eg = torch.Generator().manual_seed(cfg.data_seed + 12345)
         ne = min(cfg.eval_examples, self.n)
         self.eval_idx = torch.randperm(self.n, generator=eg)[:ne].to(self.device)
@@ -153,29 +176,28 @@ class Trainer:
             nulls = [flags[torch.randperm(npb, generator=eg).to(self.device)]
                      for _ in range(cfg.coherence_nulls)]
             self.probe_masks = torch.stack([flags, *nulls])
+
+    def _reset_state(self) -> None:
+        """Step counter, recorded rows and the running sums kept on the device."""
         self.step = 0
         self.rows: list[dict[str, Any]] = []
         self.batches: torch.Tensor | None = None
         self.x_epoch: torch.Tensor | None = None
-        self.first_learned = np.full(self.n, -1, dtype=np.int64) if cfg.tracks_examples else None
+        self.first_learned = (np.full(self.n, -1, dtype=np.int64)
+                              if self.cfg.tracks_examples else None)
         self.loss_sum = torch.zeros((), device=self.device)
         self.reg_sum = torch.zeros((), device=self.device)
         self.loss_count = 0
         self.diverged = False
         self.notes: list[str] = []
-        self.checkpoint_path = checkpoint_path
         self.t0 = time.time()
-        if self.device.type == "cuda" and cfg.precision == "bf16-autocast":
-            self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        else:
-            self.autocast = contextlib.nullcontext
-        if checkpoint_path is not None and checkpoint_path.is_file():
-            self._load_checkpoint(checkpoint_path)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
         return {
-            "step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+            "step": self.step, "model": self.model.state_dict(),
+            "momentum_buffers": (None if self.momentum_buffers is None
+                                 else [b.cpu() for b in self.momentum_buffers]),
             "gen": self.gen.get_state(), "dev_gen": self.dev_gen.get_state(),
             "rows": self.rows, "batches": self.batches,
             "first_learned": self.first_learned, "loss_sum": self.loss_sum.cpu(),
@@ -197,7 +219,8 @@ class Trainer:
         st = torch.load(path, map_location="cpu", weights_only=False)
         self.step = st["step"]
         self.model.load_state_dict(st["model"])
-        self.opt.load_state_dict(st["opt"])
+        bufs = st["momentum_buffers"]
+        self.momentum_buffers = None if bufs is None else [b.to(self.device) for b in bufs]
         self.gen.set_state(st["gen"])
         self.dev_gen.set_state(st["dev_gen"])
         self.rows = st["rows"]
@@ -266,7 +289,7 @@ class Trainer:
         self._record("eval", "distance_from_init", torch.sqrt(sq_norm(
             [p - q for p, q in zip(params, self.init_params)])))
         if cfg.layer_stats:
-            for name, (mean_norm, dev) in layer_snr(model, xe, ye, b, self.use_vmap).items():
+            for name, (mean_norm, dev) in layer_grad_norms(model, xe, ye, b, self.use_vmap).items():
                 self._record(f"layer:{name}", "grad_mean_norm", mean_norm)
                 self._record(f"layer:{name}", "grad_std", dev)
         if cfg.sharpness:
@@ -307,50 +330,51 @@ class Trainer:
                 micro_batch=cfg.micro_batch, method=cfg.penalty_grad, fd_step=cfg.fd_step,
                 impl=self.penalty_impl, group=group,
                 autocast=self.autocast)
-        for p, g in zip(self.model.parameters(), grads):
-            p.grad = g
+        params = list(self.model.parameters())
         if cfg.clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-        self.opt.step()
+            for p, g in zip(params, grads):
+                p.grad = g  # clip_grad_norm_ scales the .grad tensors, i.e. grads, in place
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+        self.momentum_buffers = sgd_update_(
+            params, grads, self.momentum_buffers, cfg.lr, cfg.momentum, cfg.weight_decay,
+            uses_momentum=cfg.momentum != 0, uses_decay=cfg.weight_decay != 0)
         self.loss_sum += loss.detach()
         if reg_val is not None:
             self.reg_sum += reg_val.detach()
         self.loss_count += 1
 
-    def run(self, on_step: Callable[[int], None] | None = None) -> TrainOutput:
+    def advance(self, step: int) -> None:
+        """Take training step ``step`` (drawing the epoch's batches at its start)."""
+        pos = step % self.per_epoch
+        if pos == 0 or self.batches is None:
+            self.batches = self.batches_for_epoch()
+            if self.cfg.augment:
+                self.x_epoch = data_mod.augment(self.data.x_train, self.gen)
+        self.train_step(self.batches[pos])
+        self.step += 1
+
+    def evaluate_if_due(self) -> bool:
+        """Evaluate at the current step unless a resumed run already did; False once
+        the run diverged."""
+        if not self.evaluated_at(self.step):
+            self.evaluate()
+        return not self.diverged
+
+    def train(self, progress: bool = True,
+              on_step: Callable[[int], None] | None = None) -> TrainOutput:
+        """Train to the end (or to divergence) and return the output."""
         cfg = self.cfg
-        pending_evals = [s for s in self.eval_points if s >= self.step]
-        last_checkpoint = time.time()
-        bar = tqdm(total=self.total, initial=self.step, disable=_progress_disable(cfg),
-                   desc=f"{cfg.method}/{cfg.reg} lr={cfg.lr:g}", file=sys.stderr,
-                   leave=False)
-        try:
-            while True:
-                if pending_evals and pending_evals[0] == self.step:
-                    pending_evals.pop(0)
-                    if not self.evaluated_at(self.step):
-                        self.evaluate()
-                    if self.diverged:
-                        break
-                if self.step >= self.total:
-                    break
-                pos = self.step % self.per_epoch
-                if pos == 0 or self.batches is None:
-                    self.batches = self.batches_for_epoch()
-                    if cfg.augment:
-                        self.x_epoch = data_mod.augment(self.data.x_train, self.gen)
-                self.train_step(self.batches[pos])
-                self.step += 1
-                bar.update(1)
-                if on_step is not None:
-                    on_step(self.step)
-                if self.checkpoint_path is not None and self.step < self.total and (
-                        (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
-                        or time.time() - last_checkpoint > CHECKPOINT_SECONDS):
-                    self.save_checkpoint()
-                    last_checkpoint = time.time()
-        finally:
-            bar.close()
+
+        def advance(step: int) -> None:
+            self.advance(step)
+            if on_step is not None:
+                on_step(self.step)
+
+        drive(self.step, self.total, self.eval_points, evaluate=self.evaluate_if_due,
+              advance=advance,
+              checkpoint=self.save_checkpoint if self.checkpoint_path is not None else None,
+              checkpoint_every=cfg.checkpoint_every, progress=progress and cfg.progress,
+              desc=f"{cfg.method}/{cfg.reg} lr={cfg.lr:g}")
         return self.output()
 
     def output(self) -> TrainOutput:

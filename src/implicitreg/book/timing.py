@@ -20,17 +20,18 @@ from typing import Iterable
 import torch
 
 MODES = {
-    "sequential": {"IMPLICITREG_SWEEP_BATCH": "0"},
+    "sequential": {"batch": False},
     "local": {},
-    "workers": {"IMPLICITREG_SWEEP_WORKERS": "2"},
-    "ray": {"IMPLICITREG_SWEEP_BACKEND": "ray"},
+    "workers": {"workers": 2},
+    "ray": {"backend": "ray"},
 }
 
 
 def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tuple(MODES),
                   root: Path | None = None, ray_address: str | None = None) -> Path:
-    from .book import BookError, execute_chapter, load_profile, toc_chapters
-    from .store import RunStore, project_root
+    from ..runs.execution import ExecConfig
+    from ..runs.store import RunStore, project_root
+    from .driver import BookError, execute_chapter, load_profile, toc_chapters
 
     root = root or project_root()
     if root is None:
@@ -44,28 +45,21 @@ def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tupl
         raise BookError(f"unknown mode(s) {bad}; one of {list(MODES)}")
     params = load_profile(root, chapter, profile)
     rows = []
-    saved = dict(os.environ)
-    try:
-        for mode in modes:
-            with tempfile.TemporaryDirectory(prefix="implicitreg-timing-") as tmp:
-                os.environ.clear()
-                os.environ.update(saved)
-                os.environ.update(MODES[mode])
-                os.environ["IMPLICITREG_RESULTS"] = str(Path(tmp) / "runs")
-                if mode == "ray" and ray_address:
-                    os.environ["IMPLICITREG_RAY_ADDRESS"] = ray_address
-                print(f"== {chapter} ({profile}), mode {mode}", flush=True)
-                t0 = time.perf_counter()
-                execute_chapter(chapters[chapter], Path(tmp) / f"{chapter}.ipynb", params,
-                                cell_timeout=24 * 3600)
-                wall = time.perf_counter() - t0
-                store = RunStore(Path(tmp) / "runs")
-                rows.append({"mode": mode, "wall_time_s": round(wall, 1),
-                             "runs": len(store.keys())})
-                print(f"   {wall:.1f} s, {rows[-1]['runs']} runs", flush=True)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    base = ExecConfig.from_env()
+    for mode in modes:
+        with tempfile.TemporaryDirectory(prefix="implicitreg-timing-") as tmp:
+            ex = ExecConfig(store_root=str(Path(tmp) / "runs"),
+                            ray_address=ray_address if mode == "ray" else None,
+                            native_kernel=base.native_kernel, **MODES[mode])
+            print(f"== {chapter} ({profile}), mode {mode}", flush=True)
+            t0 = time.perf_counter()
+            execute_chapter(chapters[chapter], Path(tmp) / f"{chapter}.ipynb", params,
+                            cell_timeout=24 * 3600, exec_config=ex)
+            wall = time.perf_counter() - t0
+            store = RunStore(Path(tmp) / "runs")
+            rows.append({"mode": mode, "wall_time_s": round(wall, 1),
+                         "runs": len(store.keys())})
+            print(f"   {wall:.1f} s, {rows[-1]['runs']} runs", flush=True)
     device = ("cuda" if torch.cuda.is_available() else "cpu")
     report = {
         "chapter": chapter, "profile": profile,

@@ -8,11 +8,11 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .api import device_name
-from .book import notebook_parameters
-from .data import resolve_source
-from .store import Result
-from .training import resolve_device
+from ..runs.runner import device_name
+from .driver import notebook_parameters
+from ..engine.data import resolve_source
+from ..runs.store import Result
+from ..engine.device import resolve_device
 
 ARM_ORDER = ["SGD", "GD", "GD + penalty"]
 
@@ -86,10 +86,12 @@ def band_plot(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, order=None,
     import numpy as np
     import seaborn as sns
 
-    from .analysis import mean_ci
+    from ..analysis.stats import mean_ci
 
     ax = ax or plt.gca()
-    hues = order or [h for h in ARM_ORDER if h in set(df[hue])] or sorted(set(df[hue]))
+    present = list(dict.fromkeys(df[hue]))
+    hues = order or ([h for h in ARM_ORDER if h in present]
+                     + [h for h in present if h not in ARM_ORDER])
     palette = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
     for h in hues:
         d = df[df[hue] == h]

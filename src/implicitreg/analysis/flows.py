@@ -217,10 +217,3 @@ def sgd_epochs_loop(p: Problem, eps: float, orders: torch.Tensor, epochs: int = 
                 th = th - eps * gk(th, p.xb[k], p.yb[k])
         out.append(th)
     return torch.stack(out)
-
-
-def variance_term(p: Problem, th: torch.Tensor) -> float:
-    """(1/m)Σ_k‖∇Ĉ_k − ∇C‖² at θ: what C̃_SGD adds to C̃_GD, divided by ε/4."""
-    g = grad(p.loss)(th, p.x, p.y)
-    gks = vmap(grad(p.loss), in_dims=(None, 0, 0))(th, p.xb, p.yb)
-    return float(((gks - g) ** 2).sum(1).mean())

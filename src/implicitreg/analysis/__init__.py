@@ -1,0 +1,5 @@
+"""What the chapters compute from finished runs: interval statistics (:mod:`.stats`, whose
+names are re-exported here), loss-landscape tools (:mod:`.landscape`) and the modified
+flows of backward error analysis (:mod:`.flows`)."""
+from .stats import *  # noqa: F401,F403
+from .stats import __all__  # noqa: F401

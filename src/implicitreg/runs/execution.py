@@ -1,0 +1,120 @@
+"""Where and how runs execute: one dataclass, read from the environment in one place.
+
+The CLI and the book driver build an :class:`ExecConfig` from their options and hand it
+to the chapters' kernels through the environment (:meth:`ExecConfig.to_env`), because a
+papermill kernel is a separate process; :func:`~implicitreg.runs.sweeps.run_many` and
+:func:`~implicitreg.runs.runner.run` read it back with :meth:`ExecConfig.from_env`.
+None of these settings changes a run's numbers, so none is part of a run key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..engine.config import ConfigError
+
+BACKENDS = ("local", "ray")
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+# Field -> environment variable. The names are part of the user interface (README).
+ENV = {
+    "backend": "IMPLICITREG_SWEEP_BACKEND",
+    "workers": "IMPLICITREG_SWEEP_WORKERS",
+    "batch": "IMPLICITREG_SWEEP_BATCH",
+    "ray_address": "IMPLICITREG_RAY_ADDRESS",
+    "ray_gpus": "IMPLICITREG_RAY_GPUS",
+    "store_root": "IMPLICITREG_RESULTS",
+    "no_train": "IMPLICITREG_NO_TRAIN",
+    "progress": "IMPLICITREG_PROGRESS",
+    "native_kernel": "IMPLICITREG_NATIVE",
+}
+
+
+class ExecError(ConfigError):
+    """An execution setting has a value that is not allowed."""
+
+
+def parse_bool(text: str, name: str) -> bool:
+    """The one boolean syntax of the project's environment variables."""
+    low = text.strip().lower()
+    if low in TRUE:
+        return True
+    if low in FALSE:
+        return False
+    raise ExecError(f"{name}={text!r} is not allowed: one of {TRUE + FALSE}")
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    backend: str = "local"
+    """``local`` (this process, or ``workers`` local processes) or ``ray`` (one Ray task
+    per batch or single run)."""
+    workers: int = 1
+    """Local worker processes for lists of runs; each gets its share of the CPU threads."""
+    batch: bool | None = None
+    """Train compatible runs as one vmapped model: ``None`` where it pays (always on an
+    accelerator, on a CPU for small models), or forced on/off."""
+    ray_address: str | None = None
+    """Address of a Ray cluster (``ray://head:10001``); ``None`` starts a local instance."""
+    ray_gpus: float = 0.0
+    """GPUs each Ray task asks for."""
+    store_root: str | None = None
+    """Run-store folder; ``None``: ``results/runs`` of the project (or of the working
+    directory outside one)."""
+    no_train: bool = False
+    """Refuse to train: a run missing from the store is an error (re-plotting committed
+    result sets)."""
+    progress: bool = True
+    """Progress bars (tqdm) on long runs and lists of runs."""
+    native_kernel: bool = True
+    """Use the compiled winsorization kernel where it applies (same numbers, faster)."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ExecError(f"backend {self.backend!r} is not allowed: one of {BACKENDS}")
+        if self.workers < 1:
+            raise ExecError(f"workers = {self.workers} is not allowed: an integer >= 1")
+        if self.ray_gpus < 0:
+            raise ExecError(f"ray_gpus = {self.ray_gpus} is not allowed: a number >= 0")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any
+                 ) -> "ExecConfig":
+        """Settings from the ``IMPLICITREG_*`` variables, then ``overrides`` that are not
+        ``None`` (explicit arguments win over the environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV[f.name], "")
+            if raw == "":
+                continue
+            if f.name in ("batch", "no_train", "progress", "native_kernel"):
+                values[f.name] = parse_bool(raw, ENV[f.name])
+            elif f.name == "workers":
+                values[f.name] = int(raw)
+            elif f.name == "ray_gpus":
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that reproduce these settings in another process."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            out[ENV[f.name]] = ("1" if v else "0") if isinstance(v, bool) else str(v)
+        return out
+
+    def store_path(self) -> Path | None:
+        return None if self.store_root is None else Path(self.store_root).expanduser()
+
+    def replace(self, **changes: Any) -> "ExecConfig":
+        return dataclasses.replace(self, **changes)
