@@ -83,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_time.add_argument("--profile", default="ci")
     p_time.add_argument("--modes", default="sequential,local,workers,ray")
     p_time.add_argument("--ray-address", default=None)
+    p_gpu = sub.add_parser("gpu-edition", help="bench, then train the chapters' gpu "
+                           "profiles into results/gpu (resumable; stops at a deadline)")
+    p_gpu.add_argument("--deadline", type=float, default=480.0,
+                       help="seconds from now after which runs checkpoint and stop")
+    p_gpu.add_argument("--only", default=None, help="comma-separated chapters")
+    p_gpu.add_argument("--dry-run", action="store_true",
+                       help="the smoke profile on any device into _build/gpu-dry-run")
+    p_gpu.add_argument("--no-bench", action="store_true",
+                       help="skip the bench (a window that resumes an earlier one)")
+    p_gpu.add_argument("--out", default=None, help="also pack the results into "
+                       "OUT/gpu-edition.tar.gz")
     p_gold = sub.add_parser("golden", help="check (or --write) the golden runs of "
                             "tests/golden/ against the engine")
     p_gold.add_argument("--write", action="store_true",
@@ -107,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             time_backends(args.chapter, args.profile,
                           [m for m in args.modes.split(",") if m], ray_address=args.ray_address)
+        elif args.cmd == "gpu-edition":
+            from pathlib import Path
+
+            from .book.gpu_edition import PRIORITY, gpu_edition
+
+            gpu_edition(args.only.split(",") if args.only else PRIORITY, args.deadline,
+                        args.dry_run, Path(args.out) if args.out else None,
+                        bench=not args.no_bench)
         elif args.cmd == "golden":
             from . import golden
 

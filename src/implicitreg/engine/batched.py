@@ -221,8 +221,8 @@ class BatchedTrainer:
                 self.trainers[k].save_checkpoint()
 
     # ---------------------------------------------------------------- the loop
-    def train(self, progress: bool = True,
-              on_step: Callable[[int], None] | None = None) -> list[TrainOutput]:
+    def train(self, progress: bool = True, on_step: Callable[[int], None] | None = None,
+              deadline: float | None = None) -> list[TrainOutput]:
         ts = self.trainers
         lead = ts[0]
         active = [k for k, t in enumerate(ts) if not t.diverged]
@@ -245,7 +245,7 @@ class BatchedTrainer:
         drive(lead.step, lead.total, lead.eval_points, evaluate=evaluate, advance=advance,
               checkpoint=lambda: self._save_checkpoints(active),
               checkpoint_every=self.cfg.checkpoint_every, progress=progress,
-              desc=f"{self.k} models {self.cfg.method}/{self.cfg.reg}")
+              desc=f"{self.k} models {self.cfg.method}/{self.cfg.reg}", deadline=deadline)
         outs = []
         for k, t in enumerate(ts):
             if k in active:

@@ -32,6 +32,15 @@ def set_determinism(on: bool) -> None:
         torch.backends.cudnn.deterministic = on
 
 
+def set_float32_matmul(precision: str) -> None:
+    """Full float32 arithmetic for ``float32`` runs: TF32 (on by default for cuDNN
+    convolutions on recent GPUs) rounds to 10 mantissa bits, which would swamp the
+    finite-difference penalty gradient. ``bf16-autocast`` runs are low precision anyway."""
+    if precision != "bf16-autocast":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
 def param_dtype(precision: str) -> torch.dtype:
     """Parameter and data dtype of a precision setting (bf16 autocast keeps float32
     parameters)."""

@@ -25,7 +25,7 @@ from .config import RunConfig, check_against_data
 from .gradients import batch_grad, penalized_grad, params_of, sq_norm, winsorized_grad
 from .probes import (coherence_fractions, grad_stats, layer_grad_norms, loss_acc, predict,
                       top_eigenvalue)
-from .device import param_dtype, resolve_device, set_determinism
+from .device import param_dtype, resolve_device, set_determinism, set_float32_matmul
 from .models import has_batchnorm, model_for
 from .optim import sgd_update_
 
@@ -70,14 +70,19 @@ def make_epoch_batches(cfg: RunConfig, n: int, gen: torch.Generator,
 CHECKPOINT_SECONDS = 300.0
 
 
+class DeadlineReached(RuntimeError):
+    """Training stopped at a deadline after writing its checkpoint; rerun to resume."""
+
+
 def drive(step: int, total: int, eval_points: Sequence[int], *,
           evaluate: Callable[[], bool], advance: Callable[[int], None],
           checkpoint: Callable[[], None] | None, checkpoint_every: int | None,
-          progress: bool, desc: str) -> None:
+          progress: bool, desc: str, deadline: float | None = None) -> None:
     """The training loop of single and batched runs alike: at each evaluation point call
     ``evaluate`` (which returns False to stop, e.g. when everything diverged), take the
     step with ``advance(step)``, and checkpoint every ``checkpoint_every`` steps and every
-    :data:`CHECKPOINT_SECONDS` of wall time."""
+    :data:`CHECKPOINT_SECONDS` of wall time. Past ``deadline`` (Unix time) it checkpoints
+    and raises :class:`DeadlineReached`."""
     pending = [s for s in eval_points if s >= step]
     last_checkpoint = time.time()
     # disable=None lets tqdm hide the bar when stderr is not a terminal.
@@ -99,6 +104,10 @@ def drive(step: int, total: int, eval_points: Sequence[int], *,
                     or time.time() - last_checkpoint > CHECKPOINT_SECONDS):
                 checkpoint()
                 last_checkpoint = time.time()
+            if deadline is not None and step < total and time.time() > deadline:
+                if checkpoint is not None:
+                    checkpoint()
+                raise DeadlineReached(f"{desc}: deadline reached at step {step} of {total}")
     finally:
         bar.close()
 
@@ -111,6 +120,8 @@ class Trainer:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         set_determinism(cfg.deterministic)
+        if self.device.type == "cuda":
+            set_float32_matmul(cfg.precision)
         self.data = dataset or data_mod.load_for(cfg, self.device)
         self.n = check_against_data(cfg, self.data.n_train)
         self._build_model()
@@ -360,8 +371,8 @@ class Trainer:
             self.evaluate()
         return not self.diverged
 
-    def train(self, progress: bool = True,
-              on_step: Callable[[int], None] | None = None) -> TrainOutput:
+    def train(self, progress: bool = True, on_step: Callable[[int], None] | None = None,
+              deadline: float | None = None) -> TrainOutput:
         """Train to the end (or to divergence) and return the output."""
         cfg = self.cfg
 
@@ -374,7 +385,7 @@ class Trainer:
               advance=advance,
               checkpoint=self.save_checkpoint if self.checkpoint_path is not None else None,
               checkpoint_every=cfg.checkpoint_every, progress=progress and cfg.progress,
-              desc=f"{cfg.method}/{cfg.reg} lr={cfg.lr:g}")
+              desc=f"{cfg.method}/{cfg.reg} lr={cfg.lr:g}", deadline=deadline)
         return self.output()
 
     def output(self) -> TrainOutput:

@@ -31,6 +31,7 @@ ENV = {
     "no_train": "IMPLICITREG_NO_TRAIN",
     "progress": "IMPLICITREG_PROGRESS",
     "native_kernel": "IMPLICITREG_NATIVE",
+    "deadline": "IMPLICITREG_DEADLINE",
 }
 
 
@@ -72,6 +73,10 @@ class ExecConfig:
     """Progress bars (tqdm) on long runs and lists of runs."""
     native_kernel: bool = True
     """Use the compiled winsorization kernel where it applies (same numbers, faster)."""
+    deadline: float | None = None
+    """Unix time after which a training run writes its checkpoint and stops with
+    :class:`~implicitreg.engine.training.DeadlineReached` (short GPU windows: the next
+    window resumes from the checkpoint)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -96,7 +101,7 @@ class ExecConfig:
                 values[f.name] = parse_bool(raw, ENV[f.name])
             elif f.name == "workers":
                 values[f.name] = int(raw)
-            elif f.name == "ray_gpus":
+            elif f.name in ("ray_gpus", "deadline"):
                 values[f.name] = float(raw)
             else:
                 values[f.name] = raw

@@ -178,10 +178,10 @@ def run_batch(configs: Sequence[RunConfig | Mapping[str, Any]],
             progress = ex.progress and all(cfgs[i].progress for i in todo)
             if len(todo) == 1:
                 trainer = Trainer(cfgs[todo[0]], dataset, checkpoint_path=paths[0])
-                trainers, outs = [trainer], [trainer.train(progress=progress)]
+                trainers, outs = [trainer], [trainer.train(progress, deadline=ex.deadline)]
             else:
                 bt = BatchedTrainer([cfgs[i] for i in todo], dataset, paths)
-                trainers, outs = bt.trainers, bt.train(progress=progress)
+                trainers, outs = bt.trainers, bt.train(progress, deadline=ex.deadline)
             if trainers[0].data.source != source:
                 raise RuntimeError(f"data source changed from {source} to "
                                    f"{trainers[0].data.source} while loading; run again")

@@ -52,7 +52,7 @@ def execute(cfgs: Sequence[RunConfig], store: RunStore, force: bool = False,
             keep_model: bool = False) -> list[Result]:
     """Run one task (a batch when it has several configs) with progress bars off."""
     return run_batch(cfgs, store, force=force, keep_model=keep_model,
-                     exec_config=ExecConfig.from_env(progress=False))
+                     exec_config=ExecConfig.from_env().replace(progress=False))
 
 
 def _worker_init(threads: int) -> None:
