@@ -40,7 +40,7 @@ def test_int_is_accepted_for_a_float_parameter():
     book.check_parameters(CHAPTER, {"lr": 1, "steps": 10, "seeds": [1, 2]})
 
 
-def test_every_toc_chapter_has_all_three_profiles():
+def test_every_toc_chapter_has_the_required_profiles():
     chapters = book.toc_chapters(ROOT)
     assert "sgd_vs_gd" in chapters
     for name, path in chapters.items():
@@ -48,8 +48,9 @@ def test_every_toc_chapter_has_all_three_profiles():
         if not prof.exists():
             continue
         profiles = yaml.safe_load(prof.read_text())
-        assert set(book.PROFILES) <= set(profiles), name
-        for p in book.PROFILES:  # every profile value is a declared, well-typed parameter
+        assert set(book.REQUIRED_PROFILES) <= set(profiles), name
+        assert set(profiles) <= set(book.PROFILES), name
+        for p in profiles:  # every profile value is a declared, well-typed parameter
             book.check_parameters(path, profiles[p] or {})
 
 
@@ -73,9 +74,34 @@ def test_smoke_profile_executes_and_the_book_builds(smoke_book):
     assert "acc_sgd" not in page  # glue keys were replaced by values
     executed = json.loads((root / "_build" / "site" / "notebooks" / "sgd_vs_gd.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
-    # the source notebook is untouched: no outputs
+    # the source notebook is untouched: no outputs, no rerun box
     src = json.loads((root / "notebooks" / "sgd_vs_gd.ipynb").read_text())
     assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code")
+    assert "Rerun this chapter" not in json.dumps(src)
+
+
+@pytest.mark.slow
+@pytest.mark.book
+def test_built_pages_rerun_box_launch_buttons_report_and_sitemap(smoke_book):
+    root, html = smoke_book
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"].removeprefix("https://github.com/")
+    for name in book.toc_chapters(root):
+        page = (html / "notebooks" / f"{name}.html").read_text()
+        assert "Rerun this chapter" in page, name
+        # launch buttons open the source notebook in the repository, not an executed copy
+        assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in page
+        assert f"mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb" in page
+        assert "binder-examples" not in page and "x-thebe-config" not in page, name
+        assert "nan%" not in page and "nan (n=" not in page, name
+    report = (html / "execution.html").read_text()
+    for name in book.toc_chapters(root):
+        assert name in report
+    assert "completed" in report and "smoke" in report and "loaded" in report
+    intro = (html / "intro.html").read_text()
+    assert "scale-table" not in intro and "smoke" in intro
+    sitemap = (html / "sitemap.xml").read_text()
+    assert config["html"]["baseurl"] + "notebooks/sgd_vs_gd.html" in sitemap
 
 
 @pytest.mark.slow

@@ -100,6 +100,52 @@ def test_every_page_loads_with_figures_math_and_no_console_errors(served, browse
     assert not problems, "\n".join(problems)
 
 
+def test_chapters_have_launch_buttons_a_rerun_box_and_no_nan(served, browser):
+    """Every chapter page: Colab and Binder launch links to the source notebook, the
+    repository, issues and download buttons, the rerun box; no page reads "nan%"."""
+    base, html = served
+    problems = []
+    for page in _pages(html):
+        browser.get(f"{base}/{page}")
+        assert _wait(browser, "document.readyState === 'complete'")
+        text = browser.execute_script("return document.body.innerText")
+        if "nan%" in text:
+            problems.append(f"{page}: the text contains 'nan%'")
+        if not page.startswith("notebooks/"):
+            continue
+        hrefs = browser.execute_script(
+            "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+        name = page.removeprefix("notebooks/").removesuffix(".html")
+        for host in ("colab.research.google.com", "mybinder.org"):
+            if not any(host in h and f"notebooks/{name}.ipynb" in h for h in hrefs):
+                problems.append(f"{page}: no {host} launch button for notebooks/{name}.ipynb")
+        if not any(h.endswith("/issues") or "/issues/new" in h for h in hrefs):
+            problems.append(f"{page}: no issues button")
+        if not browser.execute_script(
+                "return !!document.querySelector('.btn-download-source-button, "
+                "a[download], button[title*=\"Download\"], .dropdown-download-buttons')"):
+            problems.append(f"{page}: no download button")
+        if "Rerun this chapter" not in browser.page_source:
+            problems.append(f"{page}: no rerun box")
+    assert not problems, "\n".join(problems)
+
+
+def test_execution_report_page(served, browser):
+    base, html = served
+    browser.get(f"{base}/execution.html")
+    assert _wait(browser, "document.readyState === 'complete'")
+    text = browser.execute_script("return document.body.innerText")
+    assert "Execution report" in text
+    rows = browser.execute_script("return document.querySelectorAll('table tbody tr').length")
+    chapters = [p for p in _pages(html) if p.startswith("notebooks/")]
+    assert rows >= len(chapters), text[:2000]
+    assert "completed" in text and "smoke" in text
+    # the landing page's scale table links each chapter
+    browser.get(f"{base}/intro.html")
+    assert _wait(browser, "document.readyState === 'complete'")
+    assert "At which scale" in browser.execute_script("return document.body.innerText")
+
+
 def test_internal_links_resolve(served, browser):
     base, html = served
     broken = []

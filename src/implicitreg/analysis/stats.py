@@ -16,12 +16,47 @@ class Estimate:
     low: float
     high: float
     n: int
+    diverged: int = 0  # runs (seeds) left out because they diverged
+
+    @property
+    def missing(self) -> str | None:
+        """Why there is no value, in words (None when there is one): every run
+        diverged, there was no run, or the quantity is undefined (e.g. a zero gap)."""
+        if self.n > 0 and np.isfinite(self.value):
+            return None
+        if self.diverged:
+            return diverged_text(self.diverged, self.n + self.diverged)
+        return "no run finished" if self.n == 0 else "undefined for these runs"
 
     def fmt(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+        if self.missing is not None:
+            return self.missing
+        note = (f"; {diverged_text(self.diverged, self.n + self.diverged)}"
+                if self.diverged else "")
         if self.n < 2 or not np.isfinite(self.low):
-            return f"{self.value * scale:.{digits}f}{unit} (n={self.n}, no interval)"
+            return f"{self.value * scale:.{digits}f}{unit} (n={self.n}, no interval{note})"
         return (f"{self.value * scale:.{digits}f}{unit} "
-                f"[{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]")
+                f"[{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
+                + (f" ({note[2:]})" if note else ""))
+
+
+def diverged_text(diverged: int, total: int, unit: str = "seeds") -> str:
+    """"diverged in 2 of 3 seeds" (or "in all 3 seeds")."""
+    if total and diverged == total and total > 2:
+        return f"diverged in all {total} {unit}"
+    return f"diverged in {diverged} of {total} {unit}"
+
+
+def mean_ci_runs(values: Sequence[float], diverged: Sequence[bool] | None = None,
+                 level: float = 0.95) -> Estimate:
+    """:func:`mean_ci` over the runs that did not diverge; runs flagged ``diverged``, or
+    whose value is not finite, are counted in ``Estimate.diverged`` instead of averaged."""
+    v = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(v)
+    if diverged is not None:
+        bad |= np.asarray(diverged, dtype=bool)
+    e = mean_ci(v[~bad], level)
+    return Estimate(e.value, e.low, e.high, e.n, int(bad.sum()))
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> Estimate:
@@ -126,4 +161,4 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Esti
     return Estimate(d, d - half, d + half, n)
 
 
-__all__ = ["Estimate", "mean_ci", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci"]
+__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci"]

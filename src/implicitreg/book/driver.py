@@ -23,10 +23,12 @@ import yaml
 from ..runs.execution import ExecConfig
 from ..runs.store import project_root
 
-PROFILES = ("smoke", "ci", "paper")
+PROFILES = ("smoke", "ci", "paper", "gpu")
+# Every chapter has these; a committed profile (gpu) only where its runs were made.
+REQUIRED_PROFILES = ("smoke", "ci", "paper")
 # Profiles whose runs are executed once and committed under results/<profile>/runs.
-COMMITTED_PROFILES = ("paper",)
-DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "paper": 4 * 3600}
+COMMITTED_PROFILES = ("paper", "gpu")
+DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "paper": 4 * 3600, "gpu": 4 * 3600}
 
 
 class BookError(RuntimeError):
@@ -34,38 +36,47 @@ class BookError(RuntimeError):
 
 
 # ------------------------------------------------------------------ parameters
-def notebook_parameters(path: Path) -> dict[str, Any]:
-    """Names and default values of the notebook's cell tagged ``parameters``."""
-    nb = json.loads(path.read_text())
+def parse_parameter_source(src: str) -> dict[str, Any]:
+    """Names and literal values assigned in a parameters cell's source; annotated
+    assignments (``lr: float = 0.05  # comment``) count like plain ones."""
+    out: dict[str, Any] = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            out[target.id] = ast.literal_eval(value)
+    return out
+
+
+def parameter_cell_source(path: Path) -> str:
+    """The source of the notebook's cell tagged ``parameters``."""
+    nb = json.loads(Path(path).read_text())
     for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            src = "".join(cell["source"])
-            out: dict[str, Any] = {}
-            for node in ast.parse(src).body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                    target, value = node.targets[0], node.value
-                elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                    target, value = node.target, node.value
-                else:
-                    continue
-                if isinstance(target, ast.Name):
-                    out[target.id] = ast.literal_eval(value)
-            return out
+            return "".join(cell["source"])
     raise BookError(f"{path}: no cell tagged 'parameters'")
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """Names and default values of the notebook's cell tagged ``parameters``."""
+    return parse_parameter_source(parameter_cell_source(path))
 
 
 def _type_name(v: Any) -> str:
     return "list" if isinstance(v, (list, tuple)) else type(v).__name__
 
 
-def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
-    """Refuse unknown names and values whose type differs from the default's (an int is
-    accepted for a float; a default of None accepts anything; None is accepted for any
-    parameter and means "all" or "the engine's default" where the chapter says so)."""
-    declared = notebook_parameters(notebook)
+def check_values(label: str, declared: dict[str, Any], given: dict[str, Any]) -> None:
+    """:func:`check_parameters` on a declaration already read; ``label`` names the
+    notebook in the message (the chapters call this from their setup cell, so that plain
+    papermill refuses bad values with the same message as the book driver)."""
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise BookError(f"{notebook.name}: unknown parameter(s) {unknown}; the notebook's "
+        raise BookError(f"{label}: unknown parameter(s) {unknown}; the notebook's "
                         f"parameters are {sorted(declared)}")
     for name, value in given.items():
         default = declared[name]
@@ -78,9 +89,16 @@ def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
             ok = all(_type_name(v) == _type_name(default[0]) or (
                 isinstance(default[0], float) and isinstance(v, int)) for v in value)
         if not ok:
-            raise BookError(f"{notebook.name}: parameter {name} = {value!r} has type "
+            raise BookError(f"{label}: parameter {name} = {value!r} has type "
                             f"{_type_name(value)}; expected {_type_name(default)} like its "
                             f"default {default!r}")
+
+
+def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
+    """Refuse unknown names and values whose type differs from the default's (an int is
+    accepted for a float; a default of None accepts anything; None is accepted for any
+    parameter and means "all" or "the engine's default" where the chapter says so)."""
+    check_values(Path(notebook).name, notebook_parameters(notebook), given)
 
 
 def load_profile(root: Path, chapter: str, profile: str) -> dict[str, Any]:
@@ -169,6 +187,7 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
             else:
                 os.environ[k] = v
     hide_parameter_cells(out)
+    insert_rerun_box(out, rerun_box(src))
 
 
 def hide_parameter_cells(path: Path) -> None:
@@ -179,6 +198,102 @@ def hide_parameter_cells(path: Path) -> None:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
             tags.append("remove-cell")
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+
+
+def parameter_comments(src: str) -> dict[str, str]:
+    """The comment at the end of each parameter's line in a parameters cell."""
+    import io
+    import tokenize
+
+    names = {}
+    for node in ast.parse(src).body:
+        target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
+                  else node.target if isinstance(node, ast.AnnAssign) else None)
+        if isinstance(target, ast.Name):
+            names[node.end_lineno] = target.id
+    out = {}
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.COMMENT and tok.start[0] in names:
+            out[names[tok.start[0]]] = tok.string.lstrip("#").strip()
+    return out
+
+
+def chapter_profiles(notebook: Path) -> list[str]:
+    """The profiles named in the chapter's profile file, in file order."""
+    f = notebook.parent / "profiles" / f"{notebook.stem}.yaml"
+    if not f.is_file():
+        return []
+    return list(yaml.safe_load(f.read_text()) or {})
+
+
+RERUN_EXAMPLE = ("lr", "steps", "epochs", "seeds", "n_train", "noise_levels", "gd_steps",
+                 "batch_sizes")
+
+
+def rerun_box(src: Path) -> str:
+    """A MyST admonition telling the reader how to rerun this chapter: the commands at
+    each of its profiles, a parameters file drawn from its own parameters cell, and
+    where the results land."""
+    name = src.stem
+    declared = notebook_parameters(src)
+    comments = parameter_comments(parameter_cell_source(src))
+    profiles = chapter_profiles(src)
+    lines = [":::{admonition} Rerun this chapter", ":class: note dropdown", "",
+             "From a clone of the repository (`make` creates `.venv` and installs the "
+             "package on first use):", "", "```bash"]
+    first = profiles[0] if profiles else "ci"
+    for prof in profiles or [None]:
+        opt = f" PROFILE={prof}" if prof else ""
+        pm_opt = f" -p profile {prof}" if prof else ""
+        out = f"{name}-{prof}.ipynb" if prof else f"{name}-out.ipynb"
+        lines += ([f"# profile {prof}"] if prof else []) + [
+            f"make execute ONLY={name}{opt}    # this chapter only, no HTML",
+            f"make book{opt}    # every chapter, then the HTML",
+            f"papermill notebooks/{name}.ipynb {out}{pm_opt}    # plain papermill, any folder",
+        ]
+    lines += [f"papermill --help-notebook notebooks/{name}.ipynb    # every parameter",
+              "```", "", "With plain papermill, a named profile fills in its values; "
+              "values given with `-p` override them.", ""]
+    pick = [k for k in RERUN_EXAMPLE if k in declared][:3] or [
+        k for k in declared if k not in ("profile", "executed_at")][:3]
+    if pick:
+        lines += ["To change parameters, write them into a file (values below are this "
+                  "chapter's defaults) and pass it with `PARAMS`:", "", "```yaml",
+                  "# my_params.yaml"]
+        lines.append(f"{name}:")
+        for k in pick:
+            c = comments.get(k)
+            lines.append(f"  {k}: {json.dumps(declared[k])}" + (f"  # {c}" if c else ""))
+        lines += ["```", "", "```bash",
+                  f"make execute ONLY={name} PROFILE={first} PARAMS=my_params.yaml",
+                  f"papermill notebooks/{name}.ipynb out.ipynb -p profile {first} "
+                  f"-p {pick[0]} {json.dumps(declared[pick[0]])}",
+                  "```", ""]
+    lines += ["Unknown names and values of the wrong type are refused before anything "
+              "trains. The executed notebook lands in "
+              f"`_build/site/notebooks/{name}.ipynb` and the page in "
+              f"`_build/html/notebooks/{name}.html` (papermill writes where you tell it); "
+              "every training run is stored in `results/runs/<key>/` (or under "
+              "`$IMPLICITREG_RESULTS`) and is loaded, not retrained, the next time. "
+              "The {doc}`execution report <../execution>` lists what this build ran.",
+              ":::", ""]
+    return "\n".join(lines)
+
+
+def insert_rerun_box(path: Path, box: str) -> None:
+    """Put ``box`` under the title of the executed notebook (never into the source)."""
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        head, sep, rest = src.partition("\n")
+        if head.startswith("# "):
+            cell["source"] = head + "\n\n" + box + "\n" + rest.lstrip("\n")
+        else:
+            cell["source"] = box + "\n" + src
+        break
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
 
@@ -271,6 +386,116 @@ def glued_keys(notebook: Path) -> set[str]:
     return keys
 
 
+def glued_values(notebook: Path) -> dict[str, str]:
+    """Glued names and their plain-text values in an executed notebook."""
+    nb = json.loads(notebook.read_text())
+    out = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            md = o.get("metadata", {})
+            if "scrapbook" in md:
+                prefix = md["scrapbook"].get("mime_prefix", "")
+                text = o.get("data", {}).get(prefix + "text/plain", "")
+                text = "".join(text) if isinstance(text, list) else str(text)
+                if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+                    text = text[1:-1]
+                out[md["scrapbook"]["name"]] = text
+    return out
+
+
+def _md_cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def execution_records(root: Path, site: Path) -> list[dict[str, Any]]:
+    """Per executed chapter: what papermill recorded (parameters, start, end, duration,
+    status) and what the chapter glued about itself (device, versions, run counts)."""
+    records = []
+    for name, src in toc_chapters(root).items():
+        out = site / "notebooks" / f"{name}.ipynb"
+        if not out.is_file():
+            continue
+        meta = json.loads(out.read_text()).get("metadata", {}).get("papermill", {})
+        params = dict(meta.get("parameters") or {})
+        profile = params.get("profile", "(default)")
+        try:
+            prof_values = load_profile(root, name, profile) if profile in PROFILES else {}
+        except BookError:
+            prof_values = {}
+        changed = {k: v for k, v in params.items()
+                   if k not in ("profile", "executed_at") and prof_values.get(k, object()) != v}
+        declared = notebook_parameters(src)
+        used = {**declared, **params}
+        glued = glued_values(out)
+        data = [str(used["dataset"])] if "dataset" in used else []
+        data += [f"{k}={'all' if v is None else v}" for k, v in used.items()
+                 if k.endswith("n_train")]
+        runs = glued.get("exec_runs")
+        records.append({
+            "chapter": name, "profile": profile, "changed": changed,
+            "start": meta.get("start_time"), "end": meta.get("end_time"),
+            "duration": meta.get("duration"),
+            "status": "failed" if meta.get("exception") else (
+                "completed" if meta.get("end_time") else "not finished"),
+            "runs": runs, "loaded": glued.get("exec_runs_loaded"),
+            "device": glued.get("exec_device", "(not recorded)"),
+            "versions": glued.get("exec_versions", "(not recorded)"),
+            "data": ", ".join(data) or "synthetic problems only",
+        })
+    return records
+
+
+def _when(stamp: str | None) -> str:
+    return stamp.replace("T", " ")[:19] + " UTC" if stamp else "(not recorded)"
+
+
+def execution_report(root: Path, site: Path) -> str:
+    """The execution report page (MyST Markdown), from papermill's metadata in the
+    executed notebooks and what each chapter glued about its runs."""
+    recs = execution_records(root, site)
+    lines = ["# Execution report", "",
+             "How each chapter of this build was executed, read from the metadata papermill "
+             "writes into the executed notebooks (`_build/site/notebooks/`) when the book "
+             "is built. *Changed* lists the parameters that differ from the chapter's "
+             "profile (a params file or `-p` values); *runs* counts the distinct training "
+             "runs a chapter used and how many of them were loaded from the run store "
+             "rather than trained during this execution.", "",
+             "| chapter | profile | changed from the profile | started | duration | status "
+             "| runs (loaded from the store) | device | packages |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in recs:
+        changed = ", ".join(f"`{k}` = `{v!r}`" for k, v in r["changed"].items()) or "none"
+        dur = f"{r['duration']:.0f} s" if isinstance(r["duration"], (int, float)) else "?"
+        runs = ("not recorded (the chapter does not call `chapter.glue_run_counts`)"
+                if r["runs"] is None else "no training runs" if r["runs"] == "0" else
+                f"{r['runs']} ({r['loaded']} loaded, "
+                f"{int(r['runs']) - int(r['loaded'] or 0)} trained)")
+        lines.append("| " + " | ".join(_md_cell(x) for x in [
+            f"{{doc}}`notebooks/{r['chapter']}`", f"`{r['profile']}`", changed,
+            _when(r["start"]), dur, r["status"], runs, r["device"], r["versions"]]) + " |")
+    try:
+        from ..runs.store import RunStore
+
+        store = RunStore(ExecConfig.from_env().store_root)
+        lines += ["", f"The run store used by this build holds {len(store.keys())} runs."]
+    except Exception:  # a report without the store line is still a report
+        pass
+    return "\n".join(lines) + "\n"
+
+
+SCALE_MARKER = "<!-- scale-table -->"
+
+
+def scale_table(root: Path, site: Path) -> str:
+    """For the landing page: at which scale each chapter's published figures were made."""
+    lines = ["| chapter | profile | data | device | executed |", "| --- | --- | --- | --- | --- |"]
+    for r in execution_records(root, site):
+        lines.append("| " + " | ".join(_md_cell(x) for x in [
+            f"{{doc}}`notebooks/{r['chapter']}`", f"`{r['profile']}`", r["data"],
+            r["device"], _when(r["start"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def check_claims(root: Path, site: Path) -> None:
     """Every claim must be backed by its chapter: the chapter is in the book and has
     glued each key the ledger pastes."""
@@ -306,6 +531,10 @@ def assemble_site(root: Path, site: Path) -> None:
         else:
             shutil.copy2(item, dest)
     _favicon(site / "favicon.png")
+    intro = site / "intro.md"
+    if intro.is_file() and SCALE_MARKER in intro.read_text():
+        intro.write_text(intro.read_text().replace(SCALE_MARKER, scale_table(root, site)))
+    (site / "execution.md").write_text(execution_report(root, site))
     claims = load_claims(root)
     if claims:
         check_claims(root, site)
