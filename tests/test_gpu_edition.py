@@ -47,3 +47,20 @@ def test_the_committed_gpu_result_set_loads_without_training():
     entry = train_chapter(root, "sgd_vs_gd", "gpu",
                           ir.ExecConfig(no_train=True, store_root=str(store)))
     assert entry["status"] == "complete" and entry["trained"] == 0
+
+
+def test_published_build_uses_the_committed_result_set_that_covers_a_chapter(tmp_path):
+    from implicitreg.book.driver import published_profile
+    from implicitreg.book.gpu_edition import write_manifest
+
+    root = tmp_path
+    (root / "results" / "gpu").mkdir(parents=True)
+    window = {"created": "t", "device": "d", "torch": "v", "chapters": [
+        {"chapter": "sgd_vs_gd", "status": "stopped at the deadline"}]}
+    write_manifest(root / "results" / "gpu" / "manifest.json", window)
+    assert published_profile(root, "sgd_vs_gd") == "ci"  # incomplete: not published
+    window = dict(window, chapters=[{"chapter": "sgd_vs_gd", "status": "complete"}])
+    m = write_manifest(root / "results" / "gpu" / "manifest.json", window)
+    assert len(m["windows"]) == 2
+    assert published_profile(root, "sgd_vs_gd") == "gpu"
+    assert published_profile(root, "lr_batch_law") == "ci"

@@ -13,9 +13,7 @@ from implicitreg.book import driver as book
 
 ROOT = Path(__file__).resolve().parents[1]
 # The chapters whose parameter cells are typed and commented (new chapters should be too).
-NOTEBOOKS = [ROOT / "notebooks" / f"{n}.ipynb" for n in
-             ["sgd_vs_gd", "lr_batch_law", "backward_error", "coherent_gradients",
-              "where_they_end", "reproducibility"]]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # The cheapest chapter at the smoke profile: three runs of eight steps.
 CHAPTER = ROOT / "notebooks" / "sgd_vs_gd.ipynb"
 

@@ -143,22 +143,45 @@ def expected_train_accuracy(test_accuracy: float, noise: float, classes: int = 1
     return (1 - noise) * test_accuracy + noise / classes
 
 
+def _welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """(mean(a) − mean(b), its standard error, Welch's degrees of freedom)."""
+    a_, b_ = np.asarray(a, float), np.asarray(b, float)
+    d = float(a_.mean() - b_.mean())
+    va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
+    se = float(np.sqrt(va + vb))
+    dof = ((va + vb) ** 2 / (va ** 2 / (len(a_) - 1) + vb ** 2 / (len(b_) - 1))
+           if se > 0 else float("inf"))
+    return d, se, float(dof)
+
+
 def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Estimate:
     """mean(a) − mean(b) with a Welch t interval (unequal variances)."""
     from scipy import stats
 
-    a_, b_ = np.asarray(a, float), np.asarray(b, float)
-    d = float(a_.mean() - b_.mean())
-    n = min(len(a_), len(b_))
+    n = min(len(a), len(b))
     if n < 2:
+        d = float(np.mean(a) - np.mean(b)) if n else float("nan")
         return Estimate(d, float("nan"), float("nan"), n)
-    va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
-    se = float(np.sqrt(va + vb))
+    d, se, dof = _welch(a, b)
     if se == 0:
         return Estimate(d, d, d, n)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a_) - 1) + vb ** 2 / (len(b_) - 1))
     half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
     return Estimate(d, d - half, d + half, n)
 
 
-__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci"]
+def detectable_difference(a: Sequence[float], b: Sequence[float], power: float = 0.8,
+                          level: float = 0.95) -> float:
+    """The smallest true difference of means that the two-sided Welch test at ``level``
+    detects with probability ``power``, at these sample sizes and the measured spreads:
+    (t_{(1+level)/2} + t_{power}) × SE. NaN with fewer than two values per group."""
+    from scipy import stats
+
+    if min(len(a), len(b)) < 2:
+        return float("nan")
+    _, se, dof = _welch(a, b)
+    if se == 0:
+        return 0.0
+    return float((stats.t.ppf(0.5 + level / 2, dof) + stats.t.ppf(power, dof)) * se)
+
+
+__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference"]

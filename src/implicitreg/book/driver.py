@@ -20,14 +20,17 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..runs.execution import ExecConfig
+from ..runs.execution import ExecConfig, environment
 from ..runs.store import project_root
 
 PROFILES = ("smoke", "ci", "paper", "gpu")
 # Every chapter has these; a committed profile (gpu) only where its runs were made.
 REQUIRED_PROFILES = ("smoke", "ci", "paper")
-# Profiles whose runs are executed once and committed under results/<profile>/runs.
+# Profiles whose runs are executed once and committed under results/<profile>/runs,
+# largest first: the published build (profile "published") re-plots each chapter from the
+# first of these whose committed result set covers it, and executes the rest at ci.
 COMMITTED_PROFILES = ("paper", "gpu")
+PUBLISHED = "published"
 DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "paper": 4 * 3600, "gpu": 4 * 3600}
 
 
@@ -168,24 +171,17 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
     env = (exec_config or ExecConfig.from_env()).replace(progress=False).to_env()
     # Figures must be captured as outputs whatever backend the caller's shell sets.
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        pm.execute_notebook(
-            str(src), str(out), parameters=params, kernel_name="python3",
-            cwd=str(src.parent), log_output=True, progress_bar=False,
-            execution_timeout=cell_timeout, request_save_on_cell_execute=True,
-        )
+        with environment(env):
+            pm.execute_notebook(
+                str(src), str(out), parameters=params, kernel_name="python3",
+                cwd=str(src.parent), log_output=True, progress_bar=False,
+                execution_timeout=cell_timeout, request_save_on_cell_execute=True,
+            )
     except PapermillExecutionError as exc:
         raise BookError(f"notebook {src.name} failed in cell {exc.cell_index} "
                         f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}. "
                         f"The partly executed notebook is {out}") from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     hide_parameter_cells(out)
     insert_rerun_box(out, rerun_box(src))
 
@@ -564,6 +560,20 @@ def run_jupyter_book(site: Path, root: Path) -> None:
                         "warnings above")
 
 
+def published_profile(root: Path, chapter: str) -> str:
+    """The largest committed result set that covers ``chapter`` (its manifest lists the
+    chapter as complete), else ``ci``."""
+    for p in COMMITTED_PROFILES:
+        manifest = root / "results" / p / "manifest.json"
+        if not manifest.is_file():
+            continue
+        entries = json.loads(manifest.read_text()).get("chapters", [])
+        if any(e.get("chapter") == chapter and e.get("status") == "complete"
+               for e in entries):
+            return p
+    return "ci"
+
+
 def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None,
                only: Iterable[str] | None = None, build: bool = True,
                cell_timeout: int | None = None, root: Path | None = None,
@@ -574,8 +584,9 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
     if root is None:
         raise BookError("run this from inside the project (no _config.yml with "
                         "src/implicitreg found above the working directory)")
-    if profile not in PROFILES:
-        raise BookError(f"profile {profile!r} is not allowed: one of {list(PROFILES)}")
+    if profile not in PROFILES + (PUBLISHED,):
+        raise BookError(f"profile {profile!r} is not allowed: one of "
+                        f"{list(PROFILES + (PUBLISHED,))}")
     chapters = toc_chapters(root)
     selected = list(chapters) if only is None else list(only)
     bad = [c for c in selected if c not in chapters]
@@ -590,23 +601,25 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         if not isinstance(overrides, dict):
             raise BookError(f"params file {p} must hold a mapping of names to values")
     per_chapter = split_overrides(overrides, chapters)
-    ex = exec_config or ExecConfig.from_env()
-    committed = root / "results" / profile / "runs"
-    if profile in COMMITTED_PROFILES and ex.store_root is None and committed.is_dir():
-        # Committed result sets live here; rebuilding re-plots them.
-        ex = ex.replace(store_root=str(committed))
-        print(f"using the committed {profile} run store {committed}", flush=True)
-    timeout = cell_timeout or DEFAULT_CELL_TIMEOUT[profile]
+    base_ex = exec_config or ExecConfig.from_env()
     site = root / "_build" / "site"
     site.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     for name in selected:
-        params = {**load_profile(root, name, profile), **per_chapter[name]}
+        chosen = published_profile(root, name) if profile == PUBLISHED else profile
+        ex = base_ex
+        committed = root / "results" / chosen / "runs"
+        if chosen in COMMITTED_PROFILES and ex.store_root is None and committed.is_dir():
+            # Committed result sets live here; rebuilding re-plots them.
+            ex = ex.replace(store_root=str(committed),
+                            no_train=ex.no_train or profile == PUBLISHED)
+            print(f"using the committed {chosen} run store {committed}", flush=True)
+        params = {**load_profile(root, name, chosen), **per_chapter[name]}
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
-        print(f"== executing {name} (profile {profile}) with {params}", flush=True)
-        execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params, timeout,
-                        ex)
+        print(f"== executing {name} (profile {chosen}) with {params}", flush=True)
+        execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params,
+                        cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
     missing = [n for n in chapters if not (site / "notebooks" / f"{n}.ipynb").is_file()]
     if build:
         if missing:

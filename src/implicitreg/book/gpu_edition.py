@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import tarfile
 import time
@@ -51,28 +50,37 @@ def chapter_params(root: Path, chapter: str, profile: str) -> dict[str, Any]:
 def train_chapter(root: Path, chapter: str, profile: str, exec_config) -> dict[str, Any]:
     """Execute the chapter's ``train`` cells with its ``profile`` parameters."""
     from ..engine.training import DeadlineReached
+    from ..runs.execution import environment
 
     namespace: dict[str, Any] = dict(chapter_params(root, chapter, profile))
-    saved = {k: os.environ.get(k) for k in exec_config.to_env()}
-    os.environ.update(exec_config.to_env())  # the cells' ir.run_many reads these
     t0 = time.time()
     status = "complete"
     try:
-        exec(PRELUDE, namespace)
-        for src in train_cells(root / "notebooks" / f"{chapter}.ipynb"):
-            exec(compile(src, f"<{chapter}: train cell>", "exec"), namespace)
+        with environment(exec_config.to_env()):  # the cells' ir.run_many reads these
+            exec(PRELUDE, namespace)
+            for src in train_cells(root / "notebooks" / f"{chapter}.ipynb"):
+                exec(compile(src, f"<{chapter}: train cell>", "exec"), namespace)
     except DeadlineReached as exc:
         status = f"stopped at the deadline ({exc}); rerun to resume"
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     runs = namespace.get("runs") or []
     return {"chapter": chapter, "profile": profile, "status": status,
             "wall_time_s": round(time.time() - t0, 1), "runs": len(runs),
             "trained": sum(not r.cached for _, r in runs) if status == "complete" else None}
+
+
+def write_manifest(path: Path, window: dict[str, Any]) -> dict[str, Any]:
+    """Append this window to the manifest; ``chapters`` keeps each chapter's latest
+    entry (what the published build reads), ``windows`` every window's record."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    windows = old.get("windows", []) + [window]
+    latest: dict[str, Any] = {}
+    for w in windows:
+        for entry in w["chapters"]:
+            latest[entry["chapter"]] = {**entry, "window": w["created"],
+                                        "device": w["device"], "torch": w["torch"]}
+    manifest = {"chapters": list(latest.values()), "windows": windows}
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
 
 
 def gpu_edition(chapters: Iterable[str] = PRIORITY, deadline_s: float = 480.0,
@@ -119,7 +127,7 @@ def gpu_edition(chapters: Iterable[str] = PRIORITY, deadline_s: float = 480.0,
         print(f"   {entry}", flush=True)
         manifest["chapters"].append(entry)
     manifest["wall_time_s"] = round(time.time() - t_start, 1)
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_manifest(dest / "manifest.json", manifest)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         with tarfile.open(out / "gpu-edition.tar.gz", "w:gz") as tar:

@@ -8,11 +8,12 @@ None of these settings changes a run's numbers, so none is part of a run key.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..engine.config import ConfigError
 
@@ -123,3 +124,19 @@ class ExecConfig:
 
     def replace(self, **changes: Any) -> "ExecConfig":
         return dataclasses.replace(self, **changes)
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block (a papermill kernel or the
+    chapters' cells read their :class:`ExecConfig` from there), then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
