@@ -105,6 +105,9 @@ class Slope:
     intercept: float
     low: float
     high: float
+    detectable: float = float("nan")
+    """The smallest true slope the fit detects as above zero (two-sided, at the interval's
+    level) with 80% power, at this number of points and this scatter."""
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> Slope:
@@ -118,9 +121,12 @@ def loglog_slope(x: Sequence[float], y: Sequence[float], level: float = 0.95) ->
     if len(lx) < 3:
         raise ValueError(f"a slope with an error needs at least 3 points, got {len(lx)}")
     res = stats.linregress(lx, ly)
-    half = float(stats.t.ppf(0.5 + level / 2, len(lx) - 2) * res.stderr)
+    dof = len(lx) - 2
+    half = float(stats.t.ppf(0.5 + level / 2, dof) * res.stderr)
+    detectable = float((stats.t.ppf(0.5 + level / 2, dof) + stats.t.ppf(0.8, dof))
+                       * res.stderr)
     return Slope(float(res.slope), float(res.stderr), float(res.intercept),
-                 float(res.slope - half), float(res.slope + half))
+                 float(res.slope - half), float(res.slope + half), detectable)
 
 
 def best_by_group(df: pd.DataFrame, group: str, x: str, y: str = "value") -> pd.DataFrame:
