@@ -45,6 +45,10 @@ def why_not_batchable(cfg: RunConfig) -> str | None:
         return "augmentation (drawn per run on the whole training set)"
     if cfg.clip_grad is not None:
         return "gradient clipping"
+    if cfg.optimizer != "sgd":
+        return f"optimizer {cfg.optimizer!r} (the batched update is SGD's)"
+    if cfg.lr_schedule != "constant":
+        return f"a {cfg.lr_schedule!r} learning-rate schedule (batched steps use one lr)"
     if cfg.precision == "bf16-autocast":
         return "bf16 autocast"
     if cfg.reg != "none" and cfg.penalty_grad != "finite-difference":

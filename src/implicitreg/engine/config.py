@@ -19,6 +19,19 @@ PENALTY_GRADS = ("finite-difference", "double-backprop")
 PRECISIONS = ("float32", "float64", "bf16-autocast")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("default", "xavier")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+LR_SCHEDULES = ("constant", "triangular")
+
+# Fields added after NUMERICS_VERSION 1, with the default at which a run computes exactly
+# what it computed before the field existed. At that default they are left out of the
+# run-store key, so that every key (and every stored result, and tests/golden/) made
+# before they were added stays valid; any other value enters the key and splits the runs.
+ADDED_FIELD_DEFAULTS = {
+    "optimizer": "sgd",
+    "lr_schedule": "constant",
+    "lr_min": 0.0,
+    "cycle_steps": 100,
+}
 
 # Fields that say where or how verbosely a run executes, not what it computes. They are
 # left out of the run-store key so that a result computed on a GPU is found again when
@@ -108,10 +121,27 @@ class RunConfig:
     value inward before averaging. 0 is plain SGD. Needs 2c < batch_size."""
 
     # ---- optimizer ------------------------------------------------------------------
+    optimizer: str = "sgd"
+    """The update rule: ``sgd`` (heavy-ball SGD/GD with ``momentum``, the setting of the
+    theory), ``adam`` (torch.optim.Adam's arithmetic: β = (0.9, 0.999), eps 1e-8, L2
+    ``weight_decay``; needs ``momentum`` = 0) or ``rmsprop`` (torch.optim.RMSprop's:
+    α = 0.99, eps 1e-8, with ``momentum``). All of them apply to the gradient of
+    ``method``'s batch: ``method="gd", optimizer="adam"`` is full-batch Adam."""
     lr: float = 0.1
-    """Learning rate ε, constant (the theory is about a constant step)."""
+    """Learning rate ε: the constant step, or the peak of a cyclical ``lr_schedule``."""
+    lr_schedule: str = "constant"
+    """``constant`` (ε = ``lr`` at every step, the setting of the theory) or
+    ``triangular`` (Smith's cyclical rate: from ``lr_min`` up linearly to ``lr`` over the
+    first half of each cycle of ``cycle_steps`` steps, and back down over the second)."""
+    lr_min: float = 0.0
+    """``triangular`` only: the learning rate at the start and end of each cycle
+    (0 <= ``lr_min`` < ``lr``)."""
+    cycle_steps: int = 100
+    """``triangular`` only: steps per cycle (an even number >= 2); step s of a cycle uses
+    ``lr_min`` + (``lr`` − ``lr_min``)·(1 − |2s/cycle_steps − 1|)."""
     momentum: float = 0.0
-    """Heavy-ball momentum (0 is plain SGD/GD, the setting of the theory)."""
+    """Heavy-ball momentum (0 is plain SGD/GD, the setting of the theory); for
+    ``rmsprop``, the momentum of its buffer."""
     weight_decay: float = 0.0
     """L2 weight decay added to the gradient."""
     clip_grad: float | None = None
@@ -219,9 +249,22 @@ class RunConfig:
             ignored.append("coherence_nulls")
         if not self.sharpness:
             ignored.append("sharpness_iters")
+        if self.lr_schedule == "constant":
+            ignored += ["lr_min", "cycle_steps"]
+        for name, default in ADDED_FIELD_DEFAULTS.items():
+            if name not in ignored and d[name] == default:
+                ignored.append(name)  # see ADDED_FIELD_DEFAULTS: old keys stay valid
         for name in ignored:
             d.pop(name)
         return d
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of training step ``step`` (0-based) under ``lr_schedule``."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        s = step % self.cycle_steps
+        frac = 1.0 - abs(2.0 * s / self.cycle_steps - 1.0)
+        return self.lr_min + (self.lr - self.lr_min) * frac
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -271,7 +314,7 @@ def validate(cfg: RunConfig) -> None:
     choices = {
         "dataset": DATASETS, "model": MODELS, "method": METHODS, "reg": REGULARIZERS,
         "penalty_grad": PENALTY_GRADS, "precision": PRECISIONS, "device": DEVICES,
-        "init": INITS,
+        "init": INITS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -318,6 +361,16 @@ def validate(cfg: RunConfig) -> None:
         v = getattr(cfg, name)
         if not (math.isfinite(v) and v >= 0):
             _fail(name, v, "a finite number >= 0")
+    if cfg.optimizer == "adam" and cfg.momentum != 0:
+        _fail("momentum", cfg.momentum, "0 with optimizer='adam' (Adam's first-moment "
+              "average, β1 = 0.9, is its momentum)")
+    if cfg.lr_schedule != "constant":
+        if not (math.isfinite(cfg.lr_min) and 0 <= cfg.lr_min < cfg.lr):
+            _fail("lr_min", cfg.lr_min, f"a number in [0, lr={cfg.lr:g}) (the bottom of "
+                  "the cycle, below its peak lr)")
+        if cfg.cycle_steps < 2 or cfg.cycle_steps % 2:
+            _fail("cycle_steps", cfg.cycle_steps, "an even integer >= 2 (half the cycle "
+                  "rises, half falls)")
     if cfg.clip_grad is not None and not (math.isfinite(cfg.clip_grad) and cfg.clip_grad > 0):
         _fail("clip_grad", cfg.clip_grad, "None or a finite number > 0")
     if not (0.0 <= cfg.label_noise <= 1.0):

@@ -27,7 +27,7 @@ from .probes import (coherence_fractions, grad_stats, layer_grad_norms, loss_acc
                       top_eigenvalue)
 from .device import param_dtype, resolve_device, set_determinism, set_float32_matmul
 from .models import has_batchnorm, model_for
-from .optim import sgd_update_
+from .optim import adam_update_, rmsprop_update_, sgd_update_
 
 
 @dataclass
@@ -112,6 +112,14 @@ def drive(step: int, total: int, eval_points: Sequence[int], *,
         bar.close()
 
 
+def _state_to(state: dict[str, Any] | None, device: Any) -> dict[str, Any] | None:
+    """An optimizer state (lists of tensors and numbers) moved to ``device``."""
+    if state is None:
+        return None
+    return {k: [t.to(device) for t in v] if isinstance(v, list) else v
+            for k, v in state.items()}
+
+
 class Trainer:
     """Holds the state of one run so that it can be checkpointed and resumed."""
 
@@ -144,6 +152,8 @@ class Trainer:
         self.model.train()
         self.init_params = [p.detach().clone() for p in self.model.parameters()]
         self.momentum_buffers: list[torch.Tensor] | None = None
+        # Adam's or RMSprop's state (optim.adam_update_ / rmsprop_update_); None for SGD.
+        self.opt_state: dict[str, Any] | None = None
 
     def _build_order(self) -> None:
         """The generators of minibatch order (CPU) and of per-step draws (device), and
@@ -209,6 +219,7 @@ class Trainer:
             "step": self.step, "model": self.model.state_dict(),
             "momentum_buffers": (None if self.momentum_buffers is None
                                  else [b.cpu() for b in self.momentum_buffers]),
+            "opt_state": _state_to(self.opt_state, "cpu"),
             "gen": self.gen.get_state(), "dev_gen": self.dev_gen.get_state(),
             "rows": self.rows, "batches": self.batches,
             "first_learned": self.first_learned, "loss_sum": self.loss_sum.cpu(),
@@ -232,6 +243,7 @@ class Trainer:
         self.model.load_state_dict(st["model"])
         bufs = st["momentum_buffers"]
         self.momentum_buffers = None if bufs is None else [b.to(self.device) for b in bufs]
+        self.opt_state = _state_to(st.get("opt_state"), self.device)
         self.gen.set_state(st["gen"])
         self.dev_gen.set_state(st["dev_gen"])
         self.rows = st["rows"]
@@ -346,9 +358,16 @@ class Trainer:
             for p, g in zip(params, grads):
                 p.grad = g  # clip_grad_norm_ scales the .grad tensors, i.e. grads, in place
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-        self.momentum_buffers = sgd_update_(
-            params, grads, self.momentum_buffers, cfg.lr, cfg.momentum, cfg.weight_decay,
-            uses_momentum=cfg.momentum != 0, uses_decay=cfg.weight_decay != 0)
+        lr = cfg.lr_at(self.step)
+        if cfg.optimizer == "adam":
+            self.opt_state = adam_update_(params, grads, self.opt_state, lr, cfg.weight_decay)
+        elif cfg.optimizer == "rmsprop":
+            self.opt_state = rmsprop_update_(params, grads, self.opt_state, lr, cfg.momentum,
+                                             cfg.weight_decay)
+        else:
+            self.momentum_buffers = sgd_update_(
+                params, grads, self.momentum_buffers, lr, cfg.momentum, cfg.weight_decay,
+                uses_momentum=cfg.momentum != 0, uses_decay=cfg.weight_decay != 0)
         self.loss_sum += loss.detach()
         if reg_val is not None:
             self.reg_sum += reg_val.detach()
