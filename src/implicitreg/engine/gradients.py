@@ -24,11 +24,6 @@ def _no_autocast() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def upcast(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision values are summed in float32; float32/64 keep their precision."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
 def params_of(model: nn.Module) -> Tensors:
     return [p for p in model.parameters()]
 
