@@ -19,12 +19,13 @@ CHAPTER = ROOT / "notebooks" / "sgd_vs_gd.ipynb"
 def test_notebook_parameters_are_read_from_the_tagged_cell():
     params = book.notebook_parameters(CHAPTER)
     assert params["profile"] == "ci"
-    assert isinstance(params["lr"], float) and isinstance(params["seeds"], list)
+    assert isinstance(params["reg_scale"], float) and isinstance(params["seeds"], list)
+    assert isinstance(params["lr_grid"], list) and isinstance(params["n_grid"], list)
 
 
 @pytest.mark.parametrize("given,match", [
     ({"learning_rate": 0.1}, "unknown parameter"),
-    ({"lr": "fast"}, "has type str"),
+    ({"batch_size": "fast"}, "has type str"),
     ({"steps": 1.5}, "has type float"),
     ({"seeds": [0.5]}, "seeds"),
     ({"augment": 1}, "augment"),
@@ -37,7 +38,7 @@ def test_bad_parameters_are_refused_before_execution(given, match, tmp_path):
 
 
 def test_int_is_accepted_for_a_float_parameter():
-    book.check_parameters(CHAPTER, {"lr": 1, "steps": 10, "seeds": [1, 2]})
+    book.check_parameters(CHAPTER, {"reg_scale": 1, "steps": 10, "seeds": [1, 2]})
 
 
 def test_every_toc_chapter_has_the_required_profiles():

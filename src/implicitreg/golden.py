@@ -38,6 +38,8 @@ CASES: dict[str, list[dict[str, Any]]] = {
                          sharpness_iters=5, layer_stats=True)],
     "cnn_penalty": [dict(dataset="mnist", n_train=64, n_test=64, model="cnn", cnn_width=4,
                          method="sgd", reg="sgd-modified", micro_batch=8, steps=8)],
+    "cnn_downsample": [dict(dataset="mnist", n_train=64, n_test=64, model="cnn",
+                            cnn_width=4, downsample=2, method="sgd", steps=8)],
     "batched_3": [dict(method="sgd", seed=s, reg="sgd-modified", micro_batch=4,
                        momentum=0.5) for s in range(3)],
 }

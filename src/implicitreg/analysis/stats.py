@@ -190,4 +190,22 @@ def detectable_difference(a: Sequence[float], b: Sequence[float], power: float =
     return float((stats.t.ppf(0.5 + level / 2, dof) + stats.t.ppf(power, dof)) * se)
 
 
-__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference"]
+def difference_verdict(d: Estimate, detectable: float, reference: float, a: str,
+                       b: str) -> str:
+    """The verdict on "``a`` beats ``b``" from the interval of a − b (``d``), the smallest
+    difference the test detects at 80% power (``detectable``) and the published effect it
+    looks for (``reference``): a negative verdict needs the power to see that effect."""
+    if d.n < 2 or not np.isfinite(d.low):
+        return "not assessable: fewer than two finished seeds per arm"
+    if d.low > 0:
+        return "reproduced"
+    if not (np.isfinite(detectable) and detectable <= reference):
+        return ("inconclusive at this scale: the test detects (80% power) only differences "
+                f"above {100 * detectable:.1f} points, more than the published "
+                f"{100 * reference:.1f}")
+    if d.high < 0:
+        return f"not reproduced ({b} is better at this scale)"
+    return "not reproduced (no significant difference at this scale)"
+
+
+__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference", "difference_verdict"]

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,15 +24,19 @@ import yaml
 from ..runs.execution import ExecConfig, environment
 from ..runs.store import project_root
 
-PROFILES = ("smoke", "ci", "paper", "gpu")
-# Every chapter has these; a committed profile (gpu) only where its runs were made.
+PROFILES = ("smoke", "ci", "workstation", "paper", "gpu")
+# Every chapter has these; a committed profile (workstation, gpu) only where its runs were
+# made.
 REQUIRED_PROFILES = ("smoke", "ci", "paper")
 # Profiles whose runs are executed once and committed under results/<profile>/runs,
 # largest first: the published build (profile "published") re-plots each chapter from the
-# first of these whose committed result set covers it, and executes the rest at ci.
-COMMITTED_PROFILES = ("paper", "gpu")
+# first of these whose committed result set covers it, and executes the rest at ci. A
+# workstation set carries a chapter's whole design (pilot, confirmation, every cell); the
+# gpu set one cell of it at a larger n, so the workstation set comes first.
+COMMITTED_PROFILES = ("paper", "workstation", "gpu")
 PUBLISHED = "published"
-DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "paper": 4 * 3600, "gpu": 4 * 3600}
+DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "workstation": 2 * 3600,
+                        "paper": 4 * 3600, "gpu": 4 * 3600}
 
 
 class BookError(RuntimeError):
@@ -223,8 +228,8 @@ def chapter_profiles(notebook: Path) -> list[str]:
     return list(yaml.safe_load(f.read_text()) or {})
 
 
-RERUN_EXAMPLE = ("lr", "steps", "epochs", "seeds", "n_train", "noise_levels", "gd_steps",
-                 "batch_sizes")
+RERUN_EXAMPLE = ("lr", "lr_grid", "n_grid", "steps", "epochs", "seeds", "n_train",
+                 "noise_levels", "gd_steps", "batch_sizes")
 
 
 def rerun_box(src: Path) -> str:
@@ -425,7 +430,7 @@ def execution_records(root: Path, site: Path) -> list[dict[str, Any]]:
         glued = glued_values(out)
         data = [str(used["dataset"])] if "dataset" in used else []
         data += [f"{k}={'all' if v is None else v}" for k, v in used.items()
-                 if k.endswith("n_train")]
+                 if k.endswith("n_train") or k == "n_grid"]
         runs = glued.get("exec_runs")
         records.append({
             "chapter": name, "profile": profile, "changed": changed,
@@ -484,11 +489,15 @@ SCALE_MARKER = "<!-- scale-table -->"
 
 def scale_table(root: Path, site: Path) -> str:
     """For the landing page: at which scale each chapter's published figures were made."""
-    lines = ["| chapter | profile | data | device | executed |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| chapter | profile | data | runs made on | runs made |",
+             "| --- | --- | --- | --- | --- |"]
     for r in execution_records(root, site):
+        made = committed_entry(root, r["profile"], r["chapter"])
+        device, when = ((made["device"], _when(made.get("window"))) if made else
+                        (r["device"], _when(r["start"])))
         lines.append("| " + " | ".join(_md_cell(x) for x in [
             f"{{doc}}`notebooks/{r['chapter']}`", f"`{r['profile']}`", r["data"],
-            r["device"], _when(r["start"])]) + " |")
+            device, when]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -560,6 +569,36 @@ def run_jupyter_book(site: Path, root: Path) -> None:
                         "warnings above")
 
 
+def committed_entry(root: Path, profile: str, chapter: str) -> dict[str, Any] | None:
+    """The manifest entry of ``chapter`` in the committed result set ``profile``: where
+    and when its runs were made (None when the profile is not a committed one)."""
+    manifest = root / "results" / profile / "manifest.json"
+    if profile not in COMMITTED_PROFILES or not manifest.is_file():
+        return None
+    entries = json.loads(manifest.read_text()).get("chapters", [])
+    return next((e for e in entries if e.get("chapter") == chapter), None)
+
+
+def record_committed_execution(root: Path, chapter: str, profile: str, stamp: str,
+                               wall_time_s: float) -> None:
+    """Enter a chapter executed at a committed profile into results/<profile>/manifest.json
+    (where and when its runs were made), so that the published build picks it up."""
+    import platform
+
+    import torch
+
+    from .gpu_edition import write_manifest
+
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
+              f"CPU ({platform.processor() or platform.machine()}, "
+              f"{torch.get_num_threads()} threads)")
+    (root / "results" / profile).mkdir(parents=True, exist_ok=True)
+    write_manifest(root / "results" / profile / "manifest.json", {
+        "created": stamp, "device": device, "torch": torch.__version__, "dry_run": False,
+        "chapters": [{"chapter": chapter, "profile": profile, "status": "complete",
+                      "wall_time_s": round(wall_time_s, 1)}]})
+
+
 def published_profile(root: Path, chapter: str) -> str:
     """The largest committed result set that covers ``chapter`` (its manifest lists the
     chapter as complete), else ``ci``."""
@@ -607,19 +646,29 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     for name in selected:
         chosen = published_profile(root, name) if profile == PUBLISHED else profile
+        if chosen in COMMITTED_PROFILES and chosen not in chapter_profiles(chapters[name]):
+            # Committed profiles exist for some chapters only; the others run at ci.
+            print(f"{name} has no {chosen} profile: executing it at ci", flush=True)
+            chosen = "ci"
         ex = base_ex
         committed = root / "results" / chosen / "runs"
-        if chosen in COMMITTED_PROFILES and ex.store_root is None and committed.is_dir():
-            # Committed result sets live here; rebuilding re-plots them.
+        if chosen in COMMITTED_PROFILES and ex.store_root is None and (
+                committed.is_dir() or profile != PUBLISHED):
+            # Committed result sets live here: rebuilding re-plots them, and executing
+            # the profile adds its missing runs to them.
+            committed.mkdir(parents=True, exist_ok=True)
             ex = ex.replace(store_root=str(committed),
                             no_train=ex.no_train or profile == PUBLISHED)
             print(f"using the committed {chosen} run store {committed}", flush=True)
+        t0 = time.time()
         params = {**load_profile(root, name, chosen), **per_chapter[name]}
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
         print(f"== executing {name} (profile {chosen}) with {params}", flush=True)
         execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params,
                         cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
+        if chosen in COMMITTED_PROFILES and profile != PUBLISHED and not ex.no_train:
+            record_committed_execution(root, name, chosen, stamp, time.time() - t0)
     missing = [n for n in chapters if not (site / "notebooks" / f"{n}.ipynb").is_file()]
     if build:
         if missing:

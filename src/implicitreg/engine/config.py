@@ -31,6 +31,7 @@ ADDED_FIELD_DEFAULTS = {
     "lr_schedule": "constant",
     "lr_min": 0.0,
     "cycle_steps": 100,
+    "downsample": 1,
 }
 
 # Fields that say where or how verbosely a run executes, not what it computes. They are
@@ -64,6 +65,10 @@ class RunConfig:
     augment: bool = False
     """Random crops (4-pixel padding) and horizontal flips, applied on the device to the
     whole training tensor once per epoch. Image datasets only."""
+    downsample: int = 1
+    """Average-pool the images by this factor before training (2: CIFAR-10 at 16×16,
+    a quarter of the pixels and of a CNN's cost); 1 keeps the full resolution. Image
+    datasets only; it must divide the image side (32 for CIFAR-10, 28 for MNIST)."""
     synthetic_dim: int = 32
     """Input dimension of the ``synthetic`` dataset."""
     synthetic_classes: int = 10
@@ -239,6 +244,8 @@ class RunConfig:
             ignored.append("widths")
         if self.dataset != "synthetic":
             ignored += ["synthetic_dim", "synthetic_classes"]
+        else:
+            ignored.append("downsample")
         if self.dataset != "mnist":
             ignored.append("mnist_holdout")
         if self.reg != "sgd-modified":
@@ -381,6 +388,13 @@ def validate(cfg: RunConfig) -> None:
         _fail("micro_batch", cfg.micro_batch,
               f"a divisor of batch_size={cfg.batch_size} (the step's batch is split into "
               "equal micro-batches)")
+    if cfg.downsample < 1:
+        _fail("downsample", cfg.downsample, "an integer >= 1 (1: full resolution)")
+    side = {"cifar10": 32, "mnist": 28}.get(cfg.dataset)
+    if cfg.downsample > 1 and (side is None or side % cfg.downsample):
+        _fail("downsample", cfg.downsample,
+              "1 for the synthetic dataset (no images)" if side is None else
+              f"a divisor of the image side {side} of {cfg.dataset}")
     if cfg.augment and cfg.dataset == "synthetic":
         _fail("augment", cfg.augment, "False for the synthetic dataset (no images)")
     if cfg.model != "mlp" and cfg.dataset == "synthetic":

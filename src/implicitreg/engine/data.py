@@ -404,7 +404,7 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
          label_noise: float = 0.0, data_seed: int = 0, device: str | torch.device = "cpu",
          dtype: torch.dtype = torch.float32, root: str | os.PathLike | None = None,
          mnist_holdout: float = 0.2, synthetic_dim: int = 32,
-         synthetic_classes: int = 10) -> Dataset:
+         synthetic_classes: int = 10, downsample: int = 1) -> Dataset:
     """Load a dataset, subset it, add label noise, normalize it and move it to ``device``
     once, so that training takes index slices of device tensors and copies nothing."""
     raw = load_raw(name, root, mnist_holdout=mnist_holdout, data_seed=data_seed,
@@ -420,11 +420,17 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     y_clean = raw.y_train[tr]
     y_noisy, mask = corrupt_labels(y_clean, label_noise, data_seed)
     dev = torch.device(device)
+
+    def prepare(x: np.ndarray) -> torch.Tensor:
+        t = _to_float(x, name)
+        # Averaging k×k blocks after normalization: the cheap inputs of the CPU scale.
+        return torch.nn.functional.avg_pool2d(t, downsample) if downsample > 1 else t
+
     return Dataset(
         name=name,
-        x_train=_to_float(raw.x_train[tr], name).to(dev, dtype),
+        x_train=prepare(raw.x_train[tr]).to(dev, dtype),
         y_train=torch.from_numpy(y_noisy).to(dev),
-        x_test=_to_float(raw.x_test[te], name).to(dev, dtype),
+        x_test=prepare(raw.x_test[te]).to(dev, dtype),
         y_test=torch.from_numpy(raw.y_test[te].copy()).to(dev),
         source=raw.source,
         source_detail=raw.source_detail,
@@ -460,11 +466,12 @@ def load_for(cfg, device: str | torch.device = "cpu") -> Dataset:
                 label_noise=cfg.label_noise, data_seed=cfg.data_seed, device=device,
                 dtype=param_dtype(cfg.precision), root=cfg.data_root,
                 mnist_holdout=cfg.mnist_holdout, synthetic_dim=cfg.synthetic_dim,
-                synthetic_classes=cfg.synthetic_classes)
+                synthetic_classes=cfg.synthetic_classes, downsample=cfg.downsample)
 
 
 def input_spec(cfg) -> tuple[tuple[int, ...], int]:
     """(input shape, number of classes) of a config's dataset, without loading it."""
-    shape = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}.get(cfg.dataset,
-                                                               (cfg.synthetic_dim,))
+    k = cfg.downsample
+    shape = {"mnist": (1, 28 // k, 28 // k), "cifar10": (3, 32 // k, 32 // k)}.get(
+        cfg.dataset, (cfg.synthetic_dim,))
     return shape, (cfg.synthetic_classes if cfg.dataset == "synthetic" else 10)

@@ -1,0 +1,123 @@
+"""Choosing a regime from pilot runs, by a rule fixed before any run.
+
+A pilot trains the arms of a comparison on its own seeds and its own training subset.
+The rule reads off, for each learning rate of the candidate grid, whether every arm
+trained to (near) interpolation and how long that took, and at which learning rate the
+arms differed most. The confirmation then runs on fresh seeds and a fresh subset at what
+the pilot chose; only the confirmation enters a verdict, so the choice cannot flatter it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FIT_THRESHOLD = 0.99
+"""Training accuracy at which a run counts as having fit its training set. Implicit
+regularization is about which interpolating solution an optimizer finds: an arm below
+this compares optimization speed instead."""
+
+
+def fit_step(result, threshold: float = FIT_THRESHOLD) -> int | None:
+    """The first evaluated step at which ``result``'s accuracy on its whole training set
+    reaches ``threshold``; None when it never does or the run diverged."""
+    if result.summary.get("diverged"):
+        return None
+    c = result.curve("accuracy", "train")
+    hit = c[c["value"] >= threshold]
+    return int(hit["step"].iloc[0]) if len(hit) else None
+
+
+@dataclass
+class PilotChoice:
+    """What a pilot chose, and why, in words for the chapter."""
+    usable: list[float]
+    """Learning rates at which every arm of the pilot fit its training set, ascending."""
+    epochs: dict[float, int]
+    """Training length per usable learning rate, in epochs of the small batch."""
+    best: float | None
+    """The usable learning rate with the largest pilot difference (small − large arm);
+    None when none is usable."""
+    differences: dict[float, float] = field(default_factory=dict)
+    """Pilot test-accuracy difference (small − large arm) per learning rate."""
+    reasons: dict[float, str] = field(default_factory=dict)
+    """Per learning rate: kept, or why it was dropped."""
+
+    def describe(self) -> str:
+        """One sentence per learning rate, then the choice."""
+        lines = [f"ε = {lr:g}: {why}" for lr, why in sorted(self.reasons.items())]
+        if self.best is None:
+            lines.append("No learning rate of the grid is usable, so nothing is confirmed.")
+        else:
+            lines.append(f"Chosen: ε = {self.best:g} (the largest pilot difference) for the "
+                         f"sweep over n and the penalty; the ε sweep uses "
+                         f"{', '.join(f'{lr:g}' for lr in self.usable)}.")
+        return " ".join(lines)
+
+
+def choose_regime(pilot: Iterable[tuple[str, object]], *, small_arm: str, large_arm: str,
+                  n_train: int, batch_size: int, max_epochs: int, margin: float = 1.25,
+                  threshold: float = FIT_THRESHOLD) -> PilotChoice:
+    """Apply the pilot rule to labelled pilot runs (``(arm, Result)`` pairs; one or more
+    seeds per arm and learning rate):
+
+    1. a learning rate is *usable* when no run of either arm diverged and every run fit
+       its training set (``threshold``) within the pilot's ``max_epochs``;
+    2. its training length is ``margin`` times the slowest run's fitting time, rounded up
+       to whole epochs of the small batch (``batch_size``) and capped at ``max_epochs``;
+    3. the chosen learning rate is the usable one with the largest mean test-accuracy
+       difference small − large (ties: the larger learning rate).
+    """
+    by_lr: dict[float, dict[str, list]] = {}
+    for arm, r in pilot:
+        by_lr.setdefault(float(r.config.lr), {}).setdefault(arm, []).append(r)
+    steps_per_epoch = n_train / batch_size
+    usable, epochs, reasons, diffs = [], {}, {}, {}
+    for lr in sorted(by_lr):
+        arms = by_lr[lr]
+        small, large = arms.get(small_arm, []), arms.get(large_arm, [])
+        if not small or not large:
+            reasons[lr] = "dropped: the pilot lacks one of the arms"
+            continue
+        diverged = [a for a, rs in ((small_arm, small), (large_arm, large))
+                    if any(r.summary.get("diverged") for r in rs)]
+        if diverged:
+            reasons[lr] = f"dropped: {' and '.join(diverged)} diverged"
+            continue
+        diffs[lr] = (float(np.mean([r.final("accuracy", "test") for r in small]))
+                     - float(np.mean([r.final("accuracy", "test") for r in large])))
+        fits = {a: [fit_step(r, threshold) for r in rs]
+                for a, rs in ((small_arm, small), (large_arm, large))}
+        unfit = [a for a, f in fits.items() if any(s is None for s in f)]
+        if unfit:
+            reasons[lr] = (f"dropped: {' and '.join(unfit)} did not reach "
+                           f"{100 * threshold:g}% training accuracy in {max_epochs} epochs")
+            continue
+        slowest = max(s for f in fits.values() for s in f)
+        e = min(max_epochs, max(1, math.ceil(margin * slowest / steps_per_epoch)))
+        usable.append(lr)
+        epochs[lr] = e
+        reasons[lr] = (f"kept: every arm fit its training set by step {slowest} "
+                       f"({slowest / steps_per_epoch:.1f} epochs), so the confirmation "
+                       f"trains for {e} epoch{'s' if e > 1 else ''}; pilot difference {100 * diffs[lr]:+.1f} points")
+    best = max(usable, key=lambda lr: (diffs[lr], lr)) if usable else None
+    return PilotChoice(usable, epochs, best, diffs, reasons)
+
+
+def steps_for(epochs: int, n_train: int, batch_size: int) -> int:
+    """Updates in ``epochs`` epochs of batch ``batch_size`` over ``n_train`` examples."""
+    return max(1, math.ceil(epochs * n_train / batch_size))
+
+
+def refined_grid(center: float, points: int, factor: float = math.sqrt(2)) -> list[float]:
+    """``points`` learning rates spaced by ``factor`` and centred (on a log scale) on
+    ``center``: the confirmation's finer grid around a pilot optimum."""
+    half = (points - 1) / 2
+    return [float(f"{center * factor ** (i - half):.6g}") for i in range(points)]
+
+
+def subset_overlap(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many training examples two subsets (index arrays) share."""
+    return int(len(np.intersect1d(np.asarray(a), np.asarray(b))))
