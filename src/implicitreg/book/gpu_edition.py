@@ -27,7 +27,8 @@ import torch
 
 # Headline chapter first: a window that closes early still leaves the central comparison.
 PRIORITY = ("sgd_vs_gd",)
-PRELUDE = "import numpy as np\nimport implicitreg as ir\n"
+PRELUDE = ("import numpy as np\nimport implicitreg as ir\n"
+           "from implicitreg.analysis import pilot as pilot_rule\n")
 
 
 def train_cells(notebook: Path) -> list[str]:
