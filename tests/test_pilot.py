@@ -67,7 +67,8 @@ def test_a_negative_verdict_needs_the_power_to_see_the_published_effect():
     assert v(e(0.02, 0.01, 0.03, 3), 0.01, 0.028, "SGD", "GD") == "reproduced"
     assert v(e(0.0, -0.05, 0.05, 3), 0.06, 0.028, "SGD", "GD").startswith("inconclusive")
     assert v(e(0.0, -0.01, 0.01, 3), 0.015, 0.028, "SGD", "GD").startswith("not reproduced (no")
-    assert "GD is better" in v(e(-0.02, -0.03, -0.01, 3), 0.015, 0.028, "SGD", "GD")
+    assert "GD is larger" in v(e(-0.02, -0.03, -0.01, 3), 0.015, 0.028, "SGD", "GD")
+    assert "GD is larger" in v(e(-0.08, -0.15, -0.01, 3), 0.09, 0.028, "SGD", "GD")
     assert v(e(0.02, float("nan"), float("nan"), 1), float("nan"), 0.028, "SGD", "GD"
              ).startswith("not assessable")
 

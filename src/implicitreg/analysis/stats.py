@@ -199,12 +199,12 @@ def difference_verdict(d: Estimate, detectable: float, reference: float, a: str,
         return "not assessable: fewer than two finished seeds per arm"
     if d.low > 0:
         return "reproduced"
+    if d.high < 0:  # a significant effect the other way needs no further power
+        return f"not reproduced ({b} is larger at this scale)"
     if not (np.isfinite(detectable) and detectable <= reference):
         return ("inconclusive at this scale: the test detects (80% power) only differences "
                 f"above {100 * detectable:.1f} points, more than the published "
                 f"{100 * reference:.1f}")
-    if d.high < 0:
-        return f"not reproduced ({b} is better at this scale)"
     return "not reproduced (no significant difference at this scale)"
 
 
