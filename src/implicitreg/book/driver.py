@@ -603,12 +603,8 @@ def published_profile(root: Path, chapter: str) -> str:
     """The largest committed result set that covers ``chapter`` (its manifest lists the
     chapter as complete), else ``ci``."""
     for p in COMMITTED_PROFILES:
-        manifest = root / "results" / p / "manifest.json"
-        if not manifest.is_file():
-            continue
-        entries = json.loads(manifest.read_text()).get("chapters", [])
-        if any(e.get("chapter") == chapter and e.get("status") == "complete"
-               for e in entries):
+        entry = committed_entry(root, p, chapter)
+        if entry is not None and entry.get("status") == "complete":
             return p
     return "ci"
 
