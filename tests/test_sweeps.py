@@ -174,3 +174,5 @@ def test_only_small_models_are_batched_on_a_cpu(tiny):
     big = tiny.replace(dataset="mnist", widths=(2048,))
     assert n_params(big) == 784 * 2048 + 2048 + 2048 * 10 + 10
     assert worth_batching(tiny) and not worth_batching(big)
+    # convolutions batch slower than they run one after the other on a CPU
+    assert not worth_batching(tiny.replace(dataset="cifar10", model="cnn", cnn_width=4))

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from .engine import native
+from .engine.data import DataError
 from .engine.gradients import (batch_grad, microbatch_grads_loop, microbatch_grads_vmap,
                         penalized_grad, per_example_grads, winsorize, winsorized_grad)
 from .engine.models import build_model
@@ -201,18 +202,26 @@ def bench_throughput(device: torch.device, model_name: str = "resnet18", n: int 
 
 def bench_batched(device: torch.device, widths: tuple[int, ...] = (2048,),
                   ks: tuple[int, ...] = (8, 32), batch: int = 100, steps: int = 20,
-                  repeats: int = 3) -> dict[str, float]:
-    """Training steps of K MLPs (784-widths-10, MNIST shapes) as one vmapped model
+                  repeats: int = 3, cnn_width: int | None = None) -> dict[str, float]:
+    """Training steps of K models as one vmapped model
     (:class:`~implicitreg.batched.BatchedTrainer`) against the same K runs one after the
-    other through the engine's own step. Reported: runs x steps per second and the ratio."""
+    other through the engine's own step. The models are MLPs (784-widths-10, on vectors of
+    MNIST's shape) or, given ``cnn_width``, the small CNN on CIFAR-10 at 16x16. Reported:
+    runs x steps per second and the ratio."""
     from .engine.batched import BatchedTrainer
     from .engine.config import RunConfig
 
     out: dict[str, float] = {}
     for k in ks:
-        base = RunConfig(dataset="synthetic", synthetic_dim=784, n_train=batch * steps,
-                         n_test=batch, widths=widths, batch_size=batch, lr=0.01,
-                         device=device.type, progress=False)
+        if cnn_width is None:
+            base = RunConfig(dataset="synthetic", synthetic_dim=784, n_train=batch * steps,
+                             n_test=batch, widths=widths, batch_size=batch, lr=0.01,
+                             device=device.type, progress=False)
+        else:  # the small CNN needs images: CIFAR-10 pooled to 16x16
+            base = RunConfig(dataset="cifar10", downsample=2,
+                             n_train=batch * steps, n_test=batch, model="cnn",
+                             cnn_width=cnn_width, batch_size=batch, lr=0.01,
+                             device=device.type, progress=False)
         bt = BatchedTrainer([base.replace(seed=s, lr=0.01 * (1 + s % 4)) for s in range(k)])
         ts = bt.trainers
 
@@ -249,6 +258,12 @@ def main(device: str = "cpu", models: tuple[str, ...] = ("mlp", "cnn"),
     report["winsorized_mlp3x256_b100_c4"] = bench_winsorized(dev, repeats=repeats)
     report["batched_mlp784_2048_10_b100"] = bench_batched(dev)
     report["batched_mlp784_64_10_b100"] = bench_batched(dev, widths=(64,))
+    for b in (32, 256):
+        try:
+            report[f"batched_cnn32_cifar16px_b{b}"] = bench_batched(
+                dev, ks=(3,), batch=b, steps=8, cnn_width=32)
+        except DataError as e:  # the one case that reads real images
+            report[f"batched_cnn32_cifar16px_b{b}"] = f"skipped: {e}"
     if dev.type == "cuda":
         report["throughput_resnet18"] = bench_throughput(dev, "resnet18", n=16384, batch=512)
     else:  # a CPU cannot train ResNet-18 in a benchmark's time; the small CNN stands in
