@@ -29,10 +29,11 @@ book: $(STAMP)
 execute: $(STAMP)
 	$(BIN)/implicitreg book --no-build --profile $(PROFILE) $(if $(PARAMS),--params $(PARAMS)) $(if $(ONLY),--only $(ONLY)) $(RUNNER)
 
-# pytest exits 5 when it collects no test: report it, do not fail on it.
+# A run that collects no test fails (pytest's exit status 5). The suite includes a check
+# of the golden runs in a process forced to the lowest x86-64 instruction set and one
+# thread (tests/test_golden.py), so that numbers that hold on one CPU only cannot land.
 test: $(STAMP)
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/implicitreg bench

@@ -95,3 +95,15 @@ def test_detectable_difference_has_80_percent_power():
         hits += analysis.diff_ci(a, b).low > 0
     assert 0.55 < hits / trials < 0.95  # spread of the estimated SE widens this
     assert np.isnan(analysis.detectable_difference([1.0], [2.0, 3.0]))
+
+
+def test_a_negative_verdict_needs_the_power_to_see_the_published_effect():
+    e = analysis.Estimate
+    v = analysis.difference_verdict
+    assert v(e(0.02, 0.01, 0.03, 3), 0.01, 0.028, "SGD", "GD") == "reproduced"
+    assert v(e(0.0, -0.05, 0.05, 3), 0.06, 0.028, "SGD", "GD").startswith("inconclusive")
+    assert v(e(0.0, -0.01, 0.01, 3), 0.015, 0.028, "SGD", "GD").startswith("not reproduced (no")
+    assert "GD is larger" in v(e(-0.02, -0.03, -0.01, 3), 0.015, 0.028, "SGD", "GD")
+    assert "GD is larger" in v(e(-0.08, -0.15, -0.01, 3), 0.09, 0.028, "SGD", "GD")
+    assert v(e(0.02, float("nan"), float("nan"), 1), float("nan"), 0.028, "SGD", "GD"
+             ).startswith("not assessable")

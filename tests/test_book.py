@@ -138,6 +138,8 @@ def test_cli_rejects_bad_values_with_one_message(tmp_path):
     assert out.returncode == 2 and "--epochs" in out.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.book
 def test_claims_ledger_is_backed_by_the_chapters(smoke_book):
     root, html = smoke_book
     claims = book.load_claims(ROOT)
@@ -149,6 +151,8 @@ def test_claims_ledger_is_backed_by_the_chapters(smoke_book):
     assert "::" not in page  # every glue reference was resolved
 
 
+@pytest.mark.slow
+@pytest.mark.book
 def test_a_claim_without_backing_fails(smoke_book, tmp_path):
     root, _ = smoke_book
     claims = book.load_claims(ROOT) + [{"claim": "x", "paper": "p", "chapter": "sgd_vs_gd",

@@ -22,8 +22,7 @@ def test_any_single_value_is_accepted_or_rejected_by_name(name, value):
     try:
         cfg = RunConfig(**{name: value})
     except ConfigError as exc:
-        assert name in str(exc) or "micro_batch" in str(exc) or "batch_size" in str(exc)
-        assert repr(value)[:20] in str(exc) or name in str(exc)
+        assert name in str(exc)
         return
     # accepted: the config round-trips and re-validates
     assert RunConfig.from_dict(cfg.to_dict()) == cfg

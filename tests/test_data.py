@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+import implicitreg as ir
 from implicitreg.engine import data as D
 from implicitreg.engine.config import ConfigError
+from implicitreg.runs.store import run_key
 
 needs_offline = pytest.mark.skipif(not D.offline_dirs(), reason="no shared/data folder found")
 
@@ -15,7 +17,7 @@ needs_offline = pytest.mark.skipif(not D.offline_dirs(), reason="no shared/data 
 @needs_offline
 def test_cifar10_offline_archive_full_shapes_and_balance():
     raw = D.load_raw("cifar10")
-    assert raw.source in ("offline-cifar10-jpeg", "torchvision")
+    assert raw.source == D.resolve_source("cifar10")
     assert raw.x_train.shape == (50000, 32, 32, 3) and raw.x_train.dtype == np.uint8
     assert raw.x_test.shape == (10000, 32, 32, 3)
     assert np.bincount(raw.y_train).tolist() == [5000] * 10
@@ -33,7 +35,8 @@ def test_cifar10_tensors_on_device_stratified_subset():
     assert d.y_train.dtype == torch.int64 and d.x_train.device.type == "cpu"
     assert torch.bincount(d.y_train).tolist() == [100] * 10
     assert torch.bincount(d.y_test).tolist() == [50] * 10
-    assert "JPEG copy" in d.source_detail or d.source == "torchvision"
+    expected = {"offline-cifar10-jpeg": "JPEG copy", "torchvision": "torchvision files"}
+    assert expected[D.resolve_source("cifar10")] in d.source_detail
     # normalized: roughly zero mean, unit std per channel
     assert abs(float(d.x_train.mean())) < 0.2 and 0.7 < float(d.x_train.std()) < 1.3
     again = D.load("cifar10", n_train=1000, n_test=500, data_seed=0)
@@ -110,3 +113,20 @@ def test_augment_keeps_shape_and_moves_pixels():
         for c in range(3):
             vals = set(out[i, c].flatten().tolist()) - {0.0}
             assert vals <= set(x[i, c].flatten().tolist())
+
+
+def test_downsampled_images_are_block_means_and_the_default_keeps_old_keys():
+    from implicitreg.engine.data import input_spec, load_for
+
+    cfg = ir.RunConfig(dataset="mnist", n_train=20, n_test=10, model="cnn")
+    full, half = load_for(cfg), load_for(cfg.replace(downsample=2))
+    assert half.x_train.shape[1:] == (1, 14, 14) == input_spec(cfg.replace(downsample=2))[0]
+    torch.testing.assert_close(half.x_train, torch.nn.functional.avg_pool2d(full.x_train, 2))
+    assert "downsample" not in cfg.key_dict()
+    assert run_key(cfg.replace(downsample=1), "s") == run_key(cfg, "s")
+    assert run_key(cfg.replace(downsample=2), "s") != run_key(cfg, "s")
+    for bad in (0, 3):
+        with pytest.raises(ConfigError, match="downsample"):
+            ir.RunConfig(dataset="cifar10", downsample=bad)
+    with pytest.raises(ConfigError, match="downsample"):
+        ir.RunConfig(dataset="synthetic", downsample=2)

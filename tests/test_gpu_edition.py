@@ -3,6 +3,7 @@ the smoke profile, and a run stopped at a deadline resumes to the same numbers."
 import time
 
 import pytest
+import torch
 
 import implicitreg as ir
 from implicitreg.engine.training import DeadlineReached
@@ -64,3 +65,23 @@ def test_published_build_uses_the_committed_result_set_that_covers_a_chapter(tmp
     assert len(m["windows"]) == 2
     assert published_profile(root, "sgd_vs_gd") == "gpu"
     assert published_profile(root, "lr_batch_law") == "ci"
+
+
+def test_workstation_set_is_published_before_gpu_and_records_where_it_ran(tmp_path):
+    from implicitreg.book.driver import (committed_entry, published_profile,
+                                         record_committed_execution)
+    from implicitreg.book.gpu_edition import write_manifest
+
+    (tmp_path / "results" / "gpu").mkdir(parents=True)
+    write_manifest(tmp_path / "results" / "gpu" / "manifest.json", {
+        "created": "t", "device": "H100", "torch": "v",
+        "chapters": [{"chapter": "sgd_vs_gd", "status": "complete"}]})
+    assert published_profile(tmp_path, "sgd_vs_gd") == "gpu"
+    record_committed_execution(tmp_path, "sgd_vs_gd", "workstation", "2026-01-01T00:00:00",
+                               12.0)
+    assert published_profile(tmp_path, "sgd_vs_gd") == "workstation"
+    entry = committed_entry(tmp_path, "workstation", "sgd_vs_gd")
+    assert entry["window"] == "2026-01-01T00:00:00" and entry["status"] == "complete"
+    expected = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU ("
+    assert entry["device"].startswith(expected)
+    assert committed_entry(tmp_path, "ci", "sgd_vs_gd") is None

@@ -1,18 +1,12 @@
-"""The pilot rule, the verdict that needs power, downsampled inputs, and the committed
-workstation result set in the published build."""
+"""The pilot rule: which learning rates fit, the refined grid, steps per epoch."""
 import math
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-import implicitreg as ir
-from implicitreg import analysis
 from implicitreg.analysis import pilot
-from implicitreg.engine.config import ConfigError
-from implicitreg.runs.store import run_key
 
 
 def fake_run(lr, train_curve, test, diverged=False):
@@ -59,51 +53,3 @@ def test_refined_grid_and_steps():
     assert len(pilot.refined_grid(0.1, 5)) == 5
     assert pilot.steps_for(3, 100, 32) == 10
     assert pilot.subset_overlap([1, 2, 3], [3, 4]) == 1
-
-
-def test_a_negative_verdict_needs_the_power_to_see_the_published_effect():
-    e = analysis.Estimate
-    v = analysis.difference_verdict
-    assert v(e(0.02, 0.01, 0.03, 3), 0.01, 0.028, "SGD", "GD") == "reproduced"
-    assert v(e(0.0, -0.05, 0.05, 3), 0.06, 0.028, "SGD", "GD").startswith("inconclusive")
-    assert v(e(0.0, -0.01, 0.01, 3), 0.015, 0.028, "SGD", "GD").startswith("not reproduced (no")
-    assert "GD is larger" in v(e(-0.02, -0.03, -0.01, 3), 0.015, 0.028, "SGD", "GD")
-    assert "GD is larger" in v(e(-0.08, -0.15, -0.01, 3), 0.09, 0.028, "SGD", "GD")
-    assert v(e(0.02, float("nan"), float("nan"), 1), float("nan"), 0.028, "SGD", "GD"
-             ).startswith("not assessable")
-
-
-def test_downsampled_images_are_block_means_and_the_default_keeps_old_keys():
-    from implicitreg.engine.data import input_spec, load_for
-
-    cfg = ir.RunConfig(dataset="mnist", n_train=20, n_test=10, model="cnn")
-    full, half = load_for(cfg), load_for(cfg.replace(downsample=2))
-    assert half.x_train.shape[1:] == (1, 14, 14) == input_spec(cfg.replace(downsample=2))[0]
-    torch.testing.assert_close(half.x_train, torch.nn.functional.avg_pool2d(full.x_train, 2))
-    assert "downsample" not in cfg.key_dict()
-    assert run_key(cfg.replace(downsample=1), "s") == run_key(cfg, "s")
-    assert run_key(cfg.replace(downsample=2), "s") != run_key(cfg, "s")
-    for bad in (0, 3):
-        with pytest.raises(ConfigError, match="downsample"):
-            ir.RunConfig(dataset="cifar10", downsample=bad)
-    with pytest.raises(ConfigError, match="downsample"):
-        ir.RunConfig(dataset="synthetic", downsample=2)
-
-
-def test_workstation_set_is_published_before_gpu_and_records_where_it_ran(tmp_path):
-    from implicitreg.book.driver import (committed_entry, published_profile,
-                                         record_committed_execution)
-    from implicitreg.book.gpu_edition import write_manifest
-
-    (tmp_path / "results" / "gpu").mkdir(parents=True)
-    write_manifest(tmp_path / "results" / "gpu" / "manifest.json", {
-        "created": "t", "device": "H100", "torch": "v",
-        "chapters": [{"chapter": "sgd_vs_gd", "status": "complete"}]})
-    assert published_profile(tmp_path, "sgd_vs_gd") == "gpu"
-    record_committed_execution(tmp_path, "sgd_vs_gd", "workstation", "2026-01-01T00:00:00",
-                               12.0)
-    assert published_profile(tmp_path, "sgd_vs_gd") == "workstation"
-    entry = committed_entry(tmp_path, "workstation", "sgd_vs_gd")
-    assert entry["window"] == "2026-01-01T00:00:00" and entry["status"] == "complete"
-    assert "CPU" in entry["device"] or torch.cuda.is_available()
-    assert committed_entry(tmp_path, "ci", "sgd_vs_gd") is None

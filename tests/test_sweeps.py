@@ -1,31 +1,25 @@
 """Batched training of many models and the sweep executors."""
 import numpy as np
-import pandas as pd
 import pytest
 
 import implicitreg as ir
+from implicitreg import golden
 from implicitreg.engine.batched import BatchedTrainer, group_key, why_not_batchable
 
-
-def _compare(a, b, rtol=1e-4, atol=1e-5):
-    ma = a.metrics.drop(columns="run").sort_values(["step", "split", "metric"]).reset_index(drop=True)
-    mb = b.metrics.drop(columns="run").sort_values(["step", "split", "metric"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(ma.drop(columns="value"), mb.drop(columns="value"))
-    np.testing.assert_allclose(ma.value.to_numpy(), mb.value.to_numpy(), rtol=rtol, atol=atol)
+# Vmapped and separate kernels round differently; the tolerance is measured across
+# instruction sets and thread counts (tests/golden/batched_vs_separate.json).
+RTOL = golden.batched_tolerance()
 
 
-def _variants(base):
-    return [base.replace(seed=0), base.replace(seed=1, lr=0.05),
-            base.replace(seed=2, momentum=0.9), base.replace(seed=3, weight_decay=5e-3),
-            base.replace(seed=4, order_seed=9)]
+def _compare(a, b, rtol=RTOL):
+    dev = golden.metric_deviation(a, b)
+    assert dev <= rtol, (f"relative deviation {dev:.2e} > tolerance {rtol:.2e} "
+                         f"({golden.where()})")
 
 
-@pytest.mark.parametrize("reg", ["none", "sgd-modified", "gd-modified"])
-def test_batched_runs_equal_separate_runs(tiny, tmp_path, reg):
-    base = tiny.replace(epochs=3, eval_every=4, reg=reg, reg_scale=2.0, micro_batch=8)
-    cfgs = _variants(base)
-    if reg != "none":
-        cfgs = [c.replace(reg_scale=1.0 + c.seed) for c in cfgs]
+@pytest.mark.parametrize("reg", golden.BATCHED_REGS)
+def test_batched_runs_equal_separate_runs(tmp_path, reg):
+    cfgs = golden.batched_variants(reg)
     alone = [ir.run(c, ir.RunStore(tmp_path / "alone")) for c in cfgs]
     together_store = ir.RunStore(tmp_path / "together")
     together = ir.run_batch(cfgs, together_store)
@@ -36,6 +30,10 @@ def test_batched_runs_equal_separate_runs(tiny, tmp_path, reg):
             assert a.summary[field] == b.summary[field]
     # stored under the same keys: a plain run now finds them
     assert all(ir.run(c, together_store).cached for c in cfgs)
+    # and the tolerance still sees a 1% change of ε in one model
+    moved = ir.run(cfgs[0].replace(lr=cfgs[0].lr * golden.DELIBERATE),
+                   ir.RunStore(tmp_path / "moved"))
+    assert golden.metric_deviation(together[0], moved) > RTOL
 
 
 def test_batched_cnn_equals_separate(tiny, tmp_path):

@@ -98,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "tests/golden/ against the engine")
     p_gold.add_argument("--write", action="store_true",
                         help="regenerate the files (after a deliberate NUMERICS_VERSION bump)")
+    p_gold.add_argument("--spread", action="store_true",
+                        help="measure each case under every instruction-set level and "
+                        "thread count, and set the files' tolerances from it")
+    p_gold.add_argument("--portable", action="store_true",
+                        help="check in a process forced to the lowest instruction set "
+                        "and one thread")
     p_gold.add_argument("cases", nargs="*", help="case names (default: all)")
     args = parser.parse_args(argv)
 
@@ -131,6 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.write:
                 golden.write(args.cases or None)
+            elif args.spread:
+                measured = golden.measure_spread(args.cases or None)
+                golden.write_tolerances(measured)
+                print(json.dumps({k: measured[k] for k in ("spread", "batched", "torch",
+                                                           "cpu")}, indent=1))
+            elif args.portable:
+                bad = golden.check_setting(*golden.PORTABLE, args.cases or None)
+                print("\n".join(bad) or "golden runs reproduce at "
+                      f"{golden.PORTABLE[0]} / {golden.PORTABLE[1]} thread")
+                return 1 if bad else 0
             else:
                 bad = golden.check(args.cases or None)
                 return 1 if bad else 0

@@ -8,7 +8,7 @@ run store keys a run by its configuration, its data source and :data:`NUMERICS_V
 ``NUMERICS_VERSION`` is bumped by hand when a change alters numbers. The golden tests
 (``tests/test_golden.py``) retrain a handful of tiny configurations and compare them with
 the committed ``tests/golden/``; a mismatch says to bump it and regenerate them with
-``python -m implicitreg.engine.golden --write``. A refactor that changes no number
+``implicitreg golden --write``. A refactor that changes no number
 leaves every key, and so every committed result set, valid.
 """
 from __future__ import annotations
