@@ -141,3 +141,29 @@ def test_winsorize_needs_a_batch_big_enough():
         ir.RunConfig(batch_size=8, winsorize=4)
     with pytest.raises(ir.ConfigError, match="coherence_probe"):
         ir.RunConfig(coherence_probe=10)
+
+
+@pytest.mark.parametrize("c", [2, 4, 6, 8])
+def test_the_kernel_gives_the_same_bits_at_every_vector_width(c):
+    """Builds for AVX-512 (16 lanes where the CPU has it), AVX2 (haswell, 8 lanes) and
+    baseline x86-64 (4 lanes; from c = 5 on AVX2 takes two passes): each lane sums its
+    coordinate over the examples in the same order, so the widths agree bit for bit."""
+    import platform
+
+    from implicitreg.engine import native
+    if native.kernel() is None or platform.machine() != "x86_64":
+        pytest.skip("needs a C++ compiler and an x86-64 CPU")
+    torch.manual_seed(c)
+    d = torch.randn(64, 40).relu_()
+    a = torch.randn(64, 50)
+    outs, widths = [], []
+    try:
+        for march in ("native", "haswell", "x86-64"):
+            native.set_target(march)
+            widths.append(native.lanes())
+            outs.append(native.winsorized_outer_mean(d, a, c))
+    finally:
+        native.set_target("native")
+    assert widths[1:] == [8, 4]
+    for out in outs[1:]:
+        assert torch.equal(out, outs[0])

@@ -3,8 +3,11 @@
 Timings use random inputs of the real shapes, except the batched-CNN cases, which read
 CIFAR-10 (skipped without it). Speed does not depend on pixel values, except that the
 winsorized kernel skips ReLU units that are off, about half of them here.
-Each case is warmed up, then timed ``repeats`` times; the median is reported. Ratios are
-against a plain SGD step on the same model and batch.
+Each case is warmed up, then timed ``repeats`` times, in 3 rounds; the minimum of the
+3 medians is reported, so that a round slowed down by another process does not count.
+Ratios are against a plain SGD step on the same model and batch. The report starts with
+where it ran: device, instruction set PyTorch uses, threads, CPU model, and the vector
+width of the compiled winsorization kernel.
 """
 from __future__ import annotations
 
@@ -27,18 +30,40 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+ROUNDS = 3
+
+
 def timeit(fn: Callable[[], object], device: torch.device, repeats: int = 10,
-           warmup: int = 2) -> float:
+           warmup: int = 2, rounds: int = ROUNDS) -> float:
+    """Seconds per call: the minimum over ``rounds`` of the median of ``repeats`` calls."""
     for _ in range(warmup):
         fn()
     _sync(device)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t)
+        medians.append(statistics.median(times))
+    return min(medians)
+
+
+def where(device: torch.device) -> dict[str, object]:
+    """Where a benchmark ran, in the terms its ratios depend on."""
+    from .golden import _cpu_model
+
+    out: dict[str, object] = {
+        "device": str(device), "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(), "cpu": _cpu_model(),
+        "kernel_lanes": native.lanes() if device.type == "cpu" else None,
+    }
+    if device.type == "cuda":
+        out["device_name"] = torch.cuda.get_device_name(device)
+    return out
 
 
 def _sgd_update(model: torch.nn.Module, grads: list[torch.Tensor], lr: float = 1e-3) -> None:
@@ -95,6 +120,34 @@ def bench_steps(model_name: str, device: torch.device, batch: int = 128, micro: 
     out["gd_step_over_sgd_epoch"] = (timeit(gd_step, device, max(3, repeats // 3))
                                      / timeit(sgd_epoch, device, max(3, repeats // 3)))
     return {k: round(v, 3) for k, v in out.items()}
+
+
+def bench_full_batch_penalty(device: torch.device, n: int = 512, micro: int = 32,
+                             widths: tuple[int, ...] = (256,), repeats: int = 10
+                             ) -> dict[str, float]:
+    """Full-batch GD with the SGD-modified penalty over n/micro micro-batches (the
+    arms of where_they_end: MLP 3072-256-10 on 512 CIFAR-shaped inputs), against a plain
+    GD step on the same batch."""
+    torch.manual_seed(0)
+    shape = (3, 32, 32)
+    model = build_model("mlp", shape, 10, widths=widths).to(device)
+    x = torch.randn(n, *shape, device=device)
+    y = torch.randint(0, 10, (n,), device=device)
+
+    def plain() -> None:
+        _sgd_update(model, batch_grad(model, x, y)[1])
+
+    def reg(impl: str) -> Callable[[], None]:
+        def f() -> None:
+            _, g, _ = penalized_grad(model, x, y, reg="sgd-modified", lam=0.025,
+                                     micro_batch=micro, impl=impl)
+            _sgd_update(model, g)
+        return f
+
+    t_plain = timeit(plain, device, repeats)
+    return {"gd_step_ms": round(1e3 * t_plain, 3),
+            "fd_loop_over_gd_step": round(timeit(reg("loop"), device, repeats) / t_plain, 3),
+            "fd_vmap_over_gd_step": round(timeit(reg("vmap"), device, repeats) / t_plain, 3)}
 
 
 def bench_winsorized(device: torch.device, batch: int = 100, c: int = 4,
@@ -243,17 +296,16 @@ def bench_batched(device: torch.device, widths: tuple[int, ...] = (2048,),
 
 
 def main(device: str = "cpu", models: tuple[str, ...] = ("mlp", "cnn"),
-         repeats: int = 10) -> dict[str, object]:
+         repeats: int = 10, kernel_march: str = "native") -> dict[str, object]:
     dev = torch.device(device)
-    report: dict[str, object] = {
-        "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "batch": 128, "micro_batch": 32,
-    }
-    if dev.type == "cuda":
-        report["device_name"] = torch.cuda.get_device_name(dev)
+    native.set_target(kernel_march)
+    report: dict[str, object] = {**where(dev), "kernel_march": kernel_march,
+                                 "batch": 128, "micro_batch": 32}
     for m in models:
         report[m] = bench_steps(m, dev, repeats=repeats)
     report["winsorized_mlp3x256_b100_c4"] = bench_winsorized(dev, repeats=repeats)
+    report["gd_penalty_mlp3072_256_10_n512_b32"] = bench_full_batch_penalty(dev,
+                                                                            repeats=repeats)
     report["batched_mlp784_2048_10_b100"] = bench_batched(dev)
     report["batched_mlp784_64_10_b100"] = bench_batched(dev, widths=(64,))
     for b in (32, 256):

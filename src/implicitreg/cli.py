@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_bench.add_argument("--device", default="cpu")
     p_bench.add_argument("--models", default="mlp,cnn")
     p_bench.add_argument("--repeats", type=int, default=10)
+    p_bench.add_argument("--kernel-march", default="native",
+                         help="-march of the winsorization kernel's build, e.g. haswell "
+                         "for the AVX2 build on an AVX-512 machine")
     p_book = sub.add_parser("book", help="execute the chapters with papermill and build")
     p_book.add_argument("--profile", default="ci")
     p_book.add_argument("--params", default=None, help="YAML file of parameter overrides")
@@ -118,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench import main as bench_main
 
             bench_main(args.device, tuple(m for m in args.models.split(",") if m),
-                       args.repeats)
+                       args.repeats, args.kernel_march)
         elif args.cmd == "time-backends":
             from .book.timing import time_backends
 

@@ -5,8 +5,13 @@ loaded through ctypes.
 No compiler, a failed build or ``IMPLICITREG_NATIVE=0`` all mean :func:`kernel` returns
 ``None`` and callers use the pure-PyTorch path, which gives the same numbers more slowly.
 The shared object is cached under ``~/.cache/implicitreg/native`` (or
-``$IMPLICITREG_DATA/native``), keyed by the source, the compiler and the CPU's flags,
-because it is built with ``-march=native``.
+``$IMPLICITREG_DATA/native``), keyed by the source, the compiler, the target and the CPU's
+flags. It is built with ``-march=native``: the kernel's vector width follows the
+instruction set (16 floats on AVX-512, 8 on AVX2). :func:`set_target` builds for another
+target, e.g. ``haswell`` to check the AVX2 build on an AVX-512 machine.
+
+It is built with ``-fopenmp``; the dynamic loader resolves its ``libgomp.so.1`` to the
+copy PyTorch has already loaded, so the kernel and PyTorch share one OpenMP thread pool.
 """
 from __future__ import annotations
 
@@ -27,6 +32,20 @@ SOURCE = Path(__file__).parent / "csrc" / "winsorize.cpp"
 MAX_CLIP = 8
 LANES = 16
 _lib: ctypes.CDLL | None | bool = False  # False: not tried yet
+_march = "native"
+
+
+def set_target(march: str) -> None:
+    """Build (or load) the kernel for ``-march=march`` from the next call on."""
+    global _lib, _march
+    if march != _march:
+        _march, _lib = march, False
+
+
+def lanes() -> int | None:
+    """The loaded kernel's vector width in floats (``None`` without a kernel)."""
+    lib = kernel()
+    return None if lib is None else int(lib.winsorize_lanes())
 
 
 def _cache_dir() -> Path:
@@ -44,8 +63,14 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+def _flags() -> list[str]:
+    # No fused multiply-adds: an FMA rounds once where a multiply and an add round twice,
+    # so contracting would make the numbers depend on the instruction set built for.
+    return ["-O3", f"-march={_march}", "-ffp-contract=off"]
+
+
 def _build(cxx: str, out: Path) -> bool:
-    base = [cxx, "-O3", "-march=native", "-shared", "-fPIC", str(SOURCE)]
+    base = [cxx, *_flags(), "-shared", "-fPIC", str(SOURCE)]
     # Without OpenMP the kernel still works, on one thread.
     for extra in (["-fopenmp"], []):
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -74,7 +99,8 @@ def kernel() -> ctypes.CDLL | None:
         log.info("no C++ compiler: winsorized steps use the PyTorch path")
         return None
     key = hashlib.sha256(SOURCE.read_bytes() + cxx.encode() + _cpu_flags().encode()
-                         + platform.machine().encode()).hexdigest()[:16]
+                         + platform.machine().encode() + " ".join(_flags()).encode()
+                         ).hexdigest()[:16]
     out = _cache_dir() / f"winsorize-{key}.so"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +114,7 @@ def kernel() -> ctypes.CDLL | None:
     fn = lib.winsorized_outer_sum
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 5
+    lib.winsorize_lanes.restype = ctypes.c_int
     _lib = lib
     return lib
 

@@ -1,6 +1,6 @@
 // Winsorized sums of per-example outer-product gradients d_i a_i^T (the weight gradients
 // of a linear layer), without materializing the B x J x K tensor: one pass over the
-// examples keeps, for 16 coordinates at a time, the c+1 largest and the c+1 smallest
+// examples keeps, for L coordinates at a time, the c+1 largest and the c+1 smallest
 // values in registers (a branch-free insertion network). The winsorized sum is then
 //   sum - (c largest) - (c smallest) + c * ((c+1)-th largest + (c+1)-th smallest),
 // which equals the sum of the clipped values, ties included, whenever B >= 2c + 2.
@@ -12,16 +12,45 @@
 #include <vector>
 
 namespace {
-typedef float vec __attribute__((vector_size(64)));  // 16 floats
+// One vector is one register of the instruction set the kernel is built for. With
+// 64-byte vectors an AVX2 build splits each into two of its 16 registers, and the
+// 2(c+1) buffers spill to memory from c = 3 on; one register each keeps c <= 5 in
+// registers on AVX2 and c <= 8 on AVX-512 (32 registers). Each lane still sums its
+// coordinate over the examples in order, so the width does not change any number.
+#if defined(__AVX512F__)
 constexpr int L = 16;
+#elif defined(__AVX__)
+constexpr int L = 8;
+#else
+constexpr int L = 4;
+#endif
+typedef float vec __attribute__((vector_size(4 * L)));
 
 inline vec vmax(vec a, vec b) { return a > b ? a : b; }
 inline vec vmin(vec a, vec b) { return a < b ? a : b; }
+
+// Registers the one-pass loop holds: 2(c+1) buffers, the sum, v, w, a_i and d_i. Where
+// they do not fit (c >= 5 on AVX2's 16 registers), the largest and the smallest values
+// are found in two passes over the examples instead, each with half the buffers: the
+// loads are repeated, the spills avoided. The numbers are the same either way.
+constexpr int kRegisters = L == 16 ? 32 : 16;
+
+// Inserts v into the sorted buffer buf[0..C] (descending when Top, else ascending).
+template <int C, bool Top>
+inline void insert(vec* buf, vec v) {
+#pragma GCC unroll 9
+  for (int t = 0; t <= C; ++t) {
+    const vec keep = Top ? vmax(buf[t], v) : vmin(buf[t], v);
+    v = Top ? vmin(buf[t], v) : vmax(buf[t], v);
+    buf[t] = keep;
+  }
+}
 
 template <int C>
 void row(const float* dj, const float* a, float* out, int B, int K, int* live) {
   // dj: the B values of row j; a: B x K with K a multiple of L; out: K values.
   const float inf = std::numeric_limits<float>::infinity();
+  constexpr bool one_pass = 2 * (C + 1) + 5 <= kRegisters;
   int n = 0;
   for (int i = 0; i < B; ++i)
     if (dj[i] != 0.f) live[n++] = i;
@@ -34,15 +63,19 @@ void row(const float* dj, const float* a, float* out, int B, int K, int* live) {
     }
     for (int r = 0; r < n; ++r) {
       const int i = live[r];
-      const float di = dj[i];
       vec ai;
       std::memcpy(&ai, a + (long)i * K + k0, sizeof(vec));
-      vec v = di * ai, w = v;
+      const vec v = dj[i] * ai;
       sum += v;
-#pragma GCC unroll 16
-      for (int t = 0; t <= C; ++t) {
-        const vec h = vmax(top[t], v); v = vmin(top[t], v); top[t] = h;
-        const vec q = vmin(bot[t], w); w = vmax(bot[t], w); bot[t] = q;
+      insert<C, true>(top, v);
+      if (one_pass) insert<C, false>(bot, v);
+    }
+    if (!one_pass) {
+      for (int r = 0; r < n; ++r) {
+        const int i = live[r];
+        vec ai;
+        std::memcpy(&ai, a + (long)i * K + k0, sizeof(vec));
+        insert<C, false>(bot, dj[i] * ai);
       }
     }
     vec s = sum;
@@ -63,7 +96,8 @@ void run(const float* d, const float* a, float* out, int B, int J, int K, int th
 }
 }  // namespace
 
-// d: J x B (row j holds d_ij for the B examples), a: B x K with K a multiple of 16,
+// d: J x B (row j holds d_ij for the B examples), a: B x K with K a multiple of 16
+// (and so of L),
 // out: J x K. Returns 0, or 1 when c is outside 1..8.
 extern "C" int winsorized_outer_sum(const float* d, const float* a, float* out, int B, int J,
                                     int K, int c, int threads) {
@@ -79,3 +113,6 @@ extern "C" int winsorized_outer_sum(const float* d, const float* a, float* out, 
     default: return 1;
   }
 }
+
+// The vector width this build uses, in floats (reported by the benchmark).
+extern "C" int winsorize_lanes() { return L; }
