@@ -350,8 +350,9 @@ def _departure_row(e: float, r: Any, steps: int) -> dict[str, Any]:
     elif len(r_c) == 0:
         v = not_assessable("no GD multiplier was recorded (sharpness_method must be lanczos)")
     elif math.isnan(s_star) or not (MID_LOW * steps <= s_star <= MID_HIGH * steps):
-        where = ("never" if math.isnan(s_star) else f"at step {int(s_star)}")
-        v = not_assessable(f"the sharpness reached {REACH:g}·2/ε {where}, not mid-horizon "
+        where = (f"never reached {REACH:g}·2/ε" if math.isnan(s_star) else
+                 f"reached {REACH:g}·2/ε at step {int(s_star)}")
+        v = not_assessable(f"the sharpness {where}, not mid-horizon "
                            f"(steps {MID_LOW * steps:.0f}–{MID_HIGH * steps:.0f} of {steps})")
     elif i is None:
         v = NOT_REPRODUCED
