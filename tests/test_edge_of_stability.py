@@ -173,8 +173,9 @@ def test_gd_multiplier_is_one_minus_eps_lambda_on_a_quadratic():
     lam, vec = lanczos_top(model, p.x, y, iters=6)
     assert abs(lam - max(SPECTRUM)) < 1e-8
     before = [q.detach().clone() for q in model.parameters()]
-    r = gd_multiplier(model, p.x, y, vec, lr=0.15)
+    r, share = gd_multiplier(model, p.x, y, vec, lr=0.15)
     assert abs(r - (1 - 0.15 * lam)) < 1e-8
+    assert 0 < abs(share) <= 1
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
@@ -184,15 +185,18 @@ from implicitreg.chapters.criteria import criteria_hash  # noqa: E402
 
 # The fingerprint of the criteria as registered (see edge_of_stability.REGISTERED).
 REGISTERED_HASH = "c53e7b407eb9f6f4"
+REVISIONS_HASH = "67f4ac012eb33a8b"
 
 
 class FakeResult:
     """What analyze() reads from a run: curve(metric, split) and summary."""
 
-    def __init__(self, steps, sharpness, loss, multiplier=None, diverged=False):
+    def __init__(self, steps, sharpness, loss, multiplier=None, diverged=False, share=None):
         self.c = {("sharpness", "eval"): sharpness, ("loss", "train"): loss}
         if multiplier is not None:
             self.c[("gd_multiplier", "eval")] = multiplier
+            self.c[("top_grad_share", "eval")] = (np.full(len(multiplier), 0.5)
+                                                  if share is None else share)
         self.steps = np.asarray(steps)
         self.summary = {"diverged": diverged}
 
@@ -286,6 +290,24 @@ def test_analyze_sgd_at_gds_level_or_with_too_few_seeds():
     a = E.analyze(_results(p2), p2)
     assert a.verdicts["sgd"].verdict == "not assessable"
     assert "needs 3" in a.verdicts["sgd"].detail
+
+
+def test_revised_departure_ignores_a_multiplier_along_a_negligible_component():
+    """Before the crossing |r| ≥ 1 where the gradient has almost nothing along v: the
+    registered statistic fires there (too early), the revision waits for the edge."""
+    p = _params()
+    res = _results(p)
+    for e in p.eps:
+        r = res[E.Arm("gd", e, seed=p.seed)]
+        s = r.steps
+        early = (s > 0.1 * p.steps) & (s < 0.3 * p.steps)
+        r.c[("gd_multiplier", "eval")] = np.where(early, -2.0, r.c[("gd_multiplier", "eval")])
+        r.c[("top_grad_share", "eval")] = np.where(s < 0.4 * p.steps, 0.01, 0.6)
+    a = E.analyze(res, p)
+    assert a.verdicts["departure"].verdict == "not reproduced"
+    assert a.verdicts["departure-r1"].verdict == "reproduced", a.verdicts["departure-r1"].text
+    assert E.revisions_hash() == REVISIONS_HASH
+    assert [r.original for r in E.REVISIONS] == ["departure"]
 
 
 def test_departure_needs_two_consecutive_evaluations():

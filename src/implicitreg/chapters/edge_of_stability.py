@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Verdict, combine,
+from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict, combine,
                        criteria_hash, not_assessable)
 
 CHAPTER = "edge_of_stability"
@@ -248,14 +248,48 @@ CRITERIA = (
 )
 
 
+MIN_SHARE = 0.1
+
+# Revisions keep the original criterion registered and judged; they are fingerprinted
+# apart, so that the hash of the criteria as registered before the runs stays checkable.
+REVISIONS = (
+    Revision(
+        original="departure",
+        revised=dataclasses.replace(
+            CRITERIA[1], claim="departure-r1",
+            statistic="as registered, but the departure is the first of two consecutive "
+                      "evaluations at which |r| ≥ 1 and the gradient's component along v is "
+                      f"at least {MIN_SHARE:g} of its norm (|g·v| ≥ {MIN_SHARE:g}‖g‖); "
+                      "statistic: ε·λ at that evaluation",
+            registered="2026-11-30"),
+        reason="In the ci runs the registered statistic fired before the sharpness "
+               f"crossed {REACH:g}·2/ε, where GD has already contracted the gradient's "
+               "component along "
+               "v: r is then a quotient of two small numbers that the loss's higher "
+               "derivatives decide, and a departure along a direction that carries almost "
+               "none of the gradient is not a departure of the trajectory. The engine now "
+               "also records that component's share of the gradient.",
+        date="2026-11-30"),
+)
+
+
 def registered_hash() -> str:
+    """Fingerprint of the criteria as registered before the runs (revisions apart)."""
     return criteria_hash(CRITERIA)
 
 
+def revisions_hash() -> str:
+    return criteria_hash(REVISIONS)
+
+
 def criteria_table() -> pd.DataFrame:
+    """The registered criteria, then each revision (marked as such)."""
+    rows = [(c, "") for c in CRITERIA] + [(r.revised, f"revises '{r.original}' on {r.date}")
+                                          for r in REVISIONS]
     return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
                           "threshold": c.threshold, "premises": "; ".join(c.premises),
-                          "registered": c.registered} for c in CRITERIA]).set_index("claim")
+                          "registered": c.registered, "revision": rev}
+                         for c, rev in rows]).set_index("claim")
 
 
 # ------------------------------------------------------------------ analysis
@@ -266,6 +300,8 @@ class Analysis:
     value; metrics loss, sharpness, ratio (sharpness·ε/2), gd_multiplier."""
     plateau: pd.DataFrame
     departure: pd.DataFrame
+    departure_r1: pd.DataFrame
+    """The departure under the recorded revision of its criterion (see REVISIONS)."""
     sgd: pd.DataFrame
     verdicts: dict[str, Verdict]
     glue: dict[str, str] = field(default_factory=dict)
@@ -282,9 +318,13 @@ def first_reach(s: pd.Series, threshold: float) -> float:
     return float(hit[0]) if len(hit) else float("nan")
 
 
-def departure_index(r: np.ndarray) -> int | None:
-    """Index of the first of two consecutive values with |r| ≥ 1 (None if none)."""
+def departure_index(r: np.ndarray, share: np.ndarray | None = None,
+                    min_share: float = 0.0) -> int | None:
+    """Index of the first of two consecutive values with |r| ≥ 1 (and, when ``share`` is
+    given, |share| ≥ ``min_share``); None if none."""
     big = np.abs(r) >= 1
+    if share is not None:
+        big &= np.abs(share) >= min_share
     for i in range(len(big) - 1):
         if big[i] and big[i + 1]:
             return i
@@ -330,17 +370,21 @@ def _plateau_row(e: float, r: Any, steps: int) -> dict[str, Any]:
     return row
 
 
-def _departure_row(e: float, r: Any, steps: int) -> dict[str, Any]:
+def _departure_row(e: float, r: Any, steps: int, revised: bool = False) -> dict[str, Any]:
     sh = _series(r, "sharpness")
     mult = _series(r, "gd_multiplier")
+    share = _series(r, "top_grad_share")
     el = sh * e
     s_star = first_reach(el / 2, REACH)
     row = {"ε": e, "diverged": bool(r.summary.get("diverged")), "s*": s_star,
            "departure step": float("nan"), "ελ at departure": float("nan"),
            "r at departure": float("nan"), "flow multiplier there": float("nan")}
     common = el.index.intersection(mult.index)
+    if revised:
+        common = common.intersection(share.index)
     el_c, r_c = el.loc[common], mult.loc[common]
-    i = departure_index(r_c.to_numpy())
+    i = (departure_index(r_c.to_numpy(), share.loc[common].to_numpy(), MIN_SHARE) if revised
+         else departure_index(r_c.to_numpy()))
     if i is not None:
         row.update({"departure step": float(common[i]), "ελ at departure": float(el_c.iloc[i]),
                     "r at departure": float(r_c.iloc[i]),
@@ -348,7 +392,8 @@ def _departure_row(e: float, r: Any, steps: int) -> dict[str, Any]:
     if row["diverged"]:
         v = not_assessable("the run diverged")
     elif len(r_c) == 0:
-        v = not_assessable("no GD multiplier was recorded (sharpness_method must be lanczos)")
+        v = not_assessable("no GD multiplier" + (" and gradient share" if revised else "")
+                           + " was recorded (sharpness_method must be lanczos)")
     elif math.isnan(s_star) or not (MID_LOW * steps <= s_star <= MID_HIGH * steps):
         where = (f"never reached {REACH:g}·2/ε" if math.isnan(s_star) else
                  f"reached {REACH:g}·2/ε at step {int(s_star)}")
@@ -433,7 +478,7 @@ def tidy(results: Mapping[Arm, Any]) -> pd.DataFrame:
     frames = []
     for arm, r in results.items():
         for metric, split in (("loss", "train"), ("sharpness", "eval"),
-                              ("gd_multiplier", "eval")):
+                              ("gd_multiplier", "eval"), ("top_grad_share", "eval")):
             s = _series(r, metric, split)
             if not len(s):
                 continue
@@ -457,6 +502,8 @@ def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -
     gd = {a.eps: r for a, r in results.items() if a.kind == "gd"}
     plateau = pd.DataFrame([_plateau_row(e, gd[e], p.steps) for e in p.eps if e in gd])
     departure = pd.DataFrame([_departure_row(e, gd[e], p.steps) for e in p.eps if e in gd])
+    departure_r1 = pd.DataFrame([_departure_row(e, gd[e], p.steps, revised=True)
+                                 for e in p.eps if e in gd])
     gd_row = next((r for r in plateau.to_dict("records") if r["ε"] == p.sgd_eps), None)
     sgd = pd.DataFrame(_sgd_rows(results, p, gd_row))
 
@@ -465,9 +512,11 @@ def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -
 
     plat_cases = cases(plateau, "ε", "ε")
     dep_cases = cases(departure, "ε", "ε")
+    dep_r1_cases = cases(departure_r1, "ε", "ε")
     sgd_cases = cases(sgd, "batch size", "B")
     v1 = combine(plat_cases.values(), min_assessable=2)
     v2 = combine(dep_cases.values(), min_assessable=2)
+    v2r = combine(dep_r1_cases.values(), min_assessable=2)
     v3 = combine(sgd_cases.values(), min_assessable=1)
 
     def plat_text(r: dict[str, Any]) -> str:
@@ -497,10 +546,12 @@ def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -
     verdicts = {
         "plateau": Verdict("plateau", v1, "; ".join(plat_text(r) for r in plateau.to_dict("records")), plat_cases),
         "departure": Verdict("departure", v2, "; ".join(dep_text(r) for r in departure.to_dict("records")), dep_cases),
+        "departure-r1": Verdict("departure-r1", v2r, "; ".join(
+            dep_text(r) for r in departure_r1.to_dict("records")), dep_r1_cases),
         "sgd": Verdict("sgd", v3, "; ".join(sgd_text(r) for r in sgd.to_dict("records")), sgd_cases),
     }
     curves = tidy(results)
-    a = Analysis(curves, plateau, departure, sgd, verdicts)
+    a = Analysis(curves, plateau, departure, departure_r1, sgd, verdicts)
     a.glue = _glue_values(a, p, results)
     return a
 
@@ -510,6 +561,10 @@ def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str
          "eos_plateau_numbers": a.verdicts["plateau"].detail,
          "eos_departure_verdict": a.verdicts["departure"].verdict,
          "eos_departure_numbers": a.verdicts["departure"].detail,
+         "eos_departure_r1_verdict": a.verdicts["departure-r1"].verdict,
+         "eos_departure_r1_numbers": a.verdicts["departure-r1"].detail,
+         "eos_revision_reason": REVISIONS[0].reason,
+         "eos_revision_statistic": REVISIONS[0].revised.statistic,
          "eos_sgd_verdict": a.verdicts["sgd"].verdict,
          "eos_sgd_ratios": a.verdicts["sgd"].detail,
          "eos_criteria_hash": registered_hash(),
@@ -662,5 +717,5 @@ def fig_sgd(a: Analysis, p: Params):
 
 
 __all__ = ["Params", "profile", "profiles", "Arm", "design", "CRITERIA", "registered_hash",
-           "criteria_table", "Analysis", "analyze", "fig_plateau", "fig_departure",
+           "criteria_table", "REVISIONS", "revisions_hash", "Analysis", "analyze", "fig_plateau", "fig_departure",
            "fig_sgd", "flow_multiplier", "departure_index", "detectable_ratio"]

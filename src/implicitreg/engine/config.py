@@ -194,8 +194,9 @@ class RunConfig:
     eigenvalue); ``lanczos``: ``sharpness_iters`` Lanczos steps with full
     reorthogonalization (the largest eigenvalue), started from the previous
     measurement's top eigenvector, as Cohen et al. measure it. ``lanczos`` also records
-    ``gd_multiplier``: the factor by which one step of size ``lr`` from the evaluated
-    point multiplies the gradient's component along that eigenvector."""
+    ``gd_multiplier``, the factor by which one full-batch step of size ``lr`` from the
+    evaluated point multiplies the gradient's component along that eigenvector, and
+    ``top_grad_share``, that component over the gradient's norm."""
     track_examples: bool | None = None
     """Record for every training example the first evaluation step at which it is
     classified as its (possibly noisy) label; ``None``: on when ``label_noise > 0``."""

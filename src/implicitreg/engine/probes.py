@@ -183,10 +183,13 @@ def lanczos_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: int =
 
 def gd_multiplier(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   direction: Sequence[torch.Tensor], lr: float,
-                  chunk: int | None = 1024) -> float:
-    """The factor by which one full-batch GD step of size ``lr`` on (x, y) multiplies the
-    gradient's component along ``direction`` (a unit vector): (g(θ − lr·g)·v)/(g(θ)·v).
-    On a quadratic with curvature λ along v it is 1 − lr·λ. The model is left as it was."""
+                  chunk: int | None = 1024) -> tuple[float, float]:
+    """The factor r by which one full-batch GD step of size ``lr`` on (x, y) multiplies
+    the gradient's component along ``direction`` (a unit vector v),
+    r = (g(θ − lr·g)·v)/(g(θ)·v), and the share (g(θ)·v)/‖g(θ)‖ of the gradient along v.
+    On a quadratic with curvature λ along v, r = 1 − lr·λ; where the share is small, r is
+    a quotient of two small numbers and higher derivatives decide it. The model is left
+    as it was."""
     params = params_of(model)
     saved = [p.detach().clone() for p in params]
     with frozen_buffers(model):
@@ -200,7 +203,9 @@ def gd_multiplier(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             with torch.no_grad():
                 torch._foreach_copy_(params, saved)
     after = sum((a * b).sum() for a, b in zip(g1, direction))
-    return float(after) / float(before) if float(before) != 0 else float("nan")
+    norm = float(flat_norm(g0))
+    r = float(after) / float(before) if float(before) != 0 else float("nan")
+    return r, float(before) / norm if norm > 0 else float("nan")
 
 
 def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,

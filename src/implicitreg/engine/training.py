@@ -326,8 +326,9 @@ class Trainer:
             lam, self.sharpness_vec = lanczos_top(model, xe, ye, cfg.sharpness_iters,
                                                   self.sharpness_vec, seed=cfg.seed)
             self._record("eval", "sharpness", lam)
-            self._record("eval", "gd_multiplier", gd_multiplier(
-                model, xe, ye, self.sharpness_vec, cfg.lr_at(self.step)))
+            r, share = gd_multiplier(model, xe, ye, self.sharpness_vec, cfg.lr_at(self.step))
+            self._record("eval", "gd_multiplier", r)
+            self._record("eval", "top_grad_share", share)
         elif cfg.sharpness:
             self._record("eval", "sharpness", top_eigenvalue(
                 model, xe, ye, iters=cfg.sharpness_iters, seed=cfg.seed))
