@@ -88,3 +88,267 @@ def test_cifar_mlp_problem_is_a_smooth_flat_loss():
     assert abs(c0 - math.log(10)) < 0.5
     path = S.gd_path(p, 0.1, 5, progress=False)
     assert S.losses(p, path)[-1] < c0
+
+
+# ------------------------------------------------------------------ the engine's options
+def test_mse_tanh_and_lanczos_defaults_leave_keys_unchanged():
+    from implicitreg import RunConfig
+    from implicitreg.runs.store import run_key
+
+    cfg = RunConfig(dataset="synthetic", n_train=64, sharpness=True)
+    same = cfg.replace(loss="cross-entropy", activation="relu", sharpness_method="power")
+    for name in ("loss", "activation", "sharpness_method"):
+        assert name not in cfg.key_dict()
+    assert run_key(cfg, "synthetic") == run_key(same, "synthetic")
+    for change in (dict(loss="mse"), dict(activation="tanh"), dict(sharpness_method="lanczos")):
+        other = cfg.replace(**change)
+        assert run_key(other, "synthetic") != run_key(cfg, "synthetic")
+        assert list(change)[0] in other.key_dict()
+    # without sharpness the method is ignored; a CNN cannot be tanh
+    assert "sharpness_method" not in cfg.replace(sharpness=False,
+                                                 sharpness_method="lanczos").key_dict()
+    with pytest.raises(Exception, match="activation"):
+        RunConfig(model="cnn", activation="tanh")
+
+
+def test_mse_criterion_is_half_the_squared_error_summed_over_classes():
+    from implicitreg.engine.gradients import criterion
+
+    out = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+    y = torch.tensor([2, 0])
+    # example 0: ½(1 + 0 + 1) = 1; example 1: ½(1) = 0.5
+    assert torch.isclose(criterion(out, y, "mse"), torch.tensor(0.75))
+    assert torch.allclose(criterion(out, y, "mse", reduction="none"), torch.tensor([1.0, 0.5]))
+
+
+def test_every_gradient_path_uses_the_runs_loss():
+    """The step, the vmapped micro-batch gradients, the penalty and the Hessian-vector
+    product all differentiate the model's own loss."""
+    from implicitreg.engine import gradients as G
+    from implicitreg.engine.models import build_model
+
+    torch.manual_seed(0)
+    model = G.set_loss(build_model("mlp", (6,), 3, widths=(5,), activation="tanh"), "mse")
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+    params = G.params_of(model)
+    ref = torch.autograd.grad(G.criterion(model(x), y, "mse"), params)
+    _, g = G.batch_grad(model, x, y, chunk=3)
+    _, gv = G.microbatch_grads_vmap(model, x[None], y[None])
+    for a, b, c in zip(ref, g, gv):
+        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c[0], atol=1e-6)
+    v = [torch.randn_like(p) for p in params]
+    loss = lambda m, xx, yy: G.criterion(m(xx), yy, "mse")  # noqa: E731
+    for a, b in zip(G.hvp(model, x, y, v), G.hvp(model, x, y, v, loss_fn=loss)):
+        assert torch.allclose(a, b, atol=1e-6)
+    _, pen_fd, _ = G.penalized_grad(model, x, y, reg="gd-modified", lam=0.1, micro_batch=8,
+                                    method="double-backprop")
+    gg = torch.autograd.grad(G.criterion(model(x), y, "mse"), params, create_graph=True)
+    want = torch.autograd.grad(G.criterion(model(x), y, "mse") + 0.1 * G.sq_norm(gg), params)
+    for a, b in zip(pen_fd, want):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_lanczos_finds_the_top_eigenvalue_and_warm_starts():
+    from implicitreg.engine.probes import lanczos_top
+
+    p = S.quadratic_problem(SPECTRUM + [9.5], seed=6)
+    model = torch.nn.Linear(len(SPECTRUM) + 1, 1, bias=False).double()
+    loss = lambda m, xx, yy: 0.5 * ((m(xx).squeeze(-1) - yy) ** 2).mean()  # noqa: E731
+    lam, vec = lanczos_top(model, p.x, p.y, iters=7, loss_fn=loss)
+    assert abs(lam - 10.0) < 1e-8  # the basis spans the whole 7-dim space
+    lam2, vec2 = lanczos_top(model, p.x, p.y, iters=2, v0=vec, loss_fn=loss)
+    assert abs(lam2 - 10.0) < 1e-8  # started at the eigenvector, two steps suffice
+    assert abs(abs(float(vec2[0].flatten() @ vec[0].flatten())) - 1) < 1e-8
+
+
+def test_gd_multiplier_is_one_minus_eps_lambda_on_a_quadratic():
+    """With one output and every label 0, the square loss ½(xθ − 1)² has the quadratic's
+    Hessian XᵀX/n."""
+    from implicitreg.engine.gradients import set_loss
+    from implicitreg.engine.probes import gd_multiplier, lanczos_top
+
+    p = S.quadratic_problem(SPECTRUM, seed=7)
+    model = set_loss(torch.nn.Linear(len(SPECTRUM), 1, bias=False).double(), "mse")
+    y = torch.zeros(len(p.x), dtype=torch.long)
+    lam, vec = lanczos_top(model, p.x, y, iters=6)
+    assert abs(lam - max(SPECTRUM)) < 1e-8
+    before = [q.detach().clone() for q in model.parameters()]
+    r, share = gd_multiplier(model, p.x, y, vec, lr=0.15)
+    assert abs(r - (1 - 0.15 * lam)) < 1e-8
+    assert 0 < abs(share) <= 1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+# ------------------------------------------------------------------ the chapter's analysis
+from implicitreg.chapters import edge_of_stability as E  # noqa: E402
+from implicitreg.chapters.criteria import criteria_hash  # noqa: E402
+
+# The fingerprint of the criteria as registered (see edge_of_stability.REGISTERED).
+REGISTERED_HASH = "c53e7b407eb9f6f4"
+REVISIONS_HASH = "67f4ac012eb33a8b"
+
+
+class FakeResult:
+    """What analyze() reads from a run: curve(metric, split) and summary."""
+
+    def __init__(self, steps, sharpness, loss, multiplier=None, diverged=False, share=None):
+        self.c = {("sharpness", "eval"): sharpness, ("loss", "train"): loss}
+        if multiplier is not None:
+            self.c[("gd_multiplier", "eval")] = multiplier
+            self.c[("top_grad_share", "eval")] = (np.full(len(multiplier), 0.5)
+                                                  if share is None else share)
+        self.steps = np.asarray(steps)
+        self.summary = {"diverged": diverged}
+
+    def curve(self, metric, split):
+        import pandas as pd
+
+        v = self.c.get((metric, split))
+        if v is None:
+            return pd.DataFrame({"step": [], "value": []})
+        return pd.DataFrame({"step": self.steps[:len(v)], "value": np.asarray(v, float)})
+
+
+def _params(**kw):
+    base = dict(n_train=100, n_test=50, downsample=8, widths=[16], eps=[0.1, 0.05],
+                steps=1000, eval_every=20, sharpness_iters=5, seed=0, sgd_eps=0.1,
+                sgd_batches=[10, 50], sgd_seeds=[0, 1, 2], sparse_eval_every=50, ce_eps=0.1)
+    return E.Params(**{**base, **kw})
+
+
+def _gd_trace(eps, steps, cross_frac=0.4, level=1.05, wobble=0.03, spike=None):
+    """Sharpness rising linearly to 2/ε at cross_frac of training, then hovering at
+    level·2/ε; the multiplier follows 1 − ελ (so |r| ≥ 1 exactly where ελ ≥ 2)."""
+    s = np.arange(0, steps + 1, 20)
+    ratio = np.where(s < cross_frac * steps, 0.5 + 0.5 * s / (cross_frac * steps),
+                     level + wobble * np.sin(s / 37.0))
+    if spike is not None:
+        ratio = np.where(s > cross_frac * steps, ratio * spike, ratio)
+    lam = ratio * 2 / eps
+    loss = 1.0 / (1 + s / 100) * (1 + 0.02 * (np.sin(s / 11.0) > 0))
+    return s, lam, loss, 1 - eps * lam
+
+
+def _results(p, gd_kw=None, sgd_level=0.8, sgd_sd=0.02, diverged_eps=()):
+    res = {}
+    for e in p.eps:
+        s, lam, loss, mult = _gd_trace(e, p.steps, **(gd_kw or {}))
+        res[E.Arm("gd", e, seed=p.seed)] = FakeResult(s, lam, loss, mult,
+                                                      diverged=e in diverged_eps)
+    rng = np.random.default_rng(0)
+    for b in p.sgd_batches:
+        for seed in p.sgd_seeds:
+            s = np.arange(0, p.steps + 1, 50)
+            level = sgd_level + sgd_sd * rng.standard_normal()
+            lam = np.full(len(s), level * 2 / p.sgd_eps)
+            res[E.Arm("sgd", p.sgd_eps, b, seed)] = FakeResult(s, lam, np.ones(len(s)))
+    return res
+
+
+def test_analyze_hovering_at_two_over_eps_is_reproduced():
+    p = _params()
+    a = E.analyze(_results(p), p)
+    assert a.verdicts["plateau"].verdict == "reproduced", a.verdicts["plateau"].text
+    assert a.verdicts["departure"].verdict == "reproduced", a.verdicts["departure"].text
+    assert a.verdicts["sgd"].verdict == "reproduced", a.verdicts["sgd"].text
+    assert (a.departure["ελ at departure"].between(1.7, 2.3)).all()
+    for key in ("eos_verdict", "eos_plateau_numbers", "eos_departure_verdict",
+                "eos_sgd_ratios", "eos_loss_increases", "eos_criteria_hash"):
+        assert isinstance(a.glue[key], str) and a.glue[key]
+    assert "nan" not in a.glue["eos_plateau_numbers"]
+
+
+def test_analyze_overshooting_is_not_reproduced():
+    p = _params()
+    a = E.analyze(_results(p, gd_kw=dict(level=1.4)), p)
+    assert a.verdicts["plateau"].verdict == "not reproduced", a.verdicts["plateau"].text
+    # a median inside the band with a spike above 1.25 fails too
+    a = E.analyze(_results(p, gd_kw=dict(level=1.05, wobble=0.25)), p)
+    assert a.verdicts["plateau"].verdict == "not reproduced"
+
+
+def test_analyze_diverged_or_late_runs_are_not_assessable():
+    p = _params()
+    a = E.analyze(_results(p, diverged_eps=(0.1, 0.05)), p)
+    for v in a.verdicts.values():
+        assert v.verdict == "not assessable", v.text
+    assert "diverged" in a.glue["eos_plateau_numbers"]
+    # crossing in the last third: not assessable, with the step in the reason
+    a = E.analyze(_results(p, gd_kw=dict(cross_frac=0.95)), p)
+    assert a.verdicts["plateau"].verdict == "not assessable"
+    assert "last third" in a.verdicts["plateau"].detail
+    assert a.verdicts["departure"].verdict == "not assessable"
+    assert "not mid-horizon" in a.verdicts["departure"].detail
+    assert a.verdicts["sgd"].verdict == "not assessable"
+
+
+def test_analyze_sgd_at_gds_level_or_with_too_few_seeds():
+    p = _params()
+    a = E.analyze(_results(p, sgd_level=1.05), p)
+    assert a.verdicts["sgd"].verdict == "not reproduced"
+    p2 = _params(sgd_seeds=[0, 1])
+    a = E.analyze(_results(p2), p2)
+    assert a.verdicts["sgd"].verdict == "not assessable"
+    assert "needs 3" in a.verdicts["sgd"].detail
+
+
+def test_revised_departure_ignores_a_multiplier_along_a_negligible_component():
+    """Before the crossing |r| ≥ 1 where the gradient has almost nothing along v: the
+    registered statistic fires there (too early), the revision waits for the edge."""
+    p = _params()
+    res = _results(p)
+    for e in p.eps:
+        r = res[E.Arm("gd", e, seed=p.seed)]
+        s = r.steps
+        early = (s > 0.1 * p.steps) & (s < 0.3 * p.steps)
+        r.c[("gd_multiplier", "eval")] = np.where(early, -2.0, r.c[("gd_multiplier", "eval")])
+        r.c[("top_grad_share", "eval")] = np.where(s < 0.4 * p.steps, 0.01, 0.6)
+    a = E.analyze(res, p)
+    assert a.verdicts["departure"].verdict == "not reproduced"
+    assert a.verdicts["departure-r1"].verdict == "reproduced", a.verdicts["departure-r1"].text
+    assert E.revisions_hash() == REVISIONS_HASH
+    assert [r.original for r in E.REVISIONS] == ["departure"]
+
+
+def test_departure_needs_two_consecutive_evaluations():
+    assert E.departure_index(np.array([0.5, -1.2, 0.3, -1.0, -1.1])) == 3
+    assert E.departure_index(np.array([1.2, 1.5])) == 0
+    assert E.departure_index(np.array([0.5, -1.2])) is None
+
+
+def test_profiles_are_complete_instances_and_match_the_notebook():
+    from pathlib import Path
+
+    from implicitreg.book import driver
+
+    raw = E.profiles()
+    for name in raw:
+        E.profile(name)  # every field, nothing else, valid values
+    nb = driver.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
+                                    "edge_of_stability.ipynb")
+    assert set(nb) - {"profile", "executed_at"} == set(E.Params.names())
+    # the notebook's defaults are the ci profile, so that running it without a profile
+    # means exactly the ci profile
+    assert E.Params.from_values(nb) == E.profile("ci")
+    assert E.profile("smoke", steps=7).steps == 7
+    with pytest.raises(ValueError, match="unknown"):
+        E.profile("smoke", no_such=1)
+
+
+def test_design_uses_the_square_loss_tanh_and_lanczos():
+    p = E.profile("ci")
+    d = E.design(p)
+    kinds = [a.kind for a, _ in d]
+    assert kinds.count("gd") == len(p.eps) and kinds.count("gd-ce") == 1
+    assert kinds.count("sgd") == len(p.sgd_batches) * len(p.sgd_seeds)
+    for arm, cfg in d:
+        assert cfg.activation == "tanh" and cfg.sharpness_method == "lanczos"
+        assert cfg.loss == ("cross-entropy" if arm.kind == "gd-ce" else "mse")
+        assert cfg.eval_examples == p.n_train
+
+
+def test_registered_criteria_are_unchanged():
+    """The criteria were registered before the chapter's runs; a change must be a
+    recorded revision that keeps the original, not an edit."""
+    assert E.registered_hash() == criteria_hash(E.CRITERIA)
+    assert E.registered_hash() == REGISTERED_HASH

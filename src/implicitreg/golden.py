@@ -53,6 +53,9 @@ CASES: dict[str, list[dict[str, Any]]] = {
                          method="sgd", reg="sgd-modified", micro_batch=8, steps=8)],
     "cnn_downsample": [dict(dataset="mnist", n_train=64, n_test=64, model="cnn",
                             cnn_width=4, downsample=2, method="sgd", steps=8)],
+    "mse": [dict(method="sgd", loss="mse", reg="sgd-modified", micro_batch=4)],
+    "tanh": [dict(method="gd", activation="tanh", loss="mse", sharpness=True,
+                  sharpness_method="lanczos", sharpness_iters=8)],
     "batched_3": [dict(method="sgd", seed=s, reg="sgd-modified", micro_batch=4,
                        momentum=0.5) for s in range(3)],
 }

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..engine.gradients import hvp, params_of
+from ..engine.gradients import criterion, hvp, loss_name, params_of
 from ..engine.probes import frozen_buffers, predict
 
 
@@ -67,7 +67,7 @@ def loss_along(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             for c, d in zip(row.tolist(), directions):
                 torch._foreach_add_(params, list(d), alpha=c)
             logits = predict(model, x)
-            out.append(nn.functional.cross_entropy(logits, y))
+            out.append(criterion(logits, y, loss_name(model)))
     finally:
         for p, s0 in zip(params, saved):
             p.copy_(s0)

@@ -23,8 +23,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from . import data as data_mod
 from .config import RunConfig
 from .data import input_spec
-from .device import upcast
-from .gradients import fd_penalty_grad, split_microbatches
+from .gradients import criterion, fd_penalty_grad, split_microbatches
 from .models import model_for
 from .optim import sgd_update_
 from .training import TrainOutput, Trainer, drive
@@ -163,7 +162,7 @@ class BatchedTrainer:
     def _loss(self, p: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor
               ) -> torch.Tensor:
         out = functional_call(self.base, dict(zip(self.names, p)), (x,))
-        return torch.nn.functional.cross_entropy(upcast(out), y)
+        return criterion(out, y, self.cfg.loss)
 
     def _one_model(self, p: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor,
                    lam: torch.Tensor):

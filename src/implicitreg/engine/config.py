@@ -21,6 +21,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("default", "xavier")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 LR_SCHEDULES = ("constant", "triangular")
+LOSSES = ("cross-entropy", "mse")
+ACTIVATIONS = ("relu", "tanh")
+SHARPNESS_METHODS = ("power", "lanczos")
 
 # Fields added after NUMERICS_VERSION 1, with the default at which a run computes exactly
 # what it computed before the field existed. At that default they are left out of the
@@ -32,6 +35,9 @@ ADDED_FIELD_DEFAULTS = {
     "lr_min": 0.0,
     "cycle_steps": 100,
     "downsample": 1,
+    "loss": "cross-entropy",
+    "activation": "relu",
+    "sharpness_method": "power",
 }
 
 # Fields that say where or how verbosely a run executes, not what it computes. They are
@@ -81,16 +87,24 @@ class RunConfig:
 
     # ---- model ----------------------------------------------------------------------
     model: str = "mlp"
-    """``mlp`` (fully connected, ReLU), ``cnn`` (small conv net, no normalization layers),
-    ``resnet18`` (CIFAR ResNet-18 with BatchNorm) or ``resnet18-gn`` (GroupNorm: free of
+    """``mlp`` (fully connected, ``activation``), ``cnn`` (small conv net, no
+    normalization layers), ``resnet18`` (CIFAR ResNet-18 with BatchNorm) or ``resnet18-gn`` (GroupNorm: free of
     BatchNorm, so full-batch and per-example gradients are well defined)."""
     widths: tuple[int, ...] = (2048,)
     """Hidden widths of the MLP, e.g. ``(2048,)`` for 784-2048-10 or ``(256, 256, 256)``."""
     cnn_width: int = 32
     """Channels of the first convolution of ``cnn`` (doubled at each of 3 stages)."""
+    activation: str = "relu"
+    """Nonlinearity of the ``mlp``: ``relu`` or ``tanh`` (smooth, as in Cohen et al.'s
+    fc-tanh networks). The other models use ReLU."""
     init: str = "default"
     """Weight initialization: ``default`` (PyTorch's) or ``xavier`` (Glorot uniform,
     zero biases, as in Coherent Gradients)."""
+
+    loss: str = "cross-entropy"
+    """The training loss, a mean over examples: ``cross-entropy``, or ``mse``:
+    ½‖f(x) − onehot(y)‖² summed over the classes (Cohen et al.'s square loss). Every
+    gradient, penalty, probe and Hessian-vector product of the run uses it."""
 
     # ---- method -----------------------------------------------------------------------
     method: str = "sgd"
@@ -173,7 +187,16 @@ class RunConfig:
     sharpness: bool = False
     """Measure the top Hessian eigenvalue (power iteration on Hessian-vector products)."""
     sharpness_iters: int = 20
-    """Power-iteration steps for ``sharpness``."""
+    """Hessian-vector products per ``sharpness`` measurement: power-iteration steps (it
+    may stop earlier when converged), or the fixed size of the Lanczos basis."""
+    sharpness_method: str = "power"
+    """``power``: power iteration from a fresh random vector (the largest-magnitude
+    eigenvalue); ``lanczos``: ``sharpness_iters`` Lanczos steps with full
+    reorthogonalization (the largest eigenvalue), started from the previous
+    measurement's top eigenvector, as Cohen et al. measure it. ``lanczos`` also records
+    ``gd_multiplier``, the factor by which one full-batch step of size ``lr`` from the
+    evaluated point multiplies the gradient's component along that eigenvector, and
+    ``top_grad_share``, that component over the gradient's norm."""
     track_examples: bool | None = None
     """Record for every training example the first evaluation step at which it is
     classified as its (possibly noisy) label; ``None``: on when ``label_noise > 0``."""
@@ -255,7 +278,9 @@ class RunConfig:
         if not self.coherence_probe:
             ignored.append("coherence_nulls")
         if not self.sharpness:
-            ignored.append("sharpness_iters")
+            ignored += ["sharpness_iters", "sharpness_method"]
+        if self.model != "mlp":
+            ignored.append("activation")
         if self.lr_schedule == "constant":
             ignored += ["lr_min", "cycle_steps"]
         for name, default in ADDED_FIELD_DEFAULTS.items():
@@ -322,6 +347,7 @@ def validate(cfg: RunConfig) -> None:
         "dataset": DATASETS, "model": MODELS, "method": METHODS, "reg": REGULARIZERS,
         "penalty_grad": PENALTY_GRADS, "precision": PRECISIONS, "device": DEVICES,
         "init": INITS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
+        "loss": LOSSES, "activation": ACTIVATIONS, "sharpness_method": SHARPNESS_METHODS,
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -399,6 +425,9 @@ def validate(cfg: RunConfig) -> None:
         _fail("augment", cfg.augment, "False for the synthetic dataset (no images)")
     if cfg.model != "mlp" and cfg.dataset == "synthetic":
         _fail("model", cfg.model, "'mlp' for the synthetic dataset (vector inputs)")
+    if cfg.activation != "relu" and cfg.model != "mlp":
+        _fail("activation", cfg.activation, "'relu' unless model is 'mlp' (the other "
+              "models are ReLU networks)")
     if cfg.fixed_partition and cfg.method != "sgd":
         _fail("fixed_partition", cfg.fixed_partition, "True only with method='sgd'")
     if cfg.precision == "bf16-autocast" and cfg.reg != "none" and cfg.penalty_grad == "finite-difference":

@@ -3,7 +3,8 @@ gradients (a Python loop or ``torch.func.vmap``), the gradient of the explicit
 penalties λ‖∇C‖² and λ(1/m)Σ_k‖∇Ĉ_k‖², and Hessian-vector products.
 
 Parameters are handled as lists of tensors in ``model.parameters()`` order. Every loss
-here is the *mean* cross-entropy over the examples it is given.
+here is the *mean* over the examples it is given of the model's loss (:func:`criterion`,
+cross-entropy unless :func:`set_loss` chose another).
 """
 from __future__ import annotations
 
@@ -28,11 +29,46 @@ def params_of(model: nn.Module) -> Tensors:
     return [p for p in model.parameters()]
 
 
+# Every function here that needs a loss receives the model, so the model carries the name
+# of its run's loss: the step, the penalty, the probes and the Hessian-vector products
+# then cannot disagree about which loss they differentiate.
+LOSS_ATTR = "implicitreg_loss"
+
+
+def set_loss(model: nn.Module, name: str) -> nn.Module:
+    """Make ``name`` (``cross-entropy`` or ``mse``) the loss of ``model``; returns it."""
+    if name not in ("cross-entropy", "mse"):
+        raise ValueError(f"unknown loss {name!r}")
+    setattr(model, LOSS_ATTR, name)
+    return model
+
+
+def loss_name(model: nn.Module) -> str:
+    return getattr(model, LOSS_ATTR, "cross-entropy")
+
+
+def criterion(out: torch.Tensor, y: torch.Tensor, name: str = "cross-entropy",
+              reduction: str = "mean") -> torch.Tensor:
+    """The loss of outputs ``out`` (n, classes) against labels ``y`` (n,):
+    ``cross-entropy``, or ``mse`` = ½‖out − onehot(y)‖² summed over classes (Cohen et
+    al.'s square loss); averaged over examples unless ``reduction="none"``."""
+    out = upcast(out)
+    if name == "cross-entropy":
+        return nn.functional.cross_entropy(out, y, reduction=reduction)
+    if name == "mse":
+        # A comparison rather than one_hot, which vmap cannot batch.
+        classes = torch.arange(out.shape[-1], device=out.device)
+        target = (y[..., None] == classes).to(out.dtype)
+        per = 0.5 * ((out - target) ** 2).sum(-1)
+        return per if reduction == "none" else per.mean()
+    raise ValueError(f"unknown loss {name!r}")
+
+
 def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             autocast: Autocast = _no_autocast) -> torch.Tensor:
     with autocast():
         out = model(x)
-    return nn.functional.cross_entropy(upcast(out), y)
+    return criterion(out, y, loss_name(model))
 
 
 def batch_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None,
@@ -156,11 +192,12 @@ def functional_loss(model: nn.Module, autocast: Autocast = _no_autocast) -> Call
     ``model.parameters()`` order), its buffers fixed; for torch.func transforms."""
     names = [n for n, _ in model.named_parameters()]
     buffers = dict(model.named_buffers())
+    kind = loss_name(model)
 
     def f(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast():
             out = functional_call(model, ({**dict(zip(names, params)), **buffers}), (x,))
-        return nn.functional.cross_entropy(upcast(out), y)
+        return criterion(out, y, kind)
     return f
 
 
@@ -336,7 +373,7 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     if calls[0] != len(seen) or len(seen) != len(layers) or any(
             a.dim() != 2 or a.dtype != torch.float32 for a, _ in seen.values()):
         return None  # a layer reused, skipped or applied to non-flat inputs
-    losses = nn.functional.cross_entropy(upcast(out), y, reduction="none")
+    losses = criterion(out, y, loss_name(model), reduction="none")
     outs = [seen[id(m)][1] for m in layers]
     deltas = torch.autograd.grad(losses.sum(), outs)
     by_param: dict[int, torch.Tensor] = {}
@@ -355,7 +392,7 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
 def hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: Sequence[torch.Tensor],
         chunk: int | None = None, loss_fn: Callable | None = None) -> Tensors:
     """Hessian-vector product H v of the mean loss on (x, y), by double backprop,
-    accumulated over chunks. ``loss_fn(model, x, y)`` defaults to mean cross-entropy."""
+    accumulated over chunks. ``loss_fn(model, x, y)`` defaults to the model's mean loss."""
     loss_fn = loss_fn or loss_of
     params = params_of(model)
     n = x.shape[0]

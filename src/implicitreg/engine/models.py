@@ -8,15 +8,19 @@ import torch
 from torch import nn
 
 
-class MLP(nn.Module):
-    """Fully connected ReLU network on flattened inputs, e.g. 784-2048-10."""
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
-    def __init__(self, in_features: int, widths: tuple[int, ...], num_classes: int):
+
+class MLP(nn.Module):
+    """Fully connected network on flattened inputs, e.g. 784-2048-10; ReLU or tanh."""
+
+    def __init__(self, in_features: int, widths: tuple[int, ...], num_classes: int,
+                 activation: str = "relu"):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         prev = in_features
         for w in widths:
-            layers += [nn.Linear(prev, w), nn.ReLU()]
+            layers += [nn.Linear(prev, w), ACTIVATIONS[activation]()]
             prev = w
         layers.append(nn.Linear(prev, num_classes))
         self.net = nn.Sequential(*layers)
@@ -91,10 +95,10 @@ class ResNet18(nn.Module):
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *,
                 widths: tuple[int, ...] = (2048,), cnn_width: int = 32,
-                init: str = "default") -> nn.Module:
+                init: str = "default", activation: str = "relu") -> nn.Module:
     """Build a model by name (see :data:`implicitreg.config.MODELS`)."""
     if name == "mlp":
-        model: nn.Module = MLP(math.prod(input_shape), widths, num_classes)
+        model: nn.Module = MLP(math.prod(input_shape), widths, num_classes, activation)
     elif name == "cnn":
         model = SmallCNN(input_shape[0], num_classes, cnn_width)
     elif name in ("resnet18", "resnet18-gn"):
@@ -116,6 +120,9 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 def model_for(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The (freshly initialized, from the global RNG) model of a
-    :class:`~implicitreg.engine.config.RunConfig`."""
-    return build_model(cfg.model, input_shape, num_classes, widths=cfg.widths,
-                       cnn_width=cfg.cnn_width, init=cfg.init)
+    :class:`~implicitreg.engine.config.RunConfig`, carrying the run's loss."""
+    from .gradients import set_loss
+
+    model = build_model(cfg.model, input_shape, num_classes, widths=cfg.widths,
+                        cnn_width=cfg.cnn_width, init=cfg.init, activation=cfg.activation)
+    return set_loss(model, cfg.loss)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .device import upcast
-from .gradients import (Autocast, _no_autocast, hvp, microbatch_grads_loop,
+from .gradients import (Autocast, _no_autocast, batch_grad, criterion, hvp,
+                        microbatch_grads_loop,
                         microbatch_grads_vmap, params_of, per_example_grads, rowwise_sq_norm,
                         split_microbatches, sq_norm)
 
@@ -45,9 +47,9 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = 2048,
         model.train(was)
 
 
-def loss_acc(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return (nn.functional.cross_entropy(logits, y),
-            (logits.argmax(1) == y).float().mean())
+def loss_acc(logits: torch.Tensor, y: torch.Tensor, loss: str = "cross-entropy"
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    return criterion(logits, y, loss), (logits.argmax(1) == y).float().mean()
 
 
 def grad_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
@@ -121,6 +123,89 @@ def top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: in
             if done:
                 break
     return lam
+
+
+def lanczos_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: int = 20,
+                v0: Sequence[torch.Tensor] | None = None, chunk: int | None = 1024,
+                seed: int = 0, loss_fn=None) -> tuple[float, list[torch.Tensor]]:
+    """Largest (algebraic) Hessian eigenvalue of the mean loss on (x, y) and its unit
+    eigenvector (as a list shaped like the parameters), from ``iters`` Lanczos steps with
+    full reorthogonalization, started from ``v0`` (a previous top eigenvector: along a
+    training run the top eigenvector moves slowly, so a warm start converges in fewer
+    steps) or a seeded random vector.
+
+    A fixed number of steps, not a tolerance, so that the cost of a measurement is known
+    in advance; Lanczos converges to the extreme eigenvalue much faster than power
+    iteration when the top of the spectrum is not well separated."""
+    from scipy.linalg import eigh_tridiagonal
+
+    params = params_of(model)
+    shapes, sizes = [p.shape for p in params], [p.numel() for p in params]
+
+    def flat(ts: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([t.reshape(-1) for t in ts])
+
+    def unflat(v: torch.Tensor) -> list[torch.Tensor]:
+        return [t.view(s) for t, s in zip(torch.split(v, sizes), shapes)]
+
+    if v0 is None:
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        v = torch.randn(sum(sizes), generator=g, dtype=params[0].dtype).to(params[0].device)
+    else:
+        v = flat(v0).detach().clone()
+    v = v / torch.clamp(v.norm(), min=1e-30)
+    basis = [v]
+    alphas: list[float] = []
+    betas: list[float] = []
+    with frozen_buffers(model):
+        for j in range(iters):
+            w = flat(hvp(model, x, y, unflat(basis[-1]), chunk, loss_fn))
+            alpha = float(w @ basis[-1])
+            alphas.append(alpha)
+            q = torch.stack(basis)
+            # Full reorthogonalization (twice, for float32): without it the basis loses
+            # orthogonality as soon as the top Ritz value converges, and ghost copies of
+            # it appear.
+            for _ in range(2):
+                w = w - q.T @ (q @ w)
+            beta = float(w.norm())
+            if j == iters - 1 or beta <= 1e-6 * max(abs(a) for a in alphas):
+                break
+            betas.append(beta)
+            basis.append(w / beta)
+    vals, vecs = eigh_tridiagonal(np.asarray(alphas, dtype=np.float64),
+                                  np.asarray(betas, dtype=np.float64))
+    coef = torch.as_tensor(vecs[:, -1], dtype=basis[0].dtype, device=basis[0].device)
+    top = torch.stack(basis[:len(alphas)]).T @ coef
+    top = top / torch.clamp(top.norm(), min=1e-30)
+    return float(vals[-1]), [t.clone() for t in unflat(top)]
+
+
+def gd_multiplier(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  direction: Sequence[torch.Tensor], lr: float,
+                  chunk: int | None = 1024) -> tuple[float, float]:
+    """The factor r by which one full-batch GD step of size ``lr`` on (x, y) multiplies
+    the gradient's component along ``direction`` (a unit vector v),
+    r = (g(θ − lr·g)·v)/(g(θ)·v), and the share (g(θ)·v)/‖g(θ)‖ of the gradient along v.
+    On a quadratic with curvature λ along v, r = 1 − lr·λ; where the share is small, r is
+    a quotient of two small numbers and higher derivatives decide it. The model is left
+    as it was."""
+    params = params_of(model)
+    saved = [p.detach().clone() for p in params]
+    with frozen_buffers(model):
+        _, g0 = batch_grad(model, x, y, chunk)
+        before = sum((a * b).sum() for a, b in zip(g0, direction))
+        try:
+            with torch.no_grad():
+                torch._foreach_add_(params, g0, alpha=-lr)
+            _, g1 = batch_grad(model, x, y, chunk)
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(params, saved)
+    after = sum((a * b).sum() for a, b in zip(g1, direction))
+    norm = float(flat_norm(g0))
+    r = float(after) / float(before) if float(before) != 0 else float("nan")
+    return r, float(before) / norm if norm > 0 else float("nan")
 
 
 def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -23,8 +23,8 @@ from tqdm import tqdm
 from . import data as data_mod
 from .config import RunConfig, check_against_data
 from .gradients import batch_grad, penalized_grad, params_of, sq_norm, winsorized_grad
-from .probes import (coherence_fractions, grad_stats, layer_grad_norms, loss_acc, predict,
-                      top_eigenvalue)
+from .probes import (coherence_fractions, gd_multiplier, grad_stats, lanczos_top,
+                     layer_grad_norms, loss_acc, predict, top_eigenvalue)
 from .device import param_dtype, resolve_device, set_determinism, set_float32_matmul
 from .models import has_batchnorm, model_for
 from .optim import adam_update_, rmsprop_update_, sgd_update_
@@ -209,6 +209,8 @@ class Trainer:
         self.loss_sum = torch.zeros((), device=self.device)
         self.reg_sum = torch.zeros((), device=self.device)
         self.loss_count = 0
+        # The last top Hessian eigenvector (Lanczos sharpness): the next measurement's start.
+        self.sharpness_vec: list[torch.Tensor] | None = None
         self.diverged = False
         self.notes: list[str] = []
         self.t0 = time.time()
@@ -227,6 +229,8 @@ class Trainer:
             "init_params": [p.cpu() for p in self.init_params],
             "x_epoch": None if self.x_epoch is None else self.x_epoch.cpu(),
             "torch_rng": torch.get_rng_state(), "elapsed": time.time() - self.t0,
+            "sharpness_vec": (None if self.sharpness_vec is None
+                              else [t.cpu() for t in self.sharpness_vec]),
         }
 
     def save_checkpoint(self) -> None:
@@ -256,6 +260,8 @@ class Trainer:
         self.x_epoch = None if st["x_epoch"] is None else st["x_epoch"].to(self.device)
         torch.set_rng_state(st["torch_rng"])
         self.t0 = time.time() - st["elapsed"]
+        vec = st.get("sharpness_vec")
+        self.sharpness_vec = None if vec is None else [t.to(self.device) for t in vec]
         self.notes.append(f"resumed from a checkpoint at step {self.step}")
 
     # ------------------------------------------------------------------ the loop
@@ -273,7 +279,7 @@ class Trainer:
     def evaluate(self) -> None:
         cfg, d, model = self.cfg, self.data, self.model
         logits = predict(model, d.x_train, autocast=self.autocast)
-        tl, ta = loss_acc(logits, d.y_train)
+        tl, ta = loss_acc(logits, d.y_train, cfg.loss)
         self._record("train", "loss", tl)
         self._record("train", "accuracy", ta)
         pred = logits.argmax(1)
@@ -287,7 +293,8 @@ class Trainer:
             fit_np = (pred == d.y_train).cpu().numpy()
             new = (self.first_learned < 0) & fit_np
             self.first_learned[new] = self.step
-        te_loss, te_acc = loss_acc(predict(model, d.x_test, autocast=self.autocast), d.y_test)
+        te_loss, te_acc = loss_acc(predict(model, d.x_test, autocast=self.autocast), d.y_test,
+                                   cfg.loss)
         self._record("test", "loss", te_loss)
         self._record("test", "accuracy", te_acc)
         if self.loss_count:
@@ -315,7 +322,14 @@ class Trainer:
             for name, (mean_norm, dev) in layer_grad_norms(model, xe, ye, b, self.use_vmap).items():
                 self._record(f"layer:{name}", "grad_mean_norm", mean_norm)
                 self._record(f"layer:{name}", "grad_std", dev)
-        if cfg.sharpness:
+        if cfg.sharpness and cfg.sharpness_method == "lanczos":
+            lam, self.sharpness_vec = lanczos_top(model, xe, ye, cfg.sharpness_iters,
+                                                  self.sharpness_vec, seed=cfg.seed)
+            self._record("eval", "sharpness", lam)
+            r, share = gd_multiplier(model, xe, ye, self.sharpness_vec, cfg.lr_at(self.step))
+            self._record("eval", "gd_multiplier", r)
+            self._record("eval", "top_grad_share", share)
+        elif cfg.sharpness:
             self._record("eval", "sharpness", top_eigenvalue(
                 model, xe, ye, iters=cfg.sharpness_iters, seed=cfg.seed))
         if cfg.coherence_probe:

@@ -1,0 +1,112 @@
+"""Registered criteria: what each chapter's claims must show, fixed before its runs.
+
+A :class:`Criterion` is frozen and dated. Changing one after seeing results is done by
+adding a :class:`Revision` that keeps the original, so that both verdicts can be shown;
+:func:`criteria_hash` fingerprints a chapter's registered criteria, so that a test (and
+the reader) can see that they have not moved since they were registered.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+REPRODUCED = "reproduced"
+PARTLY = "partly reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_ASSESSABLE = "not assessable"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    claim: str
+    """Short id of the claim within its chapter, e.g. ``"plateau"``."""
+    statement: str
+    """The claim in words, as the paper makes it."""
+    statistic: str
+    """What is computed from the runs, precisely enough to recompute it by hand."""
+    threshold: str
+    """When the statistic counts as reproducing the claim."""
+    premises: tuple[str, ...]
+    """Conditions without which the statistic says nothing about the claim; a verdict
+    whose premise fails is "not assessable", never "not reproduced"."""
+    registered: str
+    """Date (ISO) the criterion was fixed, before the runs it judges."""
+    alpha: float | None = None
+    """Significance level of a test, where the statistic is one."""
+    sd_assumed: float | None = None
+    """Standard deviation across seeds assumed for power calculations, where relevant."""
+    aggregate: str = ""
+    """How the per-case verdicts (per ε, per batch size) combine into the claim's."""
+
+    def as_text(self) -> str:
+        lines = [f"[{self.claim}] {self.statement}", f"  statistic: {self.statistic}",
+                 f"  threshold: {self.threshold}"]
+        lines += [f"  premise: {p}" for p in self.premises]
+        if self.aggregate:
+            lines.append(f"  aggregate: {self.aggregate}")
+        if self.alpha is not None:
+            lines.append(f"  alpha: {self.alpha:g}")
+        if self.sd_assumed is not None:
+            lines.append(f"  SD assumed for power: {self.sd_assumed:g}")
+        lines.append(f"  registered: {self.registered}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A change of a registered criterion after results were seen: the original stays
+    registered and is judged too; ``reason`` says what prompted the change."""
+    original: str
+    """``claim`` of the criterion it revises."""
+    revised: Criterion
+    reason: str
+    date: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A criterion's outcome: the verdict word and the numbers behind it, in words."""
+    claim: str
+    verdict: str
+    detail: str
+    cases: Mapping[str, str] = field(default_factory=dict)
+    """Per-case verdicts (e.g. per ε) with their numbers."""
+
+    @property
+    def text(self) -> str:
+        return f"{self.verdict}: {self.detail}" if self.detail else self.verdict
+
+
+def not_assessable(premise: str) -> str:
+    return f"{NOT_ASSESSABLE}: {premise}"
+
+
+def combine(case_verdicts: Iterable[str], min_assessable: int = 1) -> str:
+    """One claim verdict from per-case verdicts: reproduced when every assessable case
+    reproduces, partly when some do, not reproduced when none does; not assessable when
+    fewer than ``min_assessable`` cases are assessable."""
+    vs = [v for v in case_verdicts]
+    decided = [v for v in vs if not v.startswith(NOT_ASSESSABLE)]
+    if len(decided) < min_assessable:
+        return NOT_ASSESSABLE
+    ok = sum(v == REPRODUCED for v in decided)
+    if ok == len(decided):
+        return REPRODUCED
+    return PARTLY if ok else NOT_REPRODUCED
+
+
+def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
+    """A short fingerprint of a chapter's registered criteria (and revisions), stable
+    across Python versions: sha256 of their fields as sorted JSON."""
+    def as_dict(c: Criterion | Revision) -> dict:
+        return dataclasses.asdict(c)
+
+    blob = json.dumps([as_dict(c) for c in criteria], sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+__all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
+           "NOT_ASSESSABLE", "not_assessable", "combine", "criteria_hash"]

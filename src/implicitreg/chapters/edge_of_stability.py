@@ -1,0 +1,721 @@
+"""The edge-of-stability chapter as a module: its parameters, the runs it makes, what it
+computes from them, its registered criteria and its figures.
+
+Cohen et al. (2021) train fully connected tanh networks with the square loss by
+full-batch GD on CIFAR-10 subsets and measure the sharpness (the top Hessian eigenvalue)
+by Lanczos iteration: it rises ("progressive sharpening") until it reaches 2/ε and then
+hovers just above it while the loss keeps falling, non-monotonically. The notebook
+``notebooks/edge_of_stability.ipynb`` is prose around the functions here:
+
+- :class:`Params`, whose named instances are the profiles of
+  ``notebooks/profiles/edge_of_stability.yaml`` (:func:`profile`);
+- :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile;
+- :func:`analyze`: from the runs' results to tables, verdicts and the values the prose
+  glues;
+- :data:`CRITERIA`: the claims' criteria, registered before the runs;
+- :func:`fig_plateau`, :func:`fig_departure`, :func:`fig_sgd`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict, combine,
+                       criteria_hash, not_assessable)
+
+CHAPTER = "edge_of_stability"
+
+
+# ------------------------------------------------------------------ parameters
+@dataclass(frozen=True)
+class Params:
+    """The values the chapter runs with. Every profile gives all of them, so that a named
+    profile means exactly its values (plus whatever is overridden)."""
+    n_train: int
+    """CIFAR-10 training images (a class-stratified subset); full batch for GD."""
+    n_test: int
+    """Test images (only reported, never used by a criterion)."""
+    downsample: int
+    """Average-pool the images by this factor (1: 32×32 as in the paper; 4: 8×8)."""
+    widths: tuple[int, ...]
+    """Hidden widths of the fc-tanh network (the paper: 200, 200)."""
+    eps: tuple[float, ...]
+    """GD step sizes ε of the square-loss runs, largest first."""
+    steps: int
+    """Training steps of every run (GD and SGD)."""
+    eval_every: int
+    """GD runs: sharpness, loss and the GD multiplier are measured every this many
+    steps."""
+    sharpness_iters: int
+    """Lanczos steps per sharpness measurement (each one Hessian-vector product on the
+    whole training subset), warm-started from the previous top eigenvector."""
+    seed: int
+    """Seed of the initialization of the GD runs (shared by every ε)."""
+    sgd_eps: float
+    """Claim 3: the step size of the SGD runs; one of ``eps``, so that GD's run at it is
+    the reference."""
+    sgd_batches: tuple[int, ...]
+    """Claim 3: SGD batch sizes."""
+    sgd_seeds: tuple[int, ...]
+    """Claim 3: seeds per batch size (initialization and minibatch order)."""
+    sparse_eval_every: int
+    """SGD runs and the cross-entropy run: measured every this many steps (a sharpness
+    measurement costs about ``sharpness_iters`` full-batch gradients)."""
+    ce_eps: float
+    """The contrasting panel: ε of one GD run with cross-entropy on the same network."""
+
+    def __post_init__(self) -> None:
+        for name in ("widths", "eps", "sgd_batches", "sgd_seeds"):
+            v = getattr(self, name)
+            if isinstance(v, list):
+                object.__setattr__(self, name, tuple(v))
+        for name in ("n_train", "n_test", "downsample", "steps", "eval_every",
+                     "sharpness_iters", "sparse_eval_every"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"Params.{name} = {getattr(self, name)!r}: an integer >= 1")
+        if not self.eps or any(not (e > 0) for e in self.eps):
+            raise ValueError(f"Params.eps = {self.eps!r}: one or more step sizes > 0")
+        if self.sgd_eps not in self.eps:
+            raise ValueError(f"Params.sgd_eps = {self.sgd_eps!r}: one of eps {self.eps} "
+                             "(GD's run at that ε is the reference of claim 3)")
+        if any(b < 1 or b > self.n_train for b in self.sgd_batches):
+            raise ValueError(f"Params.sgd_batches = {self.sgd_batches!r}: sizes in "
+                             f"[1, n_train={self.n_train}]")
+        if not self.ce_eps > 0:
+            raise ValueError(f"Params.ce_eps = {self.ce_eps!r}: a step size > 0")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> "Params":
+        """From a mapping that holds every field (extra keys, such as the notebook's
+        ``profile``, are ignored)."""
+        missing = [n for n in cls.names() if n not in values]
+        if missing:
+            raise ValueError(f"{CHAPTER}: no value for {missing}")
+        return cls(**{n: values[n] for n in cls.names()})
+
+    def replace(self, **changes: Any) -> "Params":
+        return dataclasses.replace(self, **changes)
+
+
+def profiles() -> dict[str, dict[str, Any]]:
+    """The raw profiles of ``notebooks/profiles/edge_of_stability.yaml``."""
+    import yaml
+
+    from ..book.chapter import _package_checkout
+    from ..runs.store import project_root
+
+    for root in (project_root(), _package_checkout()):
+        if root is not None:
+            f = root / "notebooks" / "profiles" / f"{CHAPTER}.yaml"
+            if f.is_file():
+                return yaml.safe_load(f.read_text()) or {}
+    raise FileNotFoundError(f"notebooks/profiles/{CHAPTER}.yaml not found")
+
+
+def profile(name: str, **overrides: Any) -> Params:
+    """The named profile's values plus ``overrides``, checked: a profile must give every
+    field and nothing else."""
+    raw = profiles()
+    if name not in raw:
+        raise KeyError(f"{CHAPTER}: no profile {name!r}; it has {sorted(raw)}")
+    values = dict(raw[name] or {})
+    unknown = sorted(set(values) - set(Params.names()))
+    missing = sorted(set(Params.names()) - set(values))
+    if unknown or missing:
+        raise ValueError(f"{CHAPTER} profile {name!r}: unknown {unknown}, missing {missing}")
+    bad = sorted(set(overrides) - set(Params.names()))
+    if bad:
+        raise ValueError(f"{CHAPTER}: unknown parameter(s) {bad}")
+    return Params(**{**values, **overrides})
+
+
+# ------------------------------------------------------------------ design
+@dataclass(frozen=True, order=True)
+class Arm:
+    """One run of the chapter: ``kind`` is ``gd`` (square loss), ``sgd`` (square loss)
+    or ``gd-ce`` (cross-entropy)."""
+    kind: str
+    eps: float
+    batch: int = 0
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.kind == "sgd":
+            return f"SGD, B = {self.batch}"
+        return f"GD{', cross-entropy' if self.kind == 'gd-ce' else ''}, ε = {self.eps:g}"
+
+
+def base_config(p: Params):
+    from ..engine.config import RunConfig
+
+    return RunConfig(dataset="cifar10", n_train=p.n_train, n_test=p.n_test,
+                     downsample=p.downsample, model="mlp", widths=tuple(p.widths),
+                     activation="tanh", loss="mse", method="gd", steps=p.steps,
+                     eval_every=p.eval_every, sharpness=True, sharpness_method="lanczos",
+                     sharpness_iters=p.sharpness_iters, eval_examples=p.n_train,
+                     gd_chunk=min(p.n_train, 1000), seed=p.seed, progress=False)
+
+
+def design(p: Params) -> list[tuple[Arm, Any]]:
+    """The chapter's runs: GD at every ε (square loss), SGD at ``sgd_eps`` for every
+    batch size and seed, and GD with cross-entropy at ``ce_eps``."""
+    base = base_config(p)
+    out = [(Arm("gd", e, seed=p.seed), base.replace(lr=e)) for e in p.eps]
+    out += [(Arm("sgd", p.sgd_eps, b, s),
+             base.replace(method="sgd", batch_size=b, lr=p.sgd_eps, seed=s,
+                          eval_every=p.sparse_eval_every))
+            for b in p.sgd_batches for s in p.sgd_seeds]
+    out.append((Arm("gd-ce", p.ce_eps, seed=p.seed),
+                base.replace(loss="cross-entropy", lr=p.ce_eps,
+                             eval_every=p.sparse_eval_every)))
+    return out
+
+
+# ------------------------------------------------------------------ criteria
+REGISTERED = "2026-11-30"
+PLATEAU_BAND = 0.10
+PLATEAU_MAX = 1.25
+REACH = 0.9
+LAST_THIRD = 2 / 3
+MIN_AFTER = 5
+DEPARTURE_LOW, DEPARTURE_HIGH = 1.7, 2.3
+MID_LOW, MID_HIGH = 0.1, 2 / 3
+MIN_SEEDS = 3
+ALPHA = 0.05
+SD_RATIO = 0.05
+
+CRITERIA = (
+    Criterion(
+        claim="plateau",
+        statement="Under full-batch GD the sharpness rises until it reaches 2/ε and then "
+                  "hovers just above 2/ε for the rest of training.",
+        statistic="for each ε: s* = the first evaluation at which the Lanczos sharpness "
+                  f"reaches {REACH:g}·2/ε; over the evaluations after s*, the median and "
+                  "the maximum of sharpness/(2/ε)",
+        threshold=f"|median − 1| ≤ {PLATEAU_BAND:g} and maximum ≤ {PLATEAU_MAX:g}",
+        premises=("the run did not diverge",
+                  f"s* exists and lies before the last third of training (s* ≤ "
+                  f"{LAST_THIRD:.3g}·steps)",
+                  f"at least {MIN_AFTER} evaluations after s*"),
+        aggregate="reproduced when every assessable ε reproduces it (at least 2 "
+                  "assessable); partly when some do; not reproduced when none does",
+        registered=REGISTERED),
+    Criterion(
+        claim="departure",
+        statement="GD leaves the modified flow of C + (ε/4)‖∇C‖² when ε·λ_max reaches "
+                  "about 2.",
+        statistic="along the top Hessian eigenvector v (Lanczos) at each evaluation, "
+                  "r = the measured factor by which one GD step multiplies the gradient's "
+                  "component along v (1 − ελ on a quadratic); the modified flow multiplies "
+                  "it by exp(−ελ − (ελ)²/2) < 1 over the same time ε, so GD has left the "
+                  "flow along v once |r| ≥ 1 (it no longer contracts there). Departure = "
+                  "the first of two consecutive evaluations with |r| ≥ 1; statistic: ε·λ "
+                  "at that evaluation",
+        threshold=f"{DEPARTURE_LOW:g} ≤ ε·λ ≤ {DEPARTURE_HIGH:g} at the departure "
+                  "(no departure within the horizon: not reproduced)",
+        premises=("the run did not diverge",
+                  f"the crossing s* of {REACH:g}·2/ε falls mid-horizon: "
+                  f"{MID_LOW:g}·steps ≤ s* ≤ {MID_HIGH:.3g}·steps"),
+        aggregate="reproduced when every assessable ε reproduces it and at least 2 ε are "
+                  "assessable; partly when some do; not reproduced when none does",
+        registered=REGISTERED),
+    Criterion(
+        claim="sgd",
+        statement="SGD at the same ε stays below GD's plateau.",
+        statistic="for each batch size and seed: the median full-batch sharpness of SGD "
+                  "over the second half of training (steps ≥ steps/2) divided by GD's "
+                  "median over the same half at the same ε; mean over seeds and its "
+                  f"one-sided {1 - ALPHA:.0%} upper confidence bound (Student t)",
+        threshold="upper bound < 1, for every batch size",
+        premises=(f"at least {MIN_SEEDS} seeds per batch size that did not diverge",
+                  "GD at that ε did not diverge and reached "
+                  f"{REACH:g}·2/ε before the second half (s* ≤ steps/2), so that its "
+                  "second half is its plateau"),
+        aggregate="reproduced when every assessable batch size reproduces it; partly "
+                  "when some do; not reproduced when none does",
+        alpha=ALPHA, sd_assumed=SD_RATIO,
+        registered=REGISTERED),
+)
+
+
+MIN_SHARE = 0.1
+
+# Revisions keep the original criterion registered and judged; they are fingerprinted
+# apart, so that the hash of the criteria as registered before the runs stays checkable.
+REVISIONS = (
+    Revision(
+        original="departure",
+        revised=dataclasses.replace(
+            CRITERIA[1], claim="departure-r1",
+            statistic="as registered, but the departure is the first of two consecutive "
+                      "evaluations at which |r| ≥ 1 and the gradient's component along v is "
+                      f"at least {MIN_SHARE:g} of its norm (|g·v| ≥ {MIN_SHARE:g}‖g‖); "
+                      "statistic: ε·λ at that evaluation",
+            registered="2026-11-30"),
+        reason="In the ci runs the registered statistic fired before the sharpness "
+               f"crossed {REACH:g}·2/ε, where GD has already contracted the gradient's "
+               "component along "
+               "v: r is then a quotient of two small numbers that the loss's higher "
+               "derivatives decide, and a departure along a direction that carries almost "
+               "none of the gradient is not a departure of the trajectory. The engine now "
+               "also records that component's share of the gradient.",
+        date="2026-11-30"),
+)
+
+
+def registered_hash() -> str:
+    """Fingerprint of the criteria as registered before the runs (revisions apart)."""
+    return criteria_hash(CRITERIA)
+
+
+def revisions_hash() -> str:
+    return criteria_hash(REVISIONS)
+
+
+def criteria_table() -> pd.DataFrame:
+    """The registered criteria, then each revision (marked as such)."""
+    rows = [(c, "") for c in CRITERIA] + [(r.revised, f"revises '{r.original}' on {r.date}")
+                                          for r in REVISIONS]
+    return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
+                          "threshold": c.threshold, "premises": "; ".join(c.premises),
+                          "registered": c.registered, "revision": rev}
+                         for c, rev in rows]).set_index("claim")
+
+
+# ------------------------------------------------------------------ analysis
+@dataclass
+class Analysis:
+    curves: pd.DataFrame
+    """One row per (arm, step, metric): kind, eps, batch, seed, label, step, metric,
+    value; metrics loss, sharpness, ratio (sharpness·ε/2), gd_multiplier."""
+    plateau: pd.DataFrame
+    departure: pd.DataFrame
+    departure_r1: pd.DataFrame
+    """The departure under the recorded revision of its criterion (see REVISIONS)."""
+    sgd: pd.DataFrame
+    verdicts: dict[str, Verdict]
+    glue: dict[str, str] = field(default_factory=dict)
+
+
+def _series(r: Any, metric: str, split: str = "eval") -> pd.Series:
+    c = r.curve(metric, split)
+    return pd.Series(np.asarray(c["value"], dtype=float),
+                     index=np.asarray(c["step"], dtype=int)).sort_index()
+
+
+def first_reach(s: pd.Series, threshold: float) -> float:
+    hit = s.index[s.to_numpy() >= threshold]
+    return float(hit[0]) if len(hit) else float("nan")
+
+
+def departure_index(r: np.ndarray, share: np.ndarray | None = None,
+                    min_share: float = 0.0) -> int | None:
+    """Index of the first of two consecutive values with |r| ≥ 1 (and, when ``share`` is
+    given, |share| ≥ ``min_share``); None if none."""
+    big = np.abs(r) >= 1
+    if share is not None:
+        big &= np.abs(share) >= min_share
+    for i in range(len(big) - 1):
+        if big[i] and big[i + 1]:
+            return i
+    return None
+
+
+def flow_multiplier(el: float | np.ndarray) -> float | np.ndarray:
+    """exp(−ελ − (ελ)²/2): the modified flow's factor along an eigenvector of curvature
+    λ over the time ε of one step (the flow of C + (ε/4)‖∇C‖² has curvature
+    λ + ελ²/2 there)."""
+    return np.exp(-el - el ** 2 / 2)
+
+
+def _plateau_row(e: float, r: Any, steps: int) -> dict[str, Any]:
+    sh = _series(r, "sharpness")
+    loss = _series(r, "loss", "train")
+    ratio = sh * e / 2
+    s_star = first_reach(ratio, REACH)
+    after = ratio[ratio.index > s_star] if not math.isnan(s_star) else ratio.iloc[:0]
+    lo_after = loss[loss.index >= s_star] if not math.isnan(s_star) else loss.iloc[:0]
+    row = {"ε": e, "2/ε": 2 / e, "diverged": bool(r.summary.get("diverged")),
+           "s*": s_star, "evaluations after s*": len(after),
+           "median / (2/ε)": float(after.median()) if len(after) else float("nan"),
+           "max / (2/ε)": float(after.max()) if len(after) else float("nan"),
+           "loss increases after s*": int(np.sum(np.diff(lo_after.to_numpy()) > 0)),
+           "loss at s*": float(lo_after.iloc[0]) if len(lo_after) else float("nan"),
+           "final loss": float(loss.iloc[-1]) if len(loss) else float("nan")}
+    if row["diverged"]:
+        v = not_assessable(f"the run diverged (at step {int(sh.index[-1]) if len(sh) else 0})")
+    elif math.isnan(s_star):
+        v = not_assessable(f"the sharpness never reached {REACH:g}·2/ε in {steps} steps "
+                           f"(largest {float(ratio.max()):.2f}·2/ε)")
+    elif s_star > LAST_THIRD * steps:
+        v = not_assessable(f"it reached {REACH:g}·2/ε only at step {int(s_star)}, in the "
+                           f"last third of {steps} steps")
+    elif len(after) < MIN_AFTER:
+        v = not_assessable(f"only {len(after)} evaluations after s* (needs {MIN_AFTER})")
+    else:
+        ok = (abs(row["median / (2/ε)"] - 1) <= PLATEAU_BAND
+              and row["max / (2/ε)"] <= PLATEAU_MAX)
+        v = REPRODUCED if ok else NOT_REPRODUCED
+    row["verdict"] = v
+    return row
+
+
+def _departure_row(e: float, r: Any, steps: int, revised: bool = False) -> dict[str, Any]:
+    sh = _series(r, "sharpness")
+    mult = _series(r, "gd_multiplier")
+    share = _series(r, "top_grad_share")
+    el = sh * e
+    s_star = first_reach(el / 2, REACH)
+    row = {"ε": e, "diverged": bool(r.summary.get("diverged")), "s*": s_star,
+           "departure step": float("nan"), "ελ at departure": float("nan"),
+           "r at departure": float("nan"), "flow multiplier there": float("nan")}
+    common = el.index.intersection(mult.index)
+    if revised:
+        common = common.intersection(share.index)
+    el_c, r_c = el.loc[common], mult.loc[common]
+    i = (departure_index(r_c.to_numpy(), share.loc[common].to_numpy(), MIN_SHARE) if revised
+         else departure_index(r_c.to_numpy()))
+    if i is not None:
+        row.update({"departure step": float(common[i]), "ελ at departure": float(el_c.iloc[i]),
+                    "r at departure": float(r_c.iloc[i]),
+                    "flow multiplier there": float(flow_multiplier(el_c.iloc[i]))})
+    if row["diverged"]:
+        v = not_assessable("the run diverged")
+    elif len(r_c) == 0:
+        v = not_assessable("no GD multiplier" + (" and gradient share" if revised else "")
+                           + " was recorded (sharpness_method must be lanczos)")
+    elif math.isnan(s_star) or not (MID_LOW * steps <= s_star <= MID_HIGH * steps):
+        where = (f"never reached {REACH:g}·2/ε" if math.isnan(s_star) else
+                 f"reached {REACH:g}·2/ε at step {int(s_star)}")
+        v = not_assessable(f"the sharpness {where}, not mid-horizon "
+                           f"(steps {MID_LOW * steps:.0f}–{MID_HIGH * steps:.0f} of {steps})")
+    elif i is None:
+        v = NOT_REPRODUCED
+    else:
+        v = (REPRODUCED if DEPARTURE_LOW <= row["ελ at departure"] <= DEPARTURE_HIGH
+             else NOT_REPRODUCED)
+    row["verdict"] = v
+    return row
+
+
+def _t_upper(values: np.ndarray) -> float:
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    return float(values.mean() + stats.t.ppf(1 - ALPHA, n - 1) * values.std(ddof=1)
+                 / math.sqrt(n))
+
+
+def detectable_ratio(n: int, sd: float = SD_RATIO, power: float = 0.8) -> float:
+    """The largest mean ratio SGD/GD that the one-sided t test at ``ALPHA`` detects as
+    below 1 with probability ``power`` with ``n`` seeds, if the SD across seeds is
+    ``sd``."""
+    from scipy import stats
+
+    if n < 2:
+        return float("nan")
+    return 1 - (stats.t.ppf(1 - ALPHA, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n)
+
+
+def _sgd_rows(results: Mapping[Arm, Any], p: Params, gd_row: dict[str, Any] | None
+              ) -> list[dict[str, Any]]:
+    half = p.steps / 2
+    gd = results.get(Arm("gd", p.sgd_eps, seed=p.seed))
+    gd_med = float("nan")
+    if gd is not None:
+        s = _series(gd, "sharpness")
+        gd_med = float(s[s.index >= half].median())
+    rows = []
+    for b in p.sgd_batches:
+        ratios, div = [], 0
+        for seed in p.sgd_seeds:
+            r = results.get(Arm("sgd", p.sgd_eps, b, seed))
+            if r is None:
+                continue
+            if r.summary.get("diverged"):
+                div += 1
+                continue
+            s = _series(r, "sharpness")
+            ratios.append(float(s[s.index >= half].median()) / gd_med)
+        v_arr = np.asarray(ratios, dtype=float)
+        row = {"batch size": b, "seeds": len(ratios), "diverged": div,
+               "ratios": ", ".join(f"{x:.2f}" for x in ratios),
+               "mean ratio": float(v_arr.mean()) if len(v_arr) else float("nan"),
+               "upper bound": _t_upper(v_arr),
+               "GD median / (2/ε)": gd_med * p.sgd_eps / 2,
+               "SGD mean median / (2/ε)": (float(v_arr.mean()) * gd_med * p.sgd_eps / 2
+                                          if len(v_arr) else float("nan")),
+               "detectable at 80% power": detectable_ratio(len(ratios))}
+        if gd_row is None or gd_row["diverged"]:
+            v = not_assessable(f"GD at ε = {p.sgd_eps:g} is missing or diverged")
+        elif math.isnan(gd_row["s*"]) or gd_row["s*"] > half:
+            where = "never" if math.isnan(gd_row["s*"]) else f"only at step {int(gd_row['s*'])}"
+            v = not_assessable(f"GD at ε = {p.sgd_eps:g} reached {REACH:g}·2/ε {where}, "
+                               f"not before the second half (step {half:.0f})")
+        elif len(ratios) < MIN_SEEDS:
+            v = not_assessable(f"{len(ratios)} seed(s) without divergence at B = {b} "
+                               f"(needs {MIN_SEEDS}; {div} diverged)")
+        else:
+            v = REPRODUCED if row["upper bound"] < 1 else NOT_REPRODUCED
+        row["verdict"] = v
+        rows.append(row)
+    return rows
+
+
+def tidy(results: Mapping[Arm, Any]) -> pd.DataFrame:
+    frames = []
+    for arm, r in results.items():
+        for metric, split in (("loss", "train"), ("sharpness", "eval"),
+                              ("gd_multiplier", "eval"), ("top_grad_share", "eval")):
+            s = _series(r, metric, split)
+            if not len(s):
+                continue
+            frames.append(pd.DataFrame({"kind": arm.kind, "eps": arm.eps, "batch": arm.batch,
+                                        "seed": arm.seed, "label": arm.label,
+                                        "step": s.index, "metric": metric,
+                                        "value": s.to_numpy()}))
+            if metric == "sharpness":
+                frames.append(frames[-1].assign(metric="ratio", value=s.to_numpy() * arm.eps / 2))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _fmt_step(s: float) -> str:
+    return "never" if math.isnan(s) else f"step {int(s)}"
+
+
+def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -> Analysis:
+    """Tables, verdicts and glue values from the runs (anything with ``curve(metric,
+    split)`` returning step/value columns and a ``summary`` with ``diverged``)."""
+    results = dict(results)
+    gd = {a.eps: r for a, r in results.items() if a.kind == "gd"}
+    plateau = pd.DataFrame([_plateau_row(e, gd[e], p.steps) for e in p.eps if e in gd])
+    departure = pd.DataFrame([_departure_row(e, gd[e], p.steps) for e in p.eps if e in gd])
+    departure_r1 = pd.DataFrame([_departure_row(e, gd[e], p.steps, revised=True)
+                                 for e in p.eps if e in gd])
+    gd_row = next((r for r in plateau.to_dict("records") if r["ε"] == p.sgd_eps), None)
+    sgd = pd.DataFrame(_sgd_rows(results, p, gd_row))
+
+    def cases(df: pd.DataFrame, key: str, unit: str) -> dict[str, str]:
+        return {f"{unit} = {r[key]:g}": r["verdict"] for r in df.to_dict("records")}
+
+    plat_cases = cases(plateau, "ε", "ε")
+    dep_cases = cases(departure, "ε", "ε")
+    dep_r1_cases = cases(departure_r1, "ε", "ε")
+    sgd_cases = cases(sgd, "batch size", "B")
+    v1 = combine(plat_cases.values(), min_assessable=2)
+    v2 = combine(dep_cases.values(), min_assessable=2)
+    v2r = combine(dep_r1_cases.values(), min_assessable=2)
+    v3 = combine(sgd_cases.values(), min_assessable=1)
+
+    def plat_text(r: dict[str, Any]) -> str:
+        if r["verdict"].startswith("not assessable"):
+            return f"ε = {r['ε']:g}: {r['verdict']}"
+        return (f"ε = {r['ε']:g}: reached {REACH:g}·2/ε at {_fmt_step(r['s*'])}; after it "
+                f"median {r['median / (2/ε)']:.3f}·2/ε, max {r['max / (2/ε)']:.3f}·2/ε over "
+                f"{r['evaluations after s*']} evaluations ({r['verdict']})")
+
+    def dep_text(r: dict[str, Any]) -> str:
+        if r["verdict"].startswith("not assessable"):
+            return f"ε = {r['ε']:g}: {r['verdict']}"
+        if math.isnan(r["departure step"]):
+            return f"ε = {r['ε']:g}: no departure within {p.steps} steps ({r['verdict']})"
+        return (f"ε = {r['ε']:g}: departure at step {int(r['departure step'])} "
+                f"(sharpness crossed {REACH:g}·2/ε at {_fmt_step(r['s*'])}), ε·λ = "
+                f"{r['ελ at departure']:.2f}, GD multiplier r = {r['r at departure']:.2f} "
+                f"against the flow's {r['flow multiplier there']:.3f} ({r['verdict']})")
+
+    def sgd_text(r: dict[str, Any]) -> str:
+        if r["verdict"].startswith("not assessable"):
+            return f"B = {r['batch size']}: {r['verdict']}"
+        return (f"B = {r['batch size']}: SGD/GD second-half median {r['mean ratio']:.2f} "
+                f"(seeds {r['ratios']}; one-sided {1 - ALPHA:.0%} upper bound "
+                f"{r['upper bound']:.2f}) ({r['verdict']})")
+
+    verdicts = {
+        "plateau": Verdict("plateau", v1, "; ".join(plat_text(r) for r in plateau.to_dict("records")), plat_cases),
+        "departure": Verdict("departure", v2, "; ".join(dep_text(r) for r in departure.to_dict("records")), dep_cases),
+        "departure-r1": Verdict("departure-r1", v2r, "; ".join(
+            dep_text(r) for r in departure_r1.to_dict("records")), dep_r1_cases),
+        "sgd": Verdict("sgd", v3, "; ".join(sgd_text(r) for r in sgd.to_dict("records")), sgd_cases),
+    }
+    curves = tidy(results)
+    a = Analysis(curves, plateau, departure, departure_r1, sgd, verdicts)
+    a.glue = _glue_values(a, p, results)
+    return a
+
+
+def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str, str]:
+    g = {"eos_verdict": a.verdicts["plateau"].verdict,
+         "eos_plateau_numbers": a.verdicts["plateau"].detail,
+         "eos_departure_verdict": a.verdicts["departure"].verdict,
+         "eos_departure_numbers": a.verdicts["departure"].detail,
+         "eos_departure_r1_verdict": a.verdicts["departure-r1"].verdict,
+         "eos_departure_r1_numbers": a.verdicts["departure-r1"].detail,
+         "eos_revision_reason": REVISIONS[0].reason,
+         "eos_revision_statistic": REVISIONS[0].revised.statistic,
+         "eos_sgd_verdict": a.verdicts["sgd"].verdict,
+         "eos_sgd_ratios": a.verdicts["sgd"].detail,
+         "eos_criteria_hash": registered_hash(),
+         "eos_registered": REGISTERED}
+    pl = a.plateau
+    g["eos_loss_increases"] = "; ".join(
+        f"ε = {r['ε']:g}: {r['loss increases after s*']} of the intervals after s*, while "
+        f"the loss fell from {r['loss at s*']:.3f} to {r['final loss']:.3f}"
+        for r in pl.to_dict("records") if not math.isnan(r["s*"])) or "(2/ε was not reached)"
+    gd_ratio = a.curves[(a.curves.kind == "gd") & (a.curves.metric == "ratio")]
+    start = gd_ratio[gd_ratio.step == gd_ratio.step.min()]
+    g["eos_initial"] = "; ".join(f"ε = {r.eps:g}: {r.value:.2f}·2/ε" for r in start.itertuples())
+    ce = [(arm, r) for arm, r in results.items() if arm.kind == "gd-ce"]
+    if ce:
+        arm, r = ce[0]
+        s = _series(r, "sharpness") * arm.eps / 2
+        loss = _series(r, "loss", "train")
+        g["eos_ce_numbers"] = (
+            f"at ε = {arm.eps:g} the sharpness peaks at {float(s.max()):.2f}·2/ε (step "
+            f"{int(s.idxmax())}) and ends at {float(s.iloc[-1]):.2f}·2/ε, with a final "
+            f"training loss of {float(loss.iloc[-1]):.3f}"
+            + (" (the run diverged)" if r.summary.get("diverged") else ""))
+    else:
+        g["eos_ce_numbers"] = "(no cross-entropy run)"
+    n = len(p.sgd_seeds)
+    g["eos_sgd_power"] = (f"with {n} seeds and an SD across seeds of {SD_RATIO:g} (assumed), "
+                          f"the test detects a mean ratio of {detectable_ratio(n):.3f} or "
+                          "lower with 80% power" if n >= 2 else
+                          f"with {n} seed the test has no power")
+    dep = a.departure
+    pre = []
+    for e in p.eps:
+        c = a.curves[(a.curves.kind == "gd") & (a.curves.eps == e)]
+        sh = c[c.metric == "sharpness"].set_index("step").value
+        mu = c[c.metric == "gd_multiplier"].set_index("step").value
+        row = dep[dep["ε"] == e]
+        stop = row["departure step"].iloc[0] if len(row) else float("nan")
+        idx = sh.index.intersection(mu.index)
+        idx = idx[idx < stop] if not math.isnan(stop) else idx
+        if len(idx):
+            el = sh.loc[idx] * e
+            quad = float(np.median(np.abs(mu.loc[idx] - (1 - el))))
+            flow = float(np.median(np.abs(mu.loc[idx] - flow_multiplier(el))))
+            pre.append(f"ε = {e:g}: |r − (1 − ελ)| {quad:.3f}, |r − flow| {flow:.3f}")
+    g["eos_multiplier_fit"] = "; ".join(pre) or "(no evaluations before a departure)"
+    return g
+
+
+# ------------------------------------------------------------------ figures
+def _palette(values: Sequence[Any]):
+    import seaborn as sns
+
+    return dict(zip(values, sns.color_palette("colorblind", len(values))))
+
+
+def fig_plateau(a: Analysis, p: Params):
+    """Loss and sharpness/(2/ε) of the square-loss GD runs; the cross-entropy run beside
+    them for contrast."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    c = a.curves
+    gd = c[c.kind == "gd"]
+    pal = _palette(list(p.eps))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    sns.lineplot(gd[gd.metric == "loss"], x="step", y="value", hue="eps", palette=pal,
+                 ax=axes[0], legend=False)
+    axes[0].set(yscale="log", ylabel="training loss (square loss)", title="GD, square loss")
+    sns.lineplot(gd[gd.metric == "ratio"], x="step", y="value", hue="eps", palette=pal,
+                 ax=axes[1])
+    axes[1].axhline(1, color="k", ls="--", lw=1)
+    axes[1].axhspan(1 - PLATEAU_BAND, 1 + PLATEAU_BAND, color="0.85", zorder=0)
+    for r in a.plateau.to_dict("records"):
+        if not math.isnan(r["s*"]):
+            axes[1].axvline(r["s*"], color=pal[r["ε"]], lw=0.8, ls=":")
+    axes[1].legend(title="ε", fontsize="small")
+    axes[1].set(ylabel="sharpness / (2/ε)", title="Sharpness in units of 2/ε; grey: ±10%")
+    ce = c[c.kind == "gd-ce"]
+    if len(ce):
+        ax2 = axes[2].twinx()
+        r = ce[ce.metric == "ratio"]
+        axes[2].plot(r.step, r.value, color="C3", label="sharpness / (2/ε)")
+        axes[2].axhline(1, color="k", ls="--", lw=1)
+        lo = ce[ce.metric == "loss"]
+        ax2.plot(lo.step, lo.value, color="0.4", lw=1, label="training loss")
+        ax2.set(yscale="log", ylabel="training loss (cross-entropy)")
+        ax2.grid(False)
+        axes[2].set(ylabel="sharpness / (2/ε)",
+                    title=f"Cross-entropy, ε = {ce.eps.iloc[0]:g} (grey: loss)")
+    for ax in axes:
+        ax.set(xlabel="step")
+    fig.tight_layout()
+    return fig
+
+
+def fig_departure(a: Analysis, p: Params):
+    """The measured GD multiplier along the top eigenvector against ε·λ, with the
+    quadratic's 1 − ελ and the modified flow's exp(−ελ − (ελ)²/2)."""
+    import matplotlib.pyplot as plt
+
+    c = a.curves[a.curves.kind == "gd"]
+    pal = _palette(list(p.eps))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    grid = np.linspace(0, 2.6, 200)
+    axes[0].plot(grid, 1 - grid, color="k", lw=1, label="GD on a quadratic: 1 − ελ")
+    axes[0].plot(grid, flow_multiplier(grid), color="k", ls="--", lw=1,
+                 label="modified flow: exp(−ελ − (ελ)²/2)")
+    for e in p.eps:
+        d = c[c.eps == e].pivot_table(index="step", columns="metric", values="value")
+        if "gd_multiplier" not in d:
+            continue
+        axes[0].scatter(d.sharpness * e, d.gd_multiplier.clip(-2, 2), s=10, color=pal[e],
+                        label=f"measured, ε = {e:g}")
+        axes[1].plot(d.index, np.abs(d.gd_multiplier).clip(0, 3), color=pal[e], lw=1,
+                     label=f"ε = {e:g}")
+        row = a.departure[a.departure["ε"] == e]
+        if len(row) and not math.isnan(row["departure step"].iloc[0]):
+            axes[1].axvline(row["departure step"].iloc[0], color=pal[e], ls=":", lw=1)
+    axes[0].axhline(-1, color="0.5", lw=0.8)
+    axes[0].axvline(2, color="0.5", lw=0.8)
+    axes[0].set(xlabel="ε·λ (λ: Lanczos sharpness)", ylabel="multiplier along v (clipped to ±2)",
+                title="One step along the top eigenvector")
+    axes[0].legend(fontsize="x-small")
+    axes[1].axhline(1, color="k", ls="--", lw=1)
+    axes[1].set(xlabel="step", ylabel="|r| (clipped at 3)",
+                title="|GD multiplier|; dotted: departure")
+    axes[1].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def fig_sgd(a: Analysis, p: Params):
+    """Full-batch sharpness/(2/ε) along SGD (every seed) and along GD at the same ε."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    c = a.curves[a.curves.metric == "ratio"]
+    d = pd.concat([c[(c.kind == "sgd")],
+                   c[(c.kind == "gd") & (c.eps == p.sgd_eps)]], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    sns.lineplot(d, x="step", y="value", hue="label", units="seed", estimator=None, lw=1,
+                 ax=ax)
+    ax.axhline(1, color="k", ls="--", lw=1)
+    ax.axvline(p.steps / 2, color="0.5", lw=0.8, ls=":")
+    ax.set(xlabel="step", ylabel="full-batch sharpness / (2/ε)",
+           title=f"ε = {p.sgd_eps:g}; one line per seed; dotted: start of the second half")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["Params", "profile", "profiles", "Arm", "design", "CRITERIA", "registered_hash",
+           "criteria_table", "REVISIONS", "revisions_hash", "Analysis", "analyze", "fig_plateau", "fig_departure",
+           "fig_sgd", "flow_multiplier", "departure_index", "detectable_ratio"]
