@@ -8,6 +8,7 @@ import torch
 
 from implicitreg.analysis import flows as F
 from implicitreg.analysis import stability as S
+from implicitreg.chapters.base import profiles
 
 SPECTRUM = [0.3, 1.0, 2.5, 4.0, 7.5, 10.0]
 
@@ -321,7 +322,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
 
     from implicitreg.book import driver
 
-    raw = E.profiles()
+    raw = profiles(E.CHAPTER)
     for name in raw:
         E.profile(name)  # every field, nothing else, valid values
     nb = driver.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .base import ChapterParams
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict, combine,
                        criteria_hash, not_assessable)
 
@@ -33,7 +34,7 @@ CHAPTER = "edge_of_stability"
 
 # ------------------------------------------------------------------ parameters
 @dataclass(frozen=True)
-class Params:
+class Params(ChapterParams):
     """The values the chapter runs with. Every profile gives all of them, so that a named
     profile means exactly its values (plus whatever is overridden)."""
     n_train: int
@@ -69,11 +70,10 @@ class Params:
     ce_eps: float
     """The contrasting panel: ε of one GD run with cross-entropy on the same network."""
 
+    CHAPTER: ClassVar[str] = CHAPTER
+
     def __post_init__(self) -> None:
-        for name in ("widths", "eps", "sgd_batches", "sgd_seeds"):
-            v = getattr(self, name)
-            if isinstance(v, list):
-                object.__setattr__(self, name, tuple(v))
+        self._tuples("widths", "eps", "sgd_batches", "sgd_seeds")
         for name in ("n_train", "n_test", "downsample", "steps", "eval_every",
                      "sharpness_iters", "sparse_eval_every"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
@@ -89,53 +89,10 @@ class Params:
         if not self.ce_eps > 0:
             raise ValueError(f"Params.ce_eps = {self.ce_eps!r}: a step size > 0")
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "Params":
-        """From a mapping that holds every field (extra keys, such as the notebook's
-        ``profile``, are ignored)."""
-        missing = [n for n in cls.names() if n not in values]
-        if missing:
-            raise ValueError(f"{CHAPTER}: no value for {missing}")
-        return cls(**{n: values[n] for n in cls.names()})
-
-    def replace(self, **changes: Any) -> "Params":
-        return dataclasses.replace(self, **changes)
-
-
-def profiles() -> dict[str, dict[str, Any]]:
-    """The raw profiles of ``notebooks/profiles/edge_of_stability.yaml``."""
-    import yaml
-
-    from ..book.chapter import _package_checkout
-    from ..runs.store import project_root
-
-    for root in (project_root(), _package_checkout()):
-        if root is not None:
-            f = root / "notebooks" / "profiles" / f"{CHAPTER}.yaml"
-            if f.is_file():
-                return yaml.safe_load(f.read_text()) or {}
-    raise FileNotFoundError(f"notebooks/profiles/{CHAPTER}.yaml not found")
-
 
 def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides``, checked: a profile must give every
-    field and nothing else."""
-    raw = profiles()
-    if name not in raw:
-        raise KeyError(f"{CHAPTER}: no profile {name!r}; it has {sorted(raw)}")
-    values = dict(raw[name] or {})
-    unknown = sorted(set(values) - set(Params.names()))
-    missing = sorted(set(Params.names()) - set(values))
-    if unknown or missing:
-        raise ValueError(f"{CHAPTER} profile {name!r}: unknown {unknown}, missing {missing}")
-    bad = sorted(set(overrides) - set(Params.names()))
-    if bad:
-        raise ValueError(f"{CHAPTER}: unknown parameter(s) {bad}")
-    return Params(**{**values, **overrides})
+    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
+    return Params.profile(name, **overrides)
 
 
 # ------------------------------------------------------------------ design

@@ -1,0 +1,80 @@
+"""What every chapter module shares: its parameters as a frozen dataclass whose named
+instances are the profiles of ``notebooks/profiles/<chapter>.yaml``.
+
+A chapter defines ``@dataclass(frozen=True) class Params(ChapterParams)`` with a
+docstring per field and ``CHAPTER = "<name>"``; :meth:`ChapterParams.profile` then gives
+exactly a named profile's values plus the overrides, and refuses a profile that misses a
+field or names one the dataclass does not have.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import fields
+from typing import Any, ClassVar, Mapping, TypeVar
+
+P = TypeVar("P", bound="ChapterParams")
+
+
+def profiles(chapter: str) -> dict[str, dict[str, Any]]:
+    """The raw profiles of ``notebooks/profiles/<chapter>.yaml``."""
+    import yaml
+
+    from ..book.chapter import _package_checkout
+    from ..runs.store import project_root
+
+    for root in (project_root(), _package_checkout()):
+        if root is not None:
+            f = root / "notebooks" / "profiles" / f"{chapter}.yaml"
+            if f.is_file():
+                return yaml.safe_load(f.read_text()) or {}
+    raise FileNotFoundError(f"notebooks/profiles/{chapter}.yaml not found")
+
+
+class ChapterParams:
+    """Mixin of a chapter's frozen parameter dataclass."""
+    CHAPTER: ClassVar[str] = ""
+
+    def _tuples(self, *names: str) -> None:
+        """Store list values of ``names`` as tuples (YAML and papermill give lists), so
+        that the instance stays hashable and compares equal across sources."""
+        for name in names:
+            v = getattr(self, name)
+            if isinstance(v, list):
+                object.__setattr__(self, name, tuple(v))
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_values(cls: type[P], values: Mapping[str, Any]) -> P:
+        """From a mapping that holds every field (extra keys, such as the notebook's
+        ``profile``, are ignored)."""
+        missing = [n for n in cls.names() if n not in values]
+        if missing:
+            raise ValueError(f"{cls.CHAPTER}: no value for {missing}")
+        return cls(**{n: values[n] for n in cls.names()})
+
+    @classmethod
+    def profile(cls: type[P], name: str, **overrides: Any) -> P:
+        """The named profile's values plus ``overrides``, checked: a profile must give
+        every field and nothing else."""
+        raw = profiles(cls.CHAPTER)
+        if name not in raw:
+            raise KeyError(f"{cls.CHAPTER}: no profile {name!r}; it has {sorted(raw)}")
+        values = dict(raw[name] or {})
+        unknown = sorted(set(values) - set(cls.names()))
+        missing = sorted(set(cls.names()) - set(values))
+        if unknown or missing:
+            raise ValueError(f"{cls.CHAPTER} profile {name!r}: unknown {unknown}, "
+                             f"missing {missing}")
+        bad = sorted(set(overrides) - set(cls.names()))
+        if bad:
+            raise ValueError(f"{cls.CHAPTER}: unknown parameter(s) {bad}")
+        return cls(**{**values, **overrides})
+
+    def replace(self: P, **changes: Any) -> P:
+        return dataclasses.replace(self, **changes)
+
+
+__all__ = ["ChapterParams", "profiles"]
