@@ -107,3 +107,28 @@ def test_a_negative_verdict_needs_the_power_to_see_the_published_effect():
     assert "GD is larger" in v(e(-0.08, -0.15, -0.01, 3), 0.09, 0.028, "SGD", "GD")
     assert v(e(0.02, float("nan"), float("nan"), 1), float("nan"), 0.028, "SGD", "GD"
              ).startswith("not assessable")
+
+
+def test_holm_adjusts_a_family_and_leaves_untestable_cells_out():
+    from implicitreg.analysis import stats as S
+
+    adj = S.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": float("nan")})
+    assert adj["a"] == pytest.approx(0.03) and adj["c"] == pytest.approx(0.06)
+    assert adj["b"] == pytest.approx(0.06) and np.isnan(adj["d"])
+
+
+def test_detectable_difference_from_a_registered_sd_does_not_read_the_cell():
+    from implicitreg.analysis import stats as S
+
+    # 7 seeds per arm at SD 0.86 points detect about 1.4 points (80% power, α = 0.05).
+    assert S.detectable_from_sd(0.86, 7, 7) == pytest.approx(1.40, abs=0.01)
+    assert S.detectable_from_sd(0.86, 13, 13) < 1.0
+    assert np.isnan(S.detectable_from_sd(0.86, 1, 7))
+
+
+def test_a_failed_premise_is_reported_with_its_numbers():
+    from implicitreg.chapters.criteria import Premise, premise_failure
+
+    assert premise_failure([Premise("every arm fit", True)]) is None
+    text = premise_failure([Premise("every arm fit", False, "SGD at 91%, threshold 99%")])
+    assert text.startswith("not assessable") and "91%" in text

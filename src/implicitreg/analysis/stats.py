@@ -3,7 +3,7 @@ fraction of a gap that a treatment closes, log-log slopes, best learning rate pe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -208,4 +208,49 @@ def difference_verdict(d: Estimate, detectable: float, reference: float, a: str,
     return "not reproduced (no significant difference at this scale)"
 
 
-__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference", "difference_verdict"]
+def detectable_from_sd(sd: float, n_a: int, n_b: int, power: float = 0.8,
+                       level: float = 0.95) -> float:
+    """The smallest true difference of means that a two-sided t test at ``level`` detects
+    with probability ``power`` when both arms have the standard deviation ``sd`` (a
+    registered value, e.g. a pilot's pooled SD) and ``n_a``, ``n_b`` seeds:
+    (t_{(1+level)/2} + t_{power}) × sd·√(1/n_a + 1/n_b), with n_a + n_b − 2 degrees of
+    freedom. Unlike :func:`detectable_difference` it does not move with the cell's own
+    spread, so a verdict's power is fixed before the cell is run."""
+    from scipy import stats
+
+    if min(n_a, n_b) < 2:
+        return float("nan")
+    dof = n_a + n_b - 2
+    se = sd * np.sqrt(1 / n_a + 1 / n_b)
+    return float((stats.t.ppf(0.5 + level / 2, dof) + stats.t.ppf(power, dof)) * se)
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t test of mean(a) = mean(b); NaN with fewer than two
+    values per group, 0 or 1 when both groups are constant."""
+    from scipy import stats
+
+    if min(len(a), len(b)) < 2:
+        return float("nan")
+    d, se, dof = _welch(a, b)
+    if se == 0:
+        return 0.0 if d != 0 else 1.0
+    return float(2 * stats.t.sf(abs(d) / se, dof))
+
+
+def holm(pvalues: Mapping[str, float], alpha: float = 0.05) -> dict[str, float]:
+    """Holm's step-down adjusted p-values of a family of tests (a claim tested over a
+    sweep of n or ε): reject test k at family-wise level ``alpha`` when its adjusted
+    value is ≤ ``alpha``. NaN p-values (untestable cells) stay NaN and do not count
+    towards the family's size."""
+    items = sorted(((p, k) for k, p in pvalues.items() if np.isfinite(p)))
+    m = len(items)
+    out = {k: float("nan") for k in pvalues}
+    running = 0.0
+    for i, (p, k) in enumerate(items):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out
+
+
+__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference", "difference_verdict", "detectable_from_sd", "welch_p", "holm"]

@@ -98,6 +98,26 @@ def combine(case_verdicts: Iterable[str], min_assessable: int = 1) -> str:
     return PARTLY if ok else NOT_REPRODUCED
 
 
+@dataclass(frozen=True)
+class Premise:
+    """One premise of a verdict, checked on the runs: ``numbers`` says what was measured
+    (e.g. "SGD at 91–98% training accuracy, threshold 99%"), so that a failure can be
+    reported with its numbers."""
+    statement: str
+    holds: bool
+    numbers: str = ""
+
+
+def premise_failure(premises: Iterable[Premise]) -> str | None:
+    """``None`` when every premise holds; otherwise "not assessable: <each failed
+    premise, with its numbers>", the verdict a comparison must then give."""
+    failed = [p for p in premises if not p.holds]
+    if not failed:
+        return None
+    return not_assessable("; ".join(
+        f"{p.statement} ({p.numbers})" if p.numbers else p.statement for p in failed))
+
+
 def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
     """A short fingerprint of a chapter's registered criteria (and revisions), stable
     across Python versions: sha256 of their fields as sorted JSON."""
@@ -109,4 +129,4 @@ def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "not_assessable", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "combine", "criteria_hash"]
