@@ -21,6 +21,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from . import budget
+from .budget import load_budgets
 from ..runs.execution import ExecConfig, environment
 from ..runs.store import project_root
 
@@ -460,13 +462,19 @@ def execution_report(root: Path, site: Path) -> str:
              "is built. *Changed* lists the parameters that differ from the chapter's "
              "profile (a params file or `-p` values); *runs* counts the distinct training "
              "runs a chapter used and how many of them were loaded from the run store "
-             "rather than trained during this execution.", "",
-             "| chapter | profile | changed from the profile | started | duration | status "
-             "| runs (loaded from the store) | device | packages |",
+             "rather than trained during this execution. Each chapter's time is set against "
+             "its budget in `notebooks/budgets.yaml`: the time it may take from an empty "
+             "run store on a 2-core CPU.", "",
+             "| chapter | profile | changed from the profile | started | duration against "
+             "its budget | status | runs (loaded from the store) | device | packages |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in recs:
         changed = ", ".join(f"`{k}` = `{v!r}`" for k, v in r["changed"].items()) or "none"
-        dur = f"{r['duration']:.0f} s" if isinstance(r["duration"], (int, float)) else "?"
+        trained = (None if r["runs"] is None else
+                   int(r["runs"]) - int(r["loaded"] or 0))
+        dur = budget.against_budget(
+            float(r["duration"]) if isinstance(r["duration"], (int, float)) else None,
+            load_budgets(root, r["profile"]).get(r["chapter"]), trained)
         runs = ("not recorded (the chapter does not call `chapter.glue_run_counts`)"
                 if r["runs"] is None else "no training runs" if r["runs"] == "0" else
                 f"{r['runs']} ({r['loaded']} loaded, "
@@ -640,6 +648,7 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
     site = root / "_build" / "site"
     site.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    timed: list[dict[str, Any]] = []
     for name in selected:
         chosen = published_profile(root, name) if profile == PUBLISHED else profile
         if chosen in COMMITTED_PROFILES and chosen not in chapter_profiles(chapters[name]):
@@ -663,12 +672,31 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         print(f"== executing {name} (profile {chosen}) with {params}", flush=True)
         execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params,
                         cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
+        seconds = time.time() - t0
         if chosen in COMMITTED_PROFILES and profile != PUBLISHED and not ex.no_train:
-            record_committed_execution(root, name, chosen, stamp, time.time() - t0)
+            record_committed_execution(root, name, chosen, stamp, seconds)
+        timed.append({"chapter": name, "seconds": seconds, "profile": chosen,
+                      "trained": _trained(site / "notebooks" / f"{name}.ipynb")})
+        print(f"== {name}: " + budget.against_budget(
+            seconds, load_budgets(root, chosen).get(name), timed[-1]["trained"]), flush=True)
     missing = [n for n in chapters if not (site / "notebooks" / f"{n}.ipynb").is_file()]
     if build:
         if missing:
             raise BookError(f"chapters {missing} have not been executed; run without --only")
+        t0 = time.time()
         assemble_site(root, site)
         run_jupyter_book(site, root)
+        timed.append({"chapter": "HTML build", "seconds": time.time() - t0})
+    if timed:
+        print(f"== time against the {profile} budgets (notebooks/budgets.yaml):", flush=True)
+        print("\n".join(budget.summary(timed, load_budgets(root, profile))), flush=True)
     return root / "_build" / "html"
+
+
+def _trained(notebook: Path) -> int | None:
+    """Runs a chapter trained during its execution, from what it glued."""
+    glued = glued_values(notebook) if notebook.is_file() else {}
+    try:
+        return int(glued["exec_runs"]) - int(glued.get("exec_runs_loaded") or 0)
+    except (KeyError, ValueError):
+        return None
