@@ -173,3 +173,32 @@ def test_loss_slice_passes_through_the_model_and_leaves_it_unchanged():
     torch.testing.assert_close(vals[1], ref.detach())
     for p, q in zip(model.parameters(), before):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_gram_form_of_the_mlp_penalty_equals_the_loop(loss, activation):
+    """engine/lowrank.py computes the same finite-difference penalty gradient without
+    per-micro-batch weight tensors: equal to the loop in float64 up to rounding."""
+    from implicitreg.engine.gradients import penalized_grad, set_loss
+    from implicitreg.engine.models import MLP
+
+    torch.manual_seed(0)
+    model = set_loss(MLP(20, (32, 24), 10, activation=activation).double(), loss)
+    # 36 examples in micro-batches of 8: the last 4 enter the plain loss only.
+    x, y = torch.randn(36, 20, dtype=torch.float64), torch.randint(0, 10, (36,))
+    out = {impl: penalized_grad(model, x, y, reg="sgd-modified", lam=0.05, micro_batch=8,
+                                impl=impl) for impl in ("loop", "lowrank")}
+    (l0, g0, r0), (l1, g1, r1) = out["loop"], out["lowrank"]
+    assert torch.allclose(l0, l1, rtol=1e-12) and torch.allclose(r0, r1, rtol=1e-12)
+    for a, b in zip(g0, g1):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_the_gram_form_is_chosen_only_where_it_is_smaller():
+    from implicitreg.engine import lowrank
+    from implicitreg.engine.models import MLP
+
+    assert lowrank.pays(MLP(784, (2048,), 10), 32)
+    assert not lowrank.pays(MLP(8, (16,), 10), 64)
+    assert lowrank.mlp_layers(torch.nn.Linear(3, 2)) is None

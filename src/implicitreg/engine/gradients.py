@@ -240,7 +240,8 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
     elif method == "finite-difference":
         # Σ_k a_k g_k + Σ_k c_k g'_k (see fd_coefficients), over groups of micro-batches
         # so that memory stays bounded; "vmap" evaluates a group in one call, "loop" one
-        # micro-batch at a time (faster for conv nets on a CPU).
+        # micro-batch at a time (faster for conv nets on a CPU), "lowrank" a group of an
+        # MLP's micro-batches through Gram matrices (engine/lowrank.py).
         group = m if group is None else max(1, group)
         on_cpu = x.device.type == "cpu"
         f_loss = functional_loss(model, autocast)
@@ -250,7 +251,16 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
         for s in range(0, m, group):
             xg, yg = xs[s:s + group], ys[s:s + group]
             k = xg.shape[0]
-            if impl == "vmap":
+            if impl == "lowrank":
+                from .lowrank import fd_penalty_grad_mlp
+
+                out = fd_penalty_grad_mlp(model, xg, yg, lam, fd_step, m, weight=wc)
+                if out is None:
+                    raise ValueError("impl='lowrank' needs a plain MLP")
+                torch._foreach_add_(plain, out[1])
+                total_loss += out[0]
+                r_val += out[2]
+            elif impl == "vmap":
                 loss_g, g, r_g = fd_penalty_grad(
                     functional_loss(model, autocast), tuple(p.detach() for p in params),
                     xg, yg, lam, fd_step, weight=wc, m=m)

@@ -26,6 +26,7 @@ from .gradients import batch_grad, penalized_grad, params_of, sq_norm, winsorize
 from .probes import (coherence_fractions, gd_multiplier, grad_stats, lanczos_top,
                      layer_grad_norms, loss_acc, predict, top_eigenvalue)
 from .device import param_dtype, resolve_device, set_determinism, set_float32_matmul
+from . import lowrank
 from .models import has_batchnorm, model_for
 from .optim import adam_update_, rmsprop_update_, sgd_update_
 
@@ -176,7 +177,14 @@ class Trainer:
         no_bn = not has_batchnorm(self.model)
         on_gpu = self.device.type != "cpu"
         self.use_vmap = no_bn and (on_gpu or self.cfg.model == "mlp")
-        self.penalty_impl = "vmap" if (no_bn and on_gpu) else "loop"
+        # On the CPU an MLP's penalty runs through Gram matrices where they are smaller
+        # than the per-micro-batch gradients (engine/lowrank.py): about 2x a plain step
+        # against about 3x for the loop.
+        b = (self.cfg.micro_batch if self.cfg.reg == "sgd-modified" else
+             self.n if self.cfg.method == "gd" else self.cfg.batch_size)
+        self.penalty_impl = ("vmap" if (no_bn and on_gpu) else
+                             "lowrank" if (self.cfg.penalty_grad == "finite-difference"
+                                           and lowrank.pays(self.model, b)) else "loop")
         if self.device.type == "cuda" and self.cfg.precision == "bf16-autocast":
             self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
         else:
