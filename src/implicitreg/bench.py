@@ -23,6 +23,7 @@ from .engine.data import DataError
 from .engine.gradients import (batch_grad, microbatch_grads_loop, microbatch_grads_vmap,
                         penalized_grad, per_example_grads, winsorize, winsorized_grad)
 from .engine.models import build_model
+from .engine.training import penalty_impl
 
 
 def _sync(device: torch.device) -> None:
@@ -92,11 +93,15 @@ def bench_steps(model_name: str, device: torch.device, batch: int = 128, micro: 
         return f
 
     xs, ys = x.view(batch // micro, micro, *shape), y.view(batch // micro, micro)
+    engine_impl = penalty_impl(model, device, micro)
     t_plain = timeit(plain, device, repeats)
     out = {
         "plain_step_ms": 1e3 * t_plain,
         "fd_vmap_over_plain": timeit(reg("finite-difference", "vmap"), device, repeats) / t_plain,
         "fd_loop_over_plain": timeit(reg("finite-difference", "loop"), device, repeats) / t_plain,
+        # What the engine runs: the Gram form for an MLP on the CPU (engine/lowrank.py).
+        f"fd_engine_{engine_impl}_over_plain": timeit(
+            reg("finite-difference", engine_impl), device, repeats) / t_plain,
         "double_backprop_over_plain": timeit(reg("double-backprop", "loop"), device,
                                              repeats) / t_plain,
     }
@@ -145,7 +150,10 @@ def bench_full_batch_penalty(device: torch.device, n: int = 512, micro: int = 32
         return f
 
     t_plain = timeit(plain, device, repeats)
+    engine_impl = penalty_impl(model, device, micro)
     return {"gd_step_ms": round(1e3 * t_plain, 3),
+            f"fd_engine_{engine_impl}_over_gd_step": round(
+                timeit(reg(engine_impl), device, repeats) / t_plain, 3),
             "fd_loop_over_gd_step": round(timeit(reg("loop"), device, repeats) / t_plain, 3),
             "fd_vmap_over_gd_step": round(timeit(reg("vmap"), device, repeats) / t_plain, 3)}
 

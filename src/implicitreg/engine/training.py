@@ -121,6 +121,16 @@ def _state_to(state: dict[str, Any] | None, device: Any) -> dict[str, Any] | Non
             for k, v in state.items()}
 
 
+def penalty_impl(model: torch.nn.Module, device: torch.device, micro_batch: int) -> str:
+    """How the finite-difference penalty is computed (see ``penalized_grad``)."""
+    if device.type != "cpu" and not has_batchnorm(model):
+        return "vmap"  # one call per group: kernel launches dominate on a GPU
+    # On the CPU an MLP's penalty runs through Gram matrices where they are smaller than
+    # the per-micro-batch gradients (engine/lowrank.py): about 2x a plain step against
+    # about 3x for the loop (``implicitreg bench``).
+    return "lowrank" if lowrank.pays(model, micro_batch) else "loop"
+
+
 class Trainer:
     """Holds the state of one run so that it can be checkpointed and resumed."""
 
@@ -177,14 +187,9 @@ class Trainer:
         no_bn = not has_batchnorm(self.model)
         on_gpu = self.device.type != "cpu"
         self.use_vmap = no_bn and (on_gpu or self.cfg.model == "mlp")
-        # On the CPU an MLP's penalty runs through Gram matrices where they are smaller
-        # than the per-micro-batch gradients (engine/lowrank.py): about 2x a plain step
-        # against about 3x for the loop.
         b = (self.cfg.micro_batch if self.cfg.reg == "sgd-modified" else
              self.n if self.cfg.method == "gd" else self.cfg.batch_size)
-        self.penalty_impl = ("vmap" if (no_bn and on_gpu) else
-                             "lowrank" if (self.cfg.penalty_grad == "finite-difference"
-                                           and lowrank.pays(self.model, b)) else "loop")
+        self.penalty_impl = penalty_impl(self.model, self.device, b)
         if self.device.type == "cuda" and self.cfg.precision == "bf16-autocast":
             self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
         else:
