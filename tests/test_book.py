@@ -63,6 +63,15 @@ def test_params_file_overrides_split_per_chapter():
         book.split_overrides({"no_such_parameter": 1}, chapters)
 
 
+def test_a_params_file_that_names_a_profile_executes_exactly_that_profile():
+    # Not the command line's profile with the file's names changed: a mixture of two.
+    assert book.named_profile("ci", {"profile": "smoke", "seeds": [1]}) == (
+        "smoke", {"seeds": [1]})
+    assert book.named_profile("ci", {"seeds": [1]}) == ("ci", {"seeds": [1]})
+    with pytest.raises(book.BookError, match="names profile 'tiny'"):
+        book.named_profile("ci", {"profile": "tiny"})
+
+
 @pytest.mark.slow
 @pytest.mark.book
 def test_smoke_profile_executes_and_the_book_builds(smoke_book):

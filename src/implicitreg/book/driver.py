@@ -140,6 +140,19 @@ def split_overrides(overrides: dict[str, Any], chapters: dict[str, Path]
     return per
 
 
+def named_profile(profile: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The profile a chapter executes at, and its overrides: a params file that names a
+    ``profile`` means exactly that profile's values plus its other entries, never the
+    command line's profile with some names changed."""
+    rest = dict(overrides)
+    named = rest.pop("profile", None)
+    if named is None or named == profile:
+        return profile, rest
+    if named not in PROFILES:
+        raise BookError(f"the params file names profile {named!r}: one of {list(PROFILES)}")
+    return named, rest
+
+
 # ------------------------------------------------------------------ toc
 def toc_chapters(root: Path) -> dict[str, Path]:
     """Chapter name -> source notebook, for each ``notebooks/...`` entry of the toc."""
@@ -651,6 +664,7 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
     timed: list[dict[str, Any]] = []
     for name in selected:
         chosen = published_profile(root, name) if profile == PUBLISHED else profile
+        chosen, per_chapter[name] = named_profile(chosen, per_chapter[name])
         if chosen in COMMITTED_PROFILES and chosen not in chapter_profiles(chapters[name]):
             # Committed profiles exist for some chapters only; the others run at ci.
             print(f"{name} has no {chosen} profile: executing it at ci", flush=True)
