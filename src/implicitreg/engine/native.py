@@ -2,7 +2,8 @@
 gradients (``csrc/winsorize.cpp``), built on first use with the system C++ compiler and
 loaded through ctypes.
 
-No compiler, a failed build or ``IMPLICITREG_NATIVE=0`` all mean :func:`kernel` returns
+No compiler, a failed build or ``set_enabled(False)`` (the run layer passes its
+``ExecConfig.native_kernel``, ``IMPLICITREG_NATIVE=0``) all mean :func:`kernel` returns
 ``None`` and callers use the pure-PyTorch path, which gives the same numbers more slowly.
 The shared object is cached under ``~/.cache/implicitreg/native`` (or
 ``$IMPLICITREG_DATA/native``), keyed by the source, the compiler, the target and the CPU's
@@ -84,16 +85,24 @@ def _build(cxx: str, out: Path) -> bool:
     return False
 
 
+_enabled = True
+
+
+def set_enabled(on: bool) -> None:
+    """Use the kernel (the default) or the PyTorch path: the run layer passes its
+    ``ExecConfig.native_kernel`` here, so the engine reads no setting of its own."""
+    global _enabled
+    _enabled = bool(on)
+
+
 def kernel() -> ctypes.CDLL | None:
     """The loaded kernel library, or ``None`` when it is disabled or cannot be built."""
     global _lib
+    if not _enabled:
+        return None
     if _lib is not False:
         return _lib  # type: ignore[return-value]
     _lib = None
-    from ..runs.execution import ExecConfig
-
-    if not ExecConfig.from_env().native_kernel:
-        return None
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if cxx is None or not SOURCE.is_file():
         log.info("no C++ compiler: winsorized steps use the PyTorch path")

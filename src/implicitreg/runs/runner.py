@@ -17,6 +17,7 @@ import torch
 
 from .. import __version__
 from ..engine import NUMERICS_VERSION, source_hash
+from ..engine import native
 from ..engine.batched import BatchedTrainer
 from ..engine.config import RunConfig
 from ..engine.data import load_for, resolve_source
@@ -174,6 +175,7 @@ def run_batch(configs: Sequence[RunConfig | Mapping[str, Any]],
                 results[i] = done[j]
         todo = [i for i in todo if i not in results]
         if todo:
+            native.set_enabled(ex.native_kernel)
             paths = [st.checkpoint_path(keys[i]) for i in todo]
             progress = ex.progress and all(cfgs[i].progress for i in todo)
             if len(todo) == 1:
