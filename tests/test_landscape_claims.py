@@ -1,4 +1,4 @@
-"""The landscape-claims chapter: its helpers (weight matching, barriers, negative
+"""The landscape-claims chapter: its measurement functions (weight matching, barriers, negative
 curvature, cyclical jumps), then its module's verdicts on synthetic measurements with and
 without the effects, its premises, its design, its profiles and its criteria."""
 from __future__ import annotations
