@@ -1,14 +1,21 @@
-"""The landscape helpers of the chapter notebooks/landscape_claims.ipynb: weight
-matching, barriers, negative curvature, cyclical jumps."""
+"""The landscape-claims chapter: its measurement functions (weight matching, barriers, negative
+curvature, cyclical jumps), then its module's verdicts on synthetic measurements with and
+without the effects, its premises, its design, its profiles and its criteria."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from implicitreg.analysis import landscape as L
+from implicitreg.chapters import landscape_claims as LC
+from implicitreg.chapters.base import profiles
+from implicitreg.chapters.criteria import criteria_hash
 from implicitreg.engine.models import MLP
 
 
@@ -73,3 +80,196 @@ def test_cycle_jumps():
     assert rows[0]["pre_min"] == 0.4 and rows[0]["reconverged"]
     flat = L.cycle_jumps(steps, [1.0] * len(steps), cycle_steps=10)
     assert [r["jump_step"] for r in flat] == [None, None]
+
+
+# ------------------------------------------------------------------ the chapter module
+ROOT = Path(__file__).resolve().parents[1]
+REGISTERED_HASH = "483458ae61343d37"
+P = LC.profile("ci")
+
+
+def _jumps(jump: bool = True, back: bool = True, ratio: float = 1.0,
+           diverged: bool = False) -> pd.DataFrame:
+    rows = []
+    for arm in ("GD", "SGD, B = 32"):
+        for c in range(1, P.clr_cycles + 1):
+            rows.append({"arm": arm, "cycle": c, "jump step": 100 * c - 70 if jump else None,
+                         "ε at jump": 0.25 if jump else np.nan, "λ before": 8 * ratio,
+                         "ε·λ/2": ratio if jump else np.nan, "peak loss": 3.0,
+                         "end loss": 0.5, "re-converged": jump and back,
+                         "diverged": diverged})
+    return pd.DataFrame(rows)
+
+
+def _opt(effect: float = 0.5, loss: float = 0.01, seed: int = 0):
+    g = np.random.default_rng(seed)
+    sol = pd.DataFrame([{"optimizer": o, "seed": s, "order": k, "training loss": loss,
+                         "test accuracy": 0.3, "sharpness": 10.0, "diverged": False}
+                        for o in LC.OPTIMIZERS for s in P.opt_seeds for k in (0, 1)])
+    pairs = []
+    names = list(LC.OPTIMIZERS)
+    for s in P.opt_seeds:
+        for i, a in enumerate(names):
+            for b in names[i:]:
+                same = a == b
+                pairs.append({"seed": s, "a": a, "b": b,
+                              "kind": "same optimizer, other order" if same else
+                              "different optimizers",
+                              "barrier": 0.1 + (0 if same else effect)
+                              + 0.02 * g.standard_normal()})
+    return sol, pd.DataFrame(pairs)
+
+
+def _perm(after: dict[int, float], before: float = 1.0) -> pd.DataFrame:
+    return pd.DataFrame([{"width": w, "pair": k, "before": before, "after": after[w],
+                          "removed": 1 - after[w] / before}
+                         for w in P.perm_widths for k in range(P.perm_pairs)])
+
+
+def _saddle(lam_min: float = -1.0, grad: float = 0.05, diverged: bool = False):
+    rows = []
+    for arm in ("GD", "SGD"):
+        for s in P.saddle_steps:
+            rows.append({"arm": arm, "step": s, "training loss": 1.0,
+                         "‖∇C‖² / initial": 1.0 if s == 1 else grad,
+                         "diverged": diverged and s == max(P.saddle_steps),
+                         "λ_max": 10.0, "λ_min": lam_min, "|λ_min| / λ_max": -lam_min / 10,
+                         "negative mass": 0.1})
+    return pd.DataFrame(rows)
+
+
+def _m(**kw) -> LC.Measurements:
+    sol, pairs = kw.pop("opt", _opt())
+    return LC.Measurements(jumps=kw.pop("jumps", _jumps()), clr_curves=pd.DataFrame(),
+                           solutions=sol, pairs=pairs,
+                           perm=kw.pop("perm", _perm({8: 0.8, 32: 0.3, 128: 0.01})),
+                           perm_paths=pd.DataFrame(), saddle=kw.pop("saddle", _saddle()))
+
+
+def test_injected_effects_are_reproduced():
+    a = LC.judge(_m(), P)
+    for claim in ("clr", "clr-match", "opt", "perm", "perm-r1", "perm-zero", "saddle-pass",
+                  "saddle-end"):
+        assert a.verdicts[claim].verdict == "reproduced", (claim, a.verdicts[claim].text)
+    assert a.glue["clr_verdict"] == "reproduced"
+    assert a.glue["perm_zero_verdict"] == "reproduced at the widest width"
+    assert a.glue["saddle_near"].startswith("GD at step 10")
+
+
+def test_no_effect_is_not_reproduced():
+    m = _m(jumps=_jumps(jump=False), opt=_opt(effect=0.0),
+           perm=_perm({8: 1.2, 32: 1.2, 128: 1.3}), saddle=_saddle(lam_min=0.5))
+    a = LC.judge(m, P)
+    for claim in ("clr", "opt", "perm", "perm-r1", "saddle-pass", "saddle-end"):
+        assert a.verdicts[claim].verdict == "not reproduced", (claim, a.verdicts[claim].text)
+    # a negative verdict states what the test could have detected
+    assert "detects (80% power" in a.glue["opt_comment"]
+
+
+def test_jumps_off_the_threshold_do_not_match():
+    a = LC.judge(_m(jumps=_jumps(ratio=3.0)), P)
+    assert a.verdicts["clr"].verdict == "reproduced"
+    assert a.verdicts["clr-match"].verdict == "not reproduced"
+
+
+def test_failed_premises_are_not_assessable_with_their_numbers():
+    a = LC.judge(_m(jumps=_jumps(jump=False)), P)
+    v = a.verdicts["clr-match"]
+    assert v.verdict == "not assessable" and "GD jumped in 0 of its 3 cycles" in v.detail
+    a = LC.judge(_m(jumps=_jumps(diverged=True)), P)
+    assert a.glue["clr_verdict"].startswith("not assessable: no run diverged")
+    a = LC.judge(_m(opt=_opt(loss=0.4)), P)
+    assert a.verdicts["opt"].verdict == "not assessable"
+    assert "SGD 0.400" in a.verdicts["opt"].detail
+    a = LC.judge(_m(perm=_perm({8: 0.8, 32: 0.3, 128: 0.2})), P)
+    assert a.verdicts["perm"].verdict == "reproduced"
+    assert a.glue["perm_zero_verdict"] == ("not assessable: the matched barrier at width "
+                                           "128 is 0.200, above 0.05")
+    a = LC.judge(_m(saddle=_saddle(diverged=True)), P)
+    assert a.verdicts["saddle-end"].verdict == "not assessable"
+    assert "diverged" in a.verdicts["saddle-pass"].detail
+    small = P.replace(clr_eval_every=25)  # 3 evaluations in a rising half of 50 steps
+    assert LC.judge(_m(), small).verdicts["clr"].verdict == "reproduced"
+    coarse = P.replace(clr_eval_every=30)
+    v = LC.judge(_m(), coarse).verdicts["clr"]
+    assert v.verdict == "not assessable" and "2 evaluations in 50 steps" in v.detail
+
+
+def test_a_diverged_pair_at_one_width_is_not_assessable():
+    perm = _perm({8: 0.8, 32: 0.3, 128: 0.01})
+    perm.loc[perm.width == 32, ["before", "after", "removed"]] = np.nan
+    v = LC.judge(_m(perm=perm), P).verdicts["perm"]
+    assert v.verdict == "not assessable" and "width 32" in v.detail
+
+
+def test_the_revision_tests_each_width_and_adjusts_over_widths():
+    g = np.random.default_rng(1)
+    rows = []
+    for w, drop in ((8, 0.02), (32, 0.3), (128, 0.6)):
+        for k in range(P.perm_pairs):
+            before = 1.0 + 0.05 * g.standard_normal()
+            after = before - drop + 0.05 * g.standard_normal()
+            rows.append({"width": w, "pair": k, "before": before, "after": after,
+                         "removed": 1 - after / before})
+    a = LC.judge(_m(perm=pd.DataFrame(rows)), P)
+    # the means drop at every width, but not significantly at the narrowest one
+    assert a.verdicts["perm"].verdict == "reproduced"
+    v = a.verdicts["perm-r1"]
+    assert v.verdict == "partly reproduced", v.text
+    assert "Holm-adjusted" in v.detail and "detectable drop" in v.detail
+    one = _perm({8: 0.8, 32: 0.3, 128: 0.01})
+    one = one[one.pair == 0]
+    v = LC.judge(_m(perm=one), P).verdicts["perm-r1"]
+    assert v.verdict == "not assessable" and "1 at width 8" in v.detail
+    assert LC.paired_p_greater(np.array([2.0, 3.0]), np.array([1.0, 2.0])) == 0.0
+    assert LC.welch_p_greater(np.array([1.0]), np.array([0.0, 1.0])) != LC.welch_p_greater(
+        np.array([1.0]), np.array([0.0, 1.0]))  # NaN with one value
+
+
+def test_design_keeps_the_run_keys():
+    """The configurations as the chapter built them before it was a module, so that the
+    stored runs load."""
+    from implicitreg import RunConfig
+
+    d = dict(LC.design(P))
+    base = RunConfig(dataset="cifar10", n_train=512, n_test=500, model="mlp", widths=(32, 32),
+                     batch_size=32, seed=0, eval_examples=512, progress=False)
+    clr = base.replace(lr=0.4, lr_min=0.01, lr_schedule="triangular", cycle_steps=100,
+                       steps=300, eval_every=10, sharpness=True, sharpness_iters=10)
+    assert d[LC.Arm("clr", "GD", 0)].key_dict() == clr.replace(method="gd").key_dict()
+    assert d[LC.Arm("clr", "SGD, B = 32", 0)].key_dict() == clr.replace(method="sgd").key_dict()
+    o = base.replace(method="sgd", steps=600, eval_every=600)
+    assert (d[LC.Arm("opt", "SGD + momentum", 1, 1)].key_dict()
+            == o.replace(seed=1, lr=0.005, optimizer="sgd", momentum=0.9,
+                         order_seed=1001).key_dict())
+    assert (d[LC.Arm("opt", "Adam", 0, 0)].key_dict()
+            == o.replace(seed=0, lr=0.001, optimizer="adam", order_seed=None).key_dict())
+    pc = base.replace(method="sgd", lr=0.05, steps=600, eval_every=600)
+    assert (d[LC.Arm("perm", "SGD", 5, width=128)].key_dict()
+            == pc.replace(widths=(128, 128), seed=5).key_dict())
+    sc = base.replace(lr=0.05)
+    assert (d[LC.Arm("saddle", "SGD", 0, steps=30)].key_dict()
+            == sc.replace(method="sgd", steps=30, eval_every=30).key_dict())
+    assert len(d) == 2 + 16 + 18 + 10
+    assert {a.section for a in d} == set(LC.KEEP_MODEL)
+
+
+def test_profiles_are_complete_instances_and_match_the_notebook():
+    from implicitreg.book import driver
+
+    for name in profiles(LC.CHAPTER):
+        LC.profile(name)
+    nb = driver.notebook_parameters(ROOT / "notebooks" / "landscape_claims.ipynb")
+    assert set(nb) - {"profile", "executed_at"} == set(LC.Params.names())
+    assert LC.Params.from_values(nb) == LC.profile("ci")
+    with pytest.raises(ValueError, match="opt_lrs"):
+        LC.profile("smoke", opt_lrs=[0.1])
+
+
+def test_registered_criteria_are_unchanged():
+    assert LC.registered_hash() == criteria_hash(LC.CRITERIA) == REGISTERED_HASH
+    assert [c.claim for c in LC.CRITERIA] == ["clr", "clr-match", "opt", "perm", "perm-zero",
+                                              "saddle-pass", "saddle-end"]
+    assert all(c.registered == "2026-11-26" for c in LC.CRITERIA)
+    assert [r.original for r in LC.REVISIONS] == ["perm"]
+    assert LC.REVISIONS[0].revised.registered == "2026-12-01"
