@@ -253,4 +253,42 @@ def holm(pvalues: Mapping[str, float], alpha: float = 0.05) -> dict[str, float]:
     return out
 
 
-__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference", "difference_verdict", "detectable_from_sd", "welch_p", "holm"]
+def paired_p_greater(a: np.ndarray, b: np.ndarray) -> float:
+    """One-sided p-value of the paired t test of mean(a − b) > 0; NaN with fewer than two
+    pairs, 0 or 1 when every difference is the same."""
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2:
+        return float("nan")
+    if np.all(d == d[0]):
+        return 0.0 if d[0] > 0 else 1.0
+    return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
+
+
+def welch_p_greater(a: np.ndarray, b: np.ndarray) -> float:
+    """One-sided p-value of Welch's t test of mean(a) > mean(b) (:func:`welch_p`
+    is two-sided); NaN with fewer than two values per group."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if min(len(a), len(b)) < 2:
+        return float("nan")
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return 0.0 if a.mean() > b.mean() else 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+
+
+def detectable_paired(d: np.ndarray, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The smallest mean drop the one-sided paired t test at ``alpha`` detects with
+    probability ``power``, at the measured spread of the differences ``d``."""
+    from scipy import stats
+
+    n = len(d)
+    if n < 2:
+        return float("nan")
+    return float((stats.t.ppf(1 - alpha, n - 1) + stats.t.ppf(power, n - 1))
+                 * np.std(d, ddof=1) / np.sqrt(n))
+
+__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference", "difference_verdict", "detectable_from_sd", "welch_p", "holm", "paired_p_greater",
+           "welch_p_greater", "detectable_paired"]

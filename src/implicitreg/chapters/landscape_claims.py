@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
+from ..analysis.stats import detectable_paired, paired_p_greater, welch_p_greater
 from .base import ChapterParams
 from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise,
                        Revision, Verdict,
@@ -674,44 +675,6 @@ def judge_perm(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str, 
                      f"at width {widest}: {g['perm_table']}"), g)
 
 
-def paired_p_greater(a: np.ndarray, b: np.ndarray) -> float:
-    """One-sided p-value of the paired t test of mean(a − b) > 0; NaN with fewer than two
-    pairs, 0 or 1 when every difference is the same."""
-    from scipy import stats
-
-    d = np.asarray(a, float) - np.asarray(b, float)
-    if len(d) < 2:
-        return float("nan")
-    if np.all(d == d[0]):
-        return 0.0 if d[0] > 0 else 1.0
-    return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
-
-
-def welch_p_greater(a: np.ndarray, b: np.ndarray) -> float:
-    """One-sided p-value of Welch's t test of mean(a) > mean(b) (analysis.stats.welch_p
-    is two-sided); NaN with fewer than two values per group."""
-    from scipy import stats
-
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if min(len(a), len(b)) < 2:
-        return float("nan")
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return 0.0 if a.mean() > b.mean() else 1.0
-    return float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
-
-
-def detectable_paired(d: np.ndarray, power: float = 0.8) -> float:
-    """The smallest mean drop the one-sided paired t test at ``ALPHA`` detects with
-    probability ``power``, at the measured spread of the differences ``d``."""
-    from scipy import stats
-
-    n = len(d)
-    if n < 2:
-        return float("nan")
-    return float((stats.t.ppf(1 - ALPHA, n - 1) + stats.t.ppf(power, n - 1))
-                 * np.std(d, ddof=1) / np.sqrt(n))
-
-
 def judge_perm_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
     """The recorded revision of the perm criterion: a test per width, Holm over widths."""
     from ..analysis.stats import holm
@@ -729,7 +692,7 @@ def judge_perm_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
     rem = {w: ok[ok.width == w].removed.to_numpy(dtype=float) for w in (lo, hi)}
     p_wide = welch_p_greater(rem[hi][np.isfinite(rem[hi])], rem[lo][np.isfinite(rem[lo])])
     detect = {w: detectable_paired((ok[ok.width == w].before - ok[ok.width == w].after)
-                                   .to_numpy()) for w in p.perm_widths}
+                                   .to_numpy(), alpha=ALPHA) for w in p.perm_widths}
     lower_all = all(np.isfinite(adj[str(w)]) and adj[str(w)] <= ALPHA for w in p.perm_widths)
     more_wide = bool(np.isfinite(p_wide) and p_wide <= ALPHA)
     v = why or (REPRODUCED if lower_all and more_wide else
