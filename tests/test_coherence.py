@@ -1,5 +1,6 @@
 """Coherent Gradients bookkeeping: winsorization, f_p + f_c = 1, proper accuracy."""
 import contextlib
+import tempfile
 
 import numpy as np
 import pytest
@@ -167,3 +168,19 @@ def test_the_kernel_gives_the_same_bits_at_every_vector_width(c):
     assert widths[1:] == [8, 4]
     for out in outs[1:]:
         assert torch.equal(out, outs[0])
+
+
+def test_the_run_layer_passes_the_kernel_settings_to_the_engine(monkeypatch):
+    from implicitreg.engine import native
+    from implicitreg.runs import runner
+    from implicitreg.runs.execution import ExecConfig
+
+    seen = {}
+    monkeypatch.setattr(native, "set_enabled", lambda on: seen.update(on=on))
+    monkeypatch.setattr(native, "set_target", lambda march: seen.update(march=march))
+    ex = ExecConfig.from_env({"IMPLICITREG_NATIVE": "0", "IMPLICITREG_KERNEL_MARCH": "haswell"})
+    cfg = ir.RunConfig(dataset="synthetic", n_train=32, n_test=16, widths=(8,), batch_size=8,
+                    winsorize=1, steps=2, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        runner.run(cfg, tmp, exec_config=ex)
+    assert seen == {"on": False, "march": "haswell"}

@@ -32,6 +32,7 @@ ENV = {
     "no_train": "IMPLICITREG_NO_TRAIN",
     "progress": "IMPLICITREG_PROGRESS",
     "native_kernel": "IMPLICITREG_NATIVE",
+    "kernel_march": "IMPLICITREG_KERNEL_MARCH",
     "deadline": "IMPLICITREG_DEADLINE",
 }
 
@@ -74,6 +75,9 @@ class ExecConfig:
     """Progress bars (tqdm) on long runs and lists of runs."""
     native_kernel: bool = True
     """Use the compiled winsorization kernel where it applies (same numbers, faster)."""
+    kernel_march: str = "native"
+    """``-march`` the kernel is built for: ``native``, or e.g. ``haswell`` to time the
+    AVX2 build on an AVX-512 machine (every width gives the same numbers)."""
     deadline: float | None = None
     """Unix time after which a training run writes its checkpoint and stops with
     :class:`~implicitreg.engine.training.DeadlineReached` (short GPU windows: the next

@@ -176,6 +176,7 @@ def run_batch(configs: Sequence[RunConfig | Mapping[str, Any]],
         todo = [i for i in todo if i not in results]
         if todo:
             native.set_enabled(ex.native_kernel)
+            native.set_target(ex.kernel_march)
             paths = [st.checkpoint_path(keys[i]) for i in todo]
             progress = ex.progress and all(cfgs[i].progress for i in todo)
             if len(todo) == 1:
