@@ -1,5 +1,5 @@
-"""The GPU edition is prepared on a CPU: its dry run trains the chapters' train cells at
-the smoke profile, and a run stopped at a deadline resumes to the same numbers."""
+"""The GPU edition is prepared on a CPU: its dry run runs the chapters' designs at the
+smoke profile, and a run stopped at a deadline resumes to the same numbers."""
 import time
 
 import pytest
@@ -9,16 +9,26 @@ import implicitreg as ir
 from implicitreg.engine.training import DeadlineReached
 
 
-def test_dry_run_trains_the_train_cells(tmp_path):
+def test_dry_run_runs_every_chapter_with_a_gpu_profile(tmp_path):
     from conftest import copy_project
 
-    from implicitreg.book.gpu_edition import gpu_edition
+    from implicitreg.book.gpu_edition import gpu_chapters, gpu_edition
+    from implicitreg.chapters import registry
 
     project_copy = copy_project(tmp_path / "project")
-    manifest = gpu_edition(["sgd_vs_gd"], deadline_s=600, dry_run=True, root=project_copy)
-    (entry,) = manifest["chapters"]
-    assert entry["status"] == "complete" and entry["runs"] > 0
+    chapters = gpu_chapters(project_copy)
+    assert chapters[0] == "sgd_vs_gd"
+    manifest = gpu_edition(deadline_s=600, dry_run=True, root=project_copy)
+    assert [e["chapter"] for e in manifest["chapters"]] == chapters
+    for entry in manifest["chapters"]:
+        assert entry["status"] == "complete" and entry["runs"] > 0, entry
+        assert entry["criteria"] == registry.criteria_hash(entry["chapter"],
+                                                           as_of=manifest["created"])
     assert (project_copy / "_build" / "gpu-dry-run" / "manifest.json").is_file()
+    # nothing of the notebooks is executed: the module's design is the source of the runs
+    import implicitreg.book.gpu_edition as G
+
+    assert not hasattr(G, "PRELUDE") and not hasattr(G, "train_cells")
 
 
 def test_deadline_checkpoints_and_the_next_window_resumes(tiny, tmp_path):

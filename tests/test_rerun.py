@@ -80,7 +80,7 @@ def test_rerun_box_names_every_profile_and_a_params_file():
         assert f"make execute ONLY=sgd_vs_gd PROFILE={prof}" in box
         assert f"make book PROFILE={prof}" in box
         assert f"papermill notebooks/sgd_vs_gd.ipynb sgd_vs_gd-{prof}.ipynb -p profile {prof}" in box
-    assert "sgd_vs_gd:\n  lr_grid: [0.05, 0.1]" in box and "results/runs/" in box
+    assert "sgd_vs_gd:\n  lr_grid: [0.1]" in box and "results/runs/" in box
 
 
 def test_the_repository_url_is_one_value():

@@ -130,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "gpu-edition":
             from pathlib import Path
 
-            from .book.gpu_edition import PRIORITY, gpu_edition
+            from .book.gpu_edition import gpu_edition
 
-            gpu_edition(args.only.split(",") if args.only else PRIORITY, args.deadline,
+            gpu_edition(args.only.split(",") if args.only else None, args.deadline,
                         args.dry_run, Path(args.out) if args.out else None,
                         bench=not args.no_bench)
         elif args.cmd == "golden":

@@ -191,21 +191,42 @@ def detectable_difference(a: Sequence[float], b: Sequence[float], power: float =
 
 
 def difference_verdict(d: Estimate, detectable: float, reference: float, a: str,
-                       b: str) -> str:
+                       b: str, opposite_first: bool = True) -> str:
     """The verdict on "``a`` beats ``b``" from the interval of a − b (``d``), the smallest
     difference the test detects at 80% power (``detectable``) and the published effect it
-    looks for (``reference``): a negative verdict needs the power to see that effect."""
+    looks for (``reference``): a negative verdict needs the power to see that effect.
+
+    ``opposite_first=False`` is the order registered first (and kept for the chapters'
+    recorded revisions): the power check came before the sign, so an underpowered test
+    with a significant effect the other way read "inconclusive"."""
     if d.n < 2 or not np.isfinite(d.low):
         return "not assessable: fewer than two finished seeds per arm"
     if d.low > 0:
         return "reproduced"
-    if d.high < 0:  # a significant effect the other way needs no further power
-        return f"not reproduced ({b} is larger at this scale)"
+    opposite = f"not reproduced ({b} is larger at this scale)"
+    if opposite_first and d.high < 0:  # a significant effect the other way needs no power
+        return opposite
     if not (np.isfinite(detectable) and detectable <= reference):
         return ("inconclusive at this scale: the test detects (80% power) only differences "
                 f"above {100 * detectable:.1f} points, more than the published "
                 f"{100 * reference:.1f}")
+    if d.high < 0:
+        return opposite
     return "not reproduced (no significant difference at this scale)"
+
+
+def closure_verdict(closure: Estimate, full: float = 0.5) -> str:
+    """The ladder of a fraction of a gap closed (a penalty standing in for what a smaller
+    batch or a larger ε brings): reproduced when its 95% interval lies above ``full``,
+    partly when above 0 only, not reproduced otherwise; not assessable when the fraction
+    has no value or no interval."""
+    if closure.missing is not None:
+        return f"not assessable: the fraction is {closure.missing}"
+    if not np.isfinite(closure.low):
+        return "not assessable: the fraction has no interval (fewer than two seeds per arm)"
+    if closure.low > full:
+        return "reproduced"
+    return "partly reproduced" if closure.low > 0 else "not reproduced"
 
 
 def detectable_from_sd(sd: float, n_a: int, n_b: int, power: float = 0.8,
@@ -290,5 +311,9 @@ def detectable_paired(d: np.ndarray, power: float = 0.8, alpha: float = 0.05) ->
     return float((stats.t.ppf(1 - alpha, n - 1) + stats.t.ppf(power, n - 1))
                  * np.std(d, ddof=1) / np.sqrt(n))
 
-__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope", "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy", "diff_ci", "detectable_difference", "difference_verdict", "detectable_from_sd", "welch_p", "holm", "paired_p_greater",
-           "welch_p_greater", "detectable_paired"]
+
+__all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope",
+           "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy",
+           "diff_ci", "detectable_difference", "difference_verdict", "closure_verdict",
+           "detectable_from_sd", "welch_p", "holm", "paired_p_greater", "welch_p_greater",
+           "detectable_paired"]

@@ -603,7 +603,8 @@ def committed_entry(root: Path, profile: str, chapter: str) -> dict[str, Any] | 
 def record_committed_execution(root: Path, chapter: str, profile: str, stamp: str,
                                wall_time_s: float) -> None:
     """Enter a chapter executed at a committed profile into results/<profile>/manifest.json
-    (where and when its runs were made), so that the published build picks it up."""
+    (where and when its runs were made, under which criteria), so that the published
+    build picks it up."""
     import platform
 
     import torch
@@ -613,11 +614,18 @@ def record_committed_execution(root: Path, chapter: str, profile: str, stamp: st
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
               f"CPU ({platform.processor() or platform.machine()}, "
               f"{torch.get_num_threads()} threads)")
+    from ..chapters import registry
+
+    entry = {"chapter": chapter, "profile": profile, "status": "complete",
+             "wall_time_s": round(wall_time_s, 1)}
+    if chapter in registry.chapters():
+        # The criteria the set was made under: a later edit of them fails a test unless
+        # it is a recorded revision.
+        entry["criteria"] = registry.criteria_hash(chapter, as_of=stamp)
     (root / "results" / profile).mkdir(parents=True, exist_ok=True)
     write_manifest(root / "results" / profile / "manifest.json", {
         "created": stamp, "device": device, "torch": torch.__version__, "dry_run": False,
-        "chapters": [{"chapter": chapter, "profile": profile, "status": "complete",
-                      "wall_time_s": round(wall_time_s, 1)}]})
+        "chapters": [entry]})
 
 
 def published_profile(root: Path, chapter: str) -> str:

@@ -2,16 +2,18 @@
 GPU window, into the committed run store ``results/gpu/runs``.
 
 A GPU is lent only now and then, for minutes. So the script is prepared and dry-run on a
-CPU (``--dry-run`` trains the same cells at the ``smoke`` profile into a scratch store),
+CPU (``--dry-run`` trains the same designs at the ``smoke`` profile into a scratch store),
 and on the GPU it: checks the device, measures the step costs (``implicitreg bench``),
-then executes, chapter by chapter in priority order, the chapter's cells tagged ``train``
-(the very code the chapter runs, so the run keys are the ones the book asks for) with the
-chapter's ``gpu`` parameters. Past ``--deadline`` seconds every run checkpoints and stops;
-the next window resumes from the checkpoints (carry ``results/gpu``). What it trained is
-listed in ``results/gpu/manifest.json``. The book then re-plots the chapters on any CPU:
+then runs, chapter by chapter in priority order, the chapter module's own run pipeline
+(``run(params)`` where the design is staged, as a pilot and a confirmation chosen from
+it; ``design(params)`` otherwise) with the chapter's ``gpu`` parameters, so that the run
+keys are the ones the book asks for. Past ``--deadline`` seconds every run checkpoints
+and stops; the next window resumes from the checkpoints (carry ``results/gpu``). What it
+trained, and the fingerprint of the criteria it was made under, is listed in
+``results/gpu/manifest.json``. The book then re-plots the chapters on any CPU:
 ``IMPLICITREG_NO_TRAIN=1 make book PROFILE=gpu ONLY=sgd_vs_gd``.
 
-No Jupyter is needed on the GPU machine: the cells run in a plain namespace.
+No Jupyter is needed on the GPU machine: nothing of the notebooks is executed.
 """
 from __future__ import annotations
 
@@ -27,46 +29,64 @@ import torch
 
 # Headline chapter first: a window that closes early still leaves the central comparison.
 PRIORITY = ("sgd_vs_gd",)
-PRELUDE = ("import numpy as np\nimport implicitreg as ir\n"
-           "from implicitreg.analysis import pilot as pilot_rule\n")
 
 
-def train_cells(notebook: Path) -> list[str]:
-    """Sources of the cells tagged ``train``: the cells that build the chapter's runs."""
-    nb = json.loads(notebook.read_text())
-    cells = ["".join(c["source"]) for c in nb["cells"]
-             if c["cell_type"] == "code" and "train" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        raise ValueError(f"{notebook.name} has no cell tagged 'train'")
-    return cells
+def gpu_chapters(root: Path) -> list[str]:
+    """The chapters whose profile file has a ``gpu`` profile, those of PRIORITY first."""
+    import yaml
+
+    found = sorted(f.stem for f in (root / "notebooks" / "profiles").glob("*.yaml")
+                   if "gpu" in (yaml.safe_load(f.read_text()) or {}))
+    return [c for c in PRIORITY if c in found] + [c for c in found if c not in PRIORITY]
 
 
-def chapter_params(root: Path, chapter: str, profile: str) -> dict[str, Any]:
-    from .driver import load_profile, notebook_parameters
+def chapter_module(chapter: str):
+    import importlib
 
-    nb = root / "notebooks" / f"{chapter}.ipynb"
-    return {**notebook_parameters(nb), **load_profile(root, chapter, profile)}
+    return importlib.import_module(f"implicitreg.chapters.{chapter}")
 
 
-def train_chapter(root: Path, chapter: str, profile: str, exec_config) -> dict[str, Any]:
-    """Execute the chapter's ``train`` cells with its ``profile`` parameters."""
+def chapter_params(root: Path, chapter: str, profile: str):
+    """The chapter's parameter dataclass at ``profile``, read from ``root``'s profiles."""
+    from .driver import load_profile
+
+    return chapter_module(chapter).Params.from_values(load_profile(root, chapter, profile))
+
+
+def run_chapter(chapter: str, params, **options: Any) -> list[tuple[Any, Any]]:
+    """(label, result) pairs of every run of the chapter at ``params``: its module's
+    ``run`` where it has one (a staged design), else its ``design`` run as one list."""
+    from ..runs.sweeps import run_labeled
+
+    mod = chapter_module(chapter)
+    if hasattr(mod, "run"):
+        out = mod.run(params, **options)
+        return out.all() if hasattr(out, "all") else list(out)
+    return run_labeled(mod.design(params), **options)
+
+
+def train_chapter(root: Path, chapter: str, profile: str, exec_config,
+                  as_of: str | None = None) -> dict[str, Any]:
+    """Run the chapter's design at its ``profile`` parameters; the entry records the
+    fingerprint of the chapter's criteria as of ``as_of`` (the window's start)."""
+    from ..chapters import registry
     from ..engine.training import DeadlineReached
     from ..runs.execution import environment
 
-    namespace: dict[str, Any] = dict(chapter_params(root, chapter, profile))
+    params = chapter_params(root, chapter, profile)
     t0 = time.time()
-    status = "complete"
+    status, runs = "complete", []
     try:
-        with environment(exec_config.to_env()):  # the cells' ir.run_many reads these
-            exec(PRELUDE, namespace)
-            for src in train_cells(root / "notebooks" / f"{chapter}.ipynb"):
-                exec(compile(src, f"<{chapter}: train cell>", "exec"), namespace)
+        with environment(exec_config.to_env()):  # run_many reads these
+            runs = run_chapter(chapter, params)
     except DeadlineReached as exc:
         status = f"stopped at the deadline ({exc}); rerun to resume"
-    runs = namespace.get("runs") or []
-    return {"chapter": chapter, "profile": profile, "status": status,
-            "wall_time_s": round(time.time() - t0, 1), "runs": len(runs),
-            "trained": sum(not r.cached for _, r in runs) if status == "complete" else None}
+    entry = {"chapter": chapter, "profile": profile, "status": status,
+             "wall_time_s": round(time.time() - t0, 1), "runs": len(runs),
+             "trained": sum(not r.cached for _, r in runs) if status == "complete" else None}
+    if chapter in registry.chapters():
+        entry["criteria"] = registry.criteria_hash(chapter, as_of=as_of)
+    return entry
 
 
 def write_manifest(path: Path, window: dict[str, Any]) -> dict[str, Any]:
@@ -84,19 +104,21 @@ def write_manifest(path: Path, window: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def gpu_edition(chapters: Iterable[str] = PRIORITY, deadline_s: float = 480.0,
+def gpu_edition(chapters: Iterable[str] | None = None, deadline_s: float = 480.0,
                 dry_run: bool = False, out: Path | None = None,
                 root: Path | None = None, bench: bool = True) -> dict[str, Any]:
     """Bench, then train the chapters' ``gpu`` runs until ``deadline_s`` seconds from now.
     ``dry_run``: on any device, the ``smoke`` parameters into a scratch store under
     ``_build/gpu-dry-run`` (checks the plumbing, not the science). ``out``: also pack
-    the run store, the manifest and the bench into ``out/gpu-edition.tar.gz``."""
+    the run store, the manifest and the bench into ``out/gpu-edition.tar.gz``.
+    ``chapters``: by default every chapter with a ``gpu`` profile."""
     from ..runs.execution import ExecConfig
     from ..runs.store import project_root
 
     root = root or project_root()
     if root is None:
         raise RuntimeError("run this from inside the project")
+    chapters = list(chapters) if chapters is not None else gpu_chapters(root)
     t_start = time.time()
     if not dry_run and not torch.cuda.is_available():
         raise RuntimeError("no CUDA device: the gpu edition needs a GPU (--dry-run checks "
@@ -124,7 +146,8 @@ def gpu_edition(chapters: Iterable[str] = PRIORITY, deadline_s: float = 480.0,
             manifest["chapters"].append({"chapter": chapter, "status": "not started"})
             continue
         print(f"== {chapter}", flush=True)
-        entry = train_chapter(root, chapter, "smoke" if dry_run else "gpu", ex)
+        entry = train_chapter(root, chapter, "smoke" if dry_run else "gpu", ex,
+                              as_of=manifest["created"])
         print(f"   {entry}", flush=True)
         manifest["chapters"].append(entry)
     manifest["wall_time_s"] = round(time.time() - t_start, 1)

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 REPRODUCED = "reproduced"
 PARTLY = "partly reproduced"
@@ -118,6 +118,60 @@ def premise_failure(premises: Iterable[Premise]) -> str | None:
         f"{p.statement} ({p.numbers})" if p.numbers else p.statement for p in failed))
 
 
+def _percent_range(values: Sequence[float]) -> str:
+    """"91–98%": rounded down, so that an accuracy just under a threshold of 99% never
+    reads as 99%."""
+    import math
+
+    lo, hi = math.floor(100 * min(values)), math.floor(100 * max(values))
+    return f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+
+
+def fit_premise(arm: str, train_accuracy: Sequence[float], diverged: Sequence[bool],
+                threshold: float, where: str = "") -> Premise:
+    """"``arm`` fit its training set and did not diverge" at one compared point, with
+    its numbers: the final training accuracy of every run must reach ``threshold``
+    (implicit regularization is about which interpolating solution an optimizer finds;
+    an arm below it compares optimization speed instead)."""
+    at = f" at {where}" if where else ""
+    acc = [float(a) for a, d in zip(train_accuracy, diverged) if not d]
+    n_div = sum(bool(d) for d in diverged)
+    statement = (f"every {arm} run{at} reaches {100 * threshold:g}% training accuracy "
+                 "and none diverged")
+    if not len(train_accuracy):
+        return Premise(statement, False, f"no {arm} run{at}")
+    finite = [a for a in acc if a == a]
+    holds = n_div == 0 and len(finite) == len(acc) and all(a >= threshold for a in finite)
+    parts = []
+    if finite:
+        parts.append(f"{arm} at {_percent_range(finite)} training accuracy in "
+                     f"{len(finite)} seed{'s' if len(finite) != 1 else ''}")
+    if n_div:
+        parts.append(f"{n_div} of {len(train_accuracy)} {arm} runs diverged")
+    return Premise(statement, holds, ", ".join(parts) + f", threshold {100 * threshold:g}%")
+
+
+SD_FACTOR = 2.0
+"""A verdict whose power comes from an SD assumed in advance needs the runs to bear that
+SD out: a measured SD across seeds above this multiple of it fails the premise."""
+
+
+def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
+               factor: float = SD_FACTOR, scale: float = 100, unit: str = " points") -> Premise:
+    """"the SD across seeds of ``name`` is at most ``factor`` × the SD assumed for
+    power", with the measured SD (fewer than two values: holds, nothing to measure)."""
+    import numpy as np
+
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    statement = (f"the SD across seeds of {name} is at most {factor:g}× the SD assumed for "
+                 f"power ({scale * sd_assumed:.2g}{unit})")
+    if len(v) < 2:
+        return Premise(statement, True)
+    sd = float(v.std(ddof=1))
+    return Premise(statement, sd <= factor * sd_assumed,
+                   f"measured {scale * sd:.2g}{unit} over {len(v)} seeds")
+
+
 def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
     """A short fingerprint of a chapter's registered criteria (and revisions), stable
     across Python versions: sha256 of their fields as sorted JSON."""
@@ -129,4 +183,4 @@ def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
