@@ -40,6 +40,10 @@ class Criterion:
     """Standard deviation across seeds assumed for power calculations, where relevant."""
     aggregate: str = ""
     """How the per-case verdicts (per ε, per batch size) combine into the claim's."""
+    results_before: str = ""
+    """Date (ISO) of the results it judges where they were made before ``registered``:
+    the criterion was written after them, and the book says so. Empty for a criterion
+    registered before its runs (the rule)."""
 
     def as_text(self) -> str:
         lines = [f"[{self.claim}] {self.statement}", f"  statistic: {self.statistic}",
@@ -52,6 +56,8 @@ class Criterion:
         if self.sd_assumed is not None:
             lines.append(f"  SD assumed for power: {self.sd_assumed:g}")
         lines.append(f"  registered: {self.registered}")
+        if self.results_before:
+            lines.append(f"  registered after its results were made ({self.results_before})")
         return "\n".join(lines)
 
 
@@ -176,7 +182,13 @@ def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
     """A short fingerprint of a chapter's registered criteria (and revisions), stable
     across Python versions: sha256 of their fields as sorted JSON."""
     def as_dict(c: Criterion | Revision) -> dict:
-        return dataclasses.asdict(c)
+        d = dataclasses.asdict(c)
+        # an empty results_before is left out, so that fingerprints taken before the
+        # field existed stay valid
+        for x in (d, d.get("revised")):
+            if isinstance(x, dict) and not x.get("results_before", True):
+                del x["results_before"]
+        return d
 
     blob = json.dumps([as_dict(c) for c in criteria], sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,640 @@
+"""The Coherent Gradients chapter as a module: its parameters, the runs it makes, what it
+computes from them, its registered criteria and its figures.
+
+Chatterjee (2020) explains generalization by how per-example gradients add up: directions
+on which many examples agree grow fast, directions supported by few examples grow
+slowly. The chapter permutes the labels of a fraction p of MNIST (and CIFAR-10) training
+examples and measures (1) whether pristine examples are fitted before corrupt ones and
+label noise slows learning, (2) whether corrupt examples contribute less than their share
+of the gradient early in training, against null worlds, and (3) whether winsorized SGD
+lowers overfitting. The notebook ``notebooks/coherent_gradients.ipynb`` is prose around:
+
+- :class:`Params`, whose named instances are the profiles of
+  ``notebooks/profiles/coherent_gradients.yaml``;
+- :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile;
+- :func:`analyze`: from the runs' results to tables, verdicts and the values the prose
+  glues;
+- :data:`CRITERIA`: the claims' criteria, registered before the runs;
+- :func:`fig_accuracy`, :func:`fig_fitting`, :func:`fig_cifar`, :func:`fig_coherence`,
+  :func:`fig_winsor`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import stats
+from .base import ChapterParams
+from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
+                       criteria_hash, premise_failure)
+
+CHAPTER = "coherent_gradients"
+
+
+# ------------------------------------------------------------------ parameters
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    """The values the chapter runs with; every profile gives all of them."""
+    noise_levels: tuple[float, ...]
+    """Fractions p of permuted MNIST labels."""
+    mnist_n_train: int | None
+    """MNIST training examples; offline drawn from the 8,000-image training part (None:
+    all)."""
+    hidden: int
+    """Units of the one hidden ReLU layer (Xavier initialization)."""
+    lr: float
+    """Learning rate of plain SGD (every run)."""
+    batch_size: int
+    """Minibatch size (every run)."""
+    steps: int
+    """Steps of the MNIST runs."""
+    eval_every: int
+    """Steps between evaluations of the MNIST, CIFAR-10 and winsorization runs."""
+    coherence_probe: int
+    """Examples whose per-example gradients give f_p and f_c."""
+    coherence_nulls: int
+    """Null worlds: random reassignments of the corrupt flags (19 gives a permutation
+    test at the 5% level)."""
+    probe_steps: int
+    """Steps of the finely sampled runs of section 2."""
+    probe_every: int
+    """Steps between evaluations of those runs."""
+    early_evals: int
+    """Evaluations of those runs counted as "early training"."""
+    slow_step: int
+    """Step at which pristine accuracy is compared across noise levels (an evaluation of
+    the finely sampled runs)."""
+    cifar_noise_levels: tuple[float, ...]
+    """Label-noise levels of the CIFAR-10 check."""
+    cifar_n_train: int | None
+    """CIFAR-10 training examples (None: all)."""
+    cifar_steps: int
+    """Steps of the CIFAR-10 runs."""
+    win_widths: tuple[int, ...]
+    """Hidden widths of the winsorization network (the paper: 3 × 256)."""
+    win_noise_levels: tuple[float, ...]
+    """Label-noise levels of the winsorization runs."""
+    win_c: tuple[int, ...]
+    """Values clipped at each end per coordinate (0: plain SGD); must include 0."""
+    win_n_train: int | None
+    """Training examples of the winsorization runs (None: all)."""
+    win_steps: int
+    """Steps of the winsorization runs."""
+    seed: int
+    """Seed of every run."""
+
+    CHAPTER: ClassVar[str] = CHAPTER
+
+    def __post_init__(self) -> None:
+        self._tuples("noise_levels", "cifar_noise_levels", "win_widths", "win_noise_levels",
+                     "win_c")
+        for name in ("hidden", "batch_size", "steps", "eval_every", "coherence_probe",
+                     "coherence_nulls", "probe_steps", "probe_every", "early_evals",
+                     "slow_step", "cifar_steps", "win_steps"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        for name in ("noise_levels", "cifar_noise_levels", "win_noise_levels"):
+            v = getattr(self, name)
+            if not v or any(not 0 <= p <= 1 for p in v):
+                raise ValueError(f"Params.{name} = {v!r}: fractions in [0, 1]")
+        if 0 not in self.win_c or any(c < 0 for c in self.win_c):
+            raise ValueError(f"Params.win_c = {self.win_c!r}: values >= 0, including 0 "
+                             "(plain SGD, the reference of claim 3)")
+        if self.slow_step % self.probe_every or self.slow_step > self.probe_steps:
+            raise ValueError(f"Params.slow_step = {self.slow_step}: an evaluation of the "
+                             f"probe runs (a multiple of probe_every = {self.probe_every}, "
+                             f"at most probe_steps = {self.probe_steps})")
+        if not self.lr > 0:
+            raise ValueError(f"Params.lr = {self.lr!r}: > 0")
+
+
+def profile(name: str, **overrides: Any) -> Params:
+    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
+    return Params.profile(name, **overrides)
+
+
+# ------------------------------------------------------------------ design
+@dataclass(frozen=True, order=True)
+class Arm:
+    """One run: ``kind`` is ``mnist`` (section 1), ``probe`` (the finely sampled runs of
+    sections 1–2), ``cifar`` or ``win`` (winsorized SGD, ``c`` values clipped)."""
+    kind: str
+    noise: float
+    c: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}, p = {self.noise:g}" + (f", c = {self.c}" if self.kind == "win"
+                                                     else "")
+
+
+def base_config(p: Params):
+    from ..engine.config import RunConfig
+
+    return RunConfig(dataset="mnist", n_train=p.mnist_n_train, model="mlp",
+                     widths=(p.hidden,), init="xavier", batch_size=p.batch_size, lr=p.lr,
+                     steps=p.steps, eval_every=p.eval_every, seed=p.seed, progress=False)
+
+
+def design(p: Params) -> list[tuple[Arm, Any]]:
+    """The chapter's runs: MNIST at every noise level; short finely sampled runs below
+    p = 1 (with the coherence probe strictly between 0 and 1); CIFAR-10 at its noise
+    levels; winsorized SGD at every (p, c)."""
+    base = base_config(p)
+    out = [(Arm("mnist", q), base.replace(label_noise=q)) for q in p.noise_levels]
+    pbase = base.replace(steps=p.probe_steps, eval_every=p.probe_every)
+    out += [(Arm("probe", q), pbase.replace(
+        label_noise=q, coherence_probe=p.coherence_probe if 0 < q < 1 else 0,
+        coherence_nulls=p.coherence_nulls)) for q in p.noise_levels if q < 1]
+    cbase = base.replace(dataset="cifar10", n_train=p.cifar_n_train, n_test=2000,
+                         steps=p.cifar_steps)
+    out += [(Arm("cifar", q), cbase.replace(label_noise=q)) for q in p.cifar_noise_levels]
+    wbase = base.replace(n_train=p.win_n_train, widths=tuple(p.win_widths), steps=p.win_steps)
+    out += [(Arm("win", q, c), wbase.replace(label_noise=q, winsorize=c))
+            for q in p.win_noise_levels for c in p.win_c]
+    return out
+
+
+# ------------------------------------------------------------------ criteria
+# The criteria below are the chapter's text "Criteria, fixed before running", committed
+# with its first runs on 2026-11-25; statistics and thresholds are transcribed unchanged.
+# The premises beyond divergence (a group half-fitted, SGD overfitting, both arms above
+# chance), their thresholds and SD_OVERFIT were set on 2026-12-01, when the criteria were
+# transcribed here, after the chapter's results: they can only turn a verdict into "not
+# assessable" (or, for the SD, state a negative verdict's power), never decide between
+# reproduced and not reproduced.
+REGISTERED = "2026-11-25"
+HALF = 0.5
+ALPHA = 0.05
+SD_OVERFIT = 0.01
+LEARNED = 0.5
+CHANCE = 0.1
+
+CRITERIA = (
+    Criterion(
+        claim="fitting",
+        statement="Label noise slows learning, and pristine examples are fitted before "
+                  "corrupt ones.",
+        statistic=f"(a) at every noise level 0 < p < 1 of the MNIST runs, the first "
+                  f"evaluation at which {HALF:.0%} of the pristine examples are fitted "
+                  "(prediction = given label) and the same for the corrupt ones; (b) the "
+                  "accuracy on pristine examples after slow_step steps of the finely "
+                  "sampled runs, across noise levels",
+        threshold="(a) pristine before corrupt at every intermediate p (corrupt never "
+                  "reaching half counts as later) and (b) pristine accuracy non-increasing "
+                  "in p: reproduced; one of (a), (b): partly reproduced",
+        premises=("no run diverged",
+                  f"at every intermediate p, pristine or corrupt examples reach {HALF:.0%} "
+                  "fitted within the run (otherwise there is no order to compare)"),
+        aggregate="(a) must hold at every intermediate p; one seed per p, no test",
+        registered=REGISTERED),
+    Criterion(
+        claim="coherence",
+        statement="Corrupt examples contribute less than their share of the gradient early "
+                  "in training.",
+        statistic="at every noise level 0 < p < 1, the size-adjusted contribution "
+                  "f_c / (corrupt share of the probe sample) of the corrupt examples, (i) at "
+                  "initialization and (ii) as a mean cumulative value over the first "
+                  "early_evals evaluations of the finely sampled run; one-sided permutation "
+                  "p-value against coherence_nulls null worlds: (1 + #{nulls ≤ real}) / "
+                  "(1 + nulls)",
+        threshold="p-value ≤ 1/(nulls + 1) (below every null world) in (i) and (ii) at "
+                  "every p: reproduced; in (i) at every p only: partly reproduced (at "
+                  "initialization only)",
+        premises=("no finely sampled run diverged",
+                  f"enough null worlds for a test at α = {ALPHA:g}: 1/(nulls + 1) ≤ α",
+                  "at least early_evals evaluations of the finely sampled runs"),
+        aggregate="every p-value of the sweep must reach the level (an intersection–union "
+                  "test: the chance of calling the claim reproduced when it is false stays "
+                  "≤ α without adjustment); each p-value is also reported Holm-adjusted "
+                  "over the noise levels, which is the level a single noise level's result "
+                  "quoted alone must meet",
+        alpha=ALPHA,
+        registered=REGISTERED),
+    Criterion(
+        claim="winsorization",
+        statement="Suppressing weak directions (winsorized per-example gradients) reduces "
+                  "overfitting.",
+        statistic="at every noise level p > 0 of the winsorization runs, the final overfit "
+                  "= final training accuracy − ((1 − p)·final test accuracy + p/10), with "
+                  "the largest c against c = 0",
+        threshold="lower with the largest c at every p > 0: reproduced; at some: partly "
+                  "reproduced",
+        premises=("no winsorization run diverged",
+                  f"SGD (c = 0) overfits: final overfit ≥ {2 * SD_OVERFIT:g} (twice the SD "
+                  "assumed), so that there is overfitting to reduce",
+                  f"both arms learned the task: final test accuracy ≥ {LEARNED:g} (chance "
+                  f"{CHANCE:g}); an arm that learned nothing does not overfit either"),
+        aggregate="per p > 0; one seed per arm, no test: a negative verdict states the "
+                  "smallest reduction that one pair of runs shows with 80% probability, "
+                  "given the SD assumed across seeds",
+        sd_assumed=SD_OVERFIT,
+        registered=REGISTERED),
+)
+
+# No criterion of this chapter has been revised.
+REVISIONS: tuple = ()
+
+
+def registered_hash() -> str:
+    """Fingerprint of the criteria as registered."""
+    return criteria_hash(CRITERIA)
+
+
+def criteria_table() -> pd.DataFrame:
+    return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
+                          "threshold": c.threshold, "premises": "; ".join(c.premises),
+                          "registered": c.registered} for c in CRITERIA]).set_index("claim")
+
+
+# ------------------------------------------------------------------ analysis
+@dataclass
+class Analysis:
+    fitting: pd.DataFrame
+    """Per noise level: the steps at which half of the pristine and of the corrupt
+    examples are fitted, and the pristine accuracy at ``slow_step``."""
+    coherence: pd.DataFrame
+    """One row per (noise level, world, step): f_c, size-adjusted, mean cumulative."""
+    tests: pd.DataFrame
+    """Per intermediate noise level: the permutation tests of claim 2."""
+    winsor: pd.DataFrame
+    """One row per (noise, c, step): training and test accuracy and overfit."""
+    winsor_summary: pd.DataFrame
+    """Per (noise, c): final and best values."""
+    verdicts: dict[str, Verdict]
+    pristine_first: bool
+    """Claim 1 (a): pristine examples half-fitted before corrupt ones at every
+    intermediate noise level."""
+    slower: bool
+    """Claim 1 (b): pristine accuracy at ``slow_step`` non-increasing in the noise."""
+    glue: dict[str, str] = field(default_factory=dict)
+
+
+def first_reach(c: pd.DataFrame, level: float = HALF) -> float:
+    """First step of curve ``c`` (step, value) at which the value reaches ``level``."""
+    hit = c.step[c.value >= level]
+    return float(hit.min()) if len(hit) else float("nan")
+
+
+def _at(c: pd.DataFrame, step: int) -> float:
+    v = c.value[c.step == step]
+    return float(v.iloc[0]) if len(v) else float("nan")
+
+
+def _diverged(results: Mapping[Arm, Any]) -> Premise:
+    bad = [a for a, r in results.items() if r.summary.get("diverged")]
+    return Premise("no run diverged", not bad,
+                   f"{stats.diverged_text(len(bad), len(results), 'runs')}: "
+                   + ", ".join(a.label for a in bad) if bad else "")
+
+
+def _fitting(results: Mapping[Arm, Any], p: Params
+             ) -> tuple[pd.DataFrame, Verdict, bool, bool]:
+    rows = []
+    for q in p.noise_levels:
+        row: dict[str, Any] = {"noise": q}
+        r = results.get(Arm("mnist", q))
+        if r is not None and 0 < q < 1:
+            row["half of pristine fitted at step"] = first_reach(r.curve("accuracy", "pristine"))
+            row["half of corrupt fitted at step"] = first_reach(r.curve("accuracy", "corrupt"))
+        pr = results.get(Arm("probe", q))
+        if pr is not None:
+            c = pr.curve("accuracy", "pristine" if q > 0 else "train")
+            row[f"pristine accuracy at step {p.slow_step}"] = _at(c, p.slow_step)
+        rows.append(row)
+    df = pd.DataFrame(rows).sort_values("noise").reset_index(drop=True)
+    mids = df[(df.noise > 0) & (df.noise < 1)]
+    col_p, col_c = "half of pristine fitted at step", "half of corrupt fitted at step"
+    pairs = list(zip(mids.noise, mids.get(col_p, []), mids.get(col_c, [])))
+    neither = [f"p = {q:g}" for q, a, b in pairs if math.isnan(a) and math.isnan(b)]
+    runs = {a: r for a, r in results.items() if a.kind in ("mnist", "probe")}
+    why = premise_failure([
+        _diverged(runs),
+        Premise(f"pristine or corrupt examples reach {HALF:.0%} fitted within the run",
+                not neither,
+                f"neither group did within {p.steps} steps at {', '.join(neither)}")])
+    first = all(not math.isnan(a) and (math.isnan(b) or a < b) for _, a, b in pairs)
+    sp = df[f"pristine accuracy at step {p.slow_step}"].dropna().to_list()
+    slower = all(a >= b for a, b in zip(sp, sp[1:]))
+    v = why or (REPRODUCED if first and slower else PARTLY if first or slower
+                else NOT_REPRODUCED)
+    detail = (f"pristine fitted first at every intermediate p: {'yes' if first else 'no'}; "
+              f"pristine accuracy at step {p.slow_step} non-increasing in p: "
+              f"{'yes' if slower else 'no'} ("
+              + ", ".join(f"{a:.3f}" for a in sp) + ")")
+    return df, Verdict("fitting", v, detail), first, slower
+
+
+def _coherence(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for a, r in sorted(results.items()):
+        if a.kind != "probe" or not 0 < a.noise < 1:
+            continue
+        m = r.metrics[r.metrics.split == "probe"]
+        share = m[m.metric == "corrupt_share"].value.mean()
+        for name, g in m[m.metric.str.startswith("f_corrupt")].groupby("metric"):
+            g = g.sort_values("step")
+            adj = g.value.to_numpy() / share
+            rows.append(pd.DataFrame({
+                "noise": a.noise, "world": "real" if name == "f_corrupt" else name,
+                "step": g.step.to_numpy(), "f_c": g.value.to_numpy(), "adjusted": adj,
+                "cumulative": np.cumsum(adj) / np.arange(1, len(adj) + 1)}))
+    coh = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["noise", "world", "step", "f_c", "adjusted", "cumulative"])
+    tests = []
+    for q, g in coh.groupby("noise"):
+        real = g[g.world == "real"].set_index("step").sort_index()
+        nul = g[g.world != "real"]
+        early = list(real.index)[:p.early_evals]
+
+        def pval(step: int, col: str) -> tuple[float, np.ndarray, float]:
+            r_val = float(real.loc[step, col])
+            n_val = nul[nul.step == step][col].to_numpy()
+            return r_val, n_val, (1 + (n_val <= r_val).sum()) / (1 + len(n_val))
+
+        r0, n0, p0 = pval(early[0], "adjusted")
+        r1, n1, p1 = pval(early[-1], "cumulative")
+        tests.append({"noise": q, "real at init": r0, "nulls at init (min)": n0.min(),
+                      "p-value at init": p0, "evaluations": len(early),
+                      "window ends at step": early[-1],
+                      "real, mean cumulative over the window": r1, "nulls (min)": n1.min(),
+                      "p-value, early window": p1})
+    tests = pd.DataFrame(tests)
+    if len(tests):
+        for col in ("p-value at init", "p-value, early window"):
+            adj = stats.holm(dict(zip(tests.noise, tests[col])), ALPHA)
+            tests[f"{col} (Holm)"] = tests.noise.map(adj)
+    return coh, tests
+
+
+def _coherence_verdict(results: Mapping[Arm, Any], tests: pd.DataFrame, p: Params) -> Verdict:
+    level = 1 / (p.coherence_nulls + 1)
+    probes = {a: r for a, r in results.items() if a.kind == "probe"}
+    short = tests[tests.evaluations < p.early_evals] if len(tests) else tests
+    why = premise_failure([
+        _diverged(probes),
+        Premise(f"enough null worlds for a test at α = {ALPHA:g}", level <= ALPHA + 1e-12,
+                f"{p.coherence_nulls} null worlds: the smallest p-value is {level:.3g}"),
+        Premise(f"at least {p.early_evals} evaluations of the finely sampled runs",
+                len(tests) > 0 and not len(short),
+                "no coherence measurement" if not len(tests) else
+                ", ".join(f"p = {r.noise:g}: {r.evaluations}" for r in short.itertuples()))])
+    detail = "; ".join(
+        f"p = {r['noise']:g}: {r['p-value at init']:.2f} at initialization, "
+        f"{r['p-value, early window']:.2f} over the early window (Holm-adjusted over "
+        f"{len(tests)} noise level{'s' if len(tests) != 1 else ''}: "
+        f"{r['p-value at init (Holm)']:.2f}, "
+        f"{r['p-value, early window (Holm)']:.2f})" for r in tests.to_dict("records"))
+    if why:
+        return Verdict("coherence", why, detail)
+    at_init = bool((tests["p-value at init"] <= level + 1e-12).all())
+    in_window = bool((tests["p-value, early window"] <= level + 1e-12).all())
+    v = (REPRODUCED if at_init and in_window else
+         f"{PARTLY} (at initialization only)" if at_init else NOT_REPRODUCED)
+    return Verdict("coherence", v, detail)
+
+
+def detectable_single(sd: float = SD_OVERFIT, power: float = 0.8) -> float:
+    """The smallest true reduction that the rule "lower in one run than in one other"
+    shows with probability ``power`` when each run's value has SD ``sd`` across seeds:
+    their difference has SD sd·√2. (With one run per arm there is no t test, so
+    :func:`~implicitreg.analysis.stats.detectable_from_sd` has no value here.)"""
+    from scipy.stats import norm
+
+    return float(norm.ppf(power) * sd * math.sqrt(2))
+
+
+def _winsor(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for a, r in sorted(results.items()):
+        if a.kind != "win":
+            continue
+        tr, te = r.curve("accuracy", "train"), r.curve("accuracy", "test")
+        for (s, a_tr), a_te in zip(tr[["step", "value"]].to_numpy(), te.value.to_numpy()):
+            rows.append({"noise": a.noise, "c": a.c, "step": s, "train": a_tr, "test": a_te,
+                         "overfit": a_tr - stats.expected_train_accuracy(a_te, a.noise)})
+    wdf = pd.DataFrame(rows, columns=["noise", "c", "step", "train", "test", "overfit"])
+    summary = (wdf.sort_values("step").groupby(["noise", "c"])
+               .agg(final_train=("train", "last"), final_test=("test", "last"),
+                    best_test=("test", "max"), final_overfit=("overfit", "last"))
+               .reset_index())
+    return wdf, summary
+
+
+def _winsor_verdict(results: Mapping[Arm, Any], summary: pd.DataFrame, p: Params) -> Verdict:
+    top = max(p.win_c)
+    wins = {a: r for a, r in results.items() if a.kind == "win"}
+    cases, texts = {}, []
+    div = _diverged(wins)
+    for q in [q for q in p.win_noise_levels if q > 0]:
+        s = summary[summary.noise == q].set_index("c")
+        if 0 not in s.index or top not in s.index:
+            cases[f"p = {q:g}"] = premise_failure([Premise("both arms ran", False,
+                                                           f"no run at p = {q:g}")])
+            continue
+        o0, o1 = float(s.final_overfit[0]), float(s.final_overfit[top])
+        unlearned = [f"{float(s.final_test[c]):.3f} with c = {c}" for c in (0, top)
+                     if not float(s.final_test[c]) >= LEARNED]
+        why = premise_failure([
+            div,
+            Premise("SGD (c = 0) overfits", o0 >= 2 * SD_OVERFIT,
+                    f"p = {q:g}: final overfit {o0:.3f}, threshold {2 * SD_OVERFIT:g}"),
+            Premise("both arms learned the task", not unlearned,
+                    f"p = {q:g}: final test accuracy " + ", ".join(unlearned)
+                    + f"; threshold {LEARNED:g}, chance {CHANCE:g}")])
+        v = why or (REPRODUCED if o1 < o0 else NOT_REPRODUCED)
+        cases[f"p = {q:g}"] = v
+        texts.append(f"p = {q:g}: final overfit {o0:.3f} with c = 0 and {o1:.3f} with "
+                     f"c = {top} ({v})")
+    decided = [v for v in cases.values() if not v.startswith("not assessable")]
+    if not decided:
+        verdict = next(iter(cases.values()), premise_failure(
+            [Premise("a noise level p > 0", False, "none in win_noise_levels")]))
+    else:
+        ok = sum(v == REPRODUCED for v in decided)
+        verdict = REPRODUCED if ok == len(decided) else PARTLY if ok else NOT_REPRODUCED
+    if verdict in (NOT_REPRODUCED, PARTLY):
+        texts.append(f"one pair of runs shows a true reduction of {detectable_single():.3f} "
+                     f"or more with 80% probability (SD across seeds {SD_OVERFIT:g}, "
+                     "assumed)")
+    return Verdict("winsorization", verdict,
+                   "; ".join(texts) or "no noise level p > 0 was assessable", cases)
+
+
+def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -> Analysis:
+    """Tables, verdicts and glue values from the runs (anything with ``curve(metric,
+    split)``, ``metrics``, ``summary`` with ``diverged`` and ``provenance``)."""
+    results = dict(results)
+    fitting, v1, first, slower = _fitting(results, p)
+    coh, tests = _coherence(results, p)
+    v2 = _coherence_verdict(results, tests, p)
+    wdf, summary = _winsor(results, p)
+    v3 = _winsor_verdict(results, summary, p)
+    a = Analysis(fitting, coh, tests, wdf, summary,
+                 {"fitting": v1, "coherence": v2, "winsorization": v3}, first, slower)
+    a.glue = _glue_values(a, p, results)
+    return a
+
+
+def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str, str]:
+    v1, v2, v3 = (a.verdicts[k] for k in ("fitting", "coherence", "winsorization"))
+    first = next((r for arm, r in sorted(results.items()) if arm.kind == "mnist"), None)
+    g = {"cg_source": (first.provenance.get("data_source_detail", "") if first is not None
+                       else ""),
+         "cg_v1": v1.verdict, "cg_v2": v2.verdict, "cg_v3": v3.verdict,
+         "cg_v1_numbers": v1.detail, "cg_v3_numbers": v3.detail,
+         "cg_pristine_first": "yes" if a.pristine_first else "no",
+         "cg_slower": "yes" if a.slower else "no",
+         "cg_pvalues": v2.detail,
+         "cg_level": f"{1 / (p.coherence_nulls + 1):.2f}",
+         "cg_criteria_hash": registered_hash(), "cg_registered": REGISTERED}
+    top = max(p.win_c)
+    for q in [q for q in p.win_noise_levels if q > 0]:
+        s = a.winsor_summary[a.winsor_summary.noise == q].set_index("c")
+        if 0 not in s.index or top not in s.index:
+            continue
+        g[f"cg_overfit_{int(100 * q)}"] = (f"{s.final_overfit[0]:.3f} with c = 0 and "
+                                           f"{s.final_overfit[top]:.3f} with c = {top}")
+        g[f"cg_test_{int(100 * q)}"] = (
+            f"{s.final_test[0]:.3f} and {s.final_test[top]:.3f} (best during training, "
+            f"i.e. early stopping: {s.best_test[0]:.3f} and {s.best_test[top]:.3f})")
+    return g
+
+
+def scale_text(p: Params) -> str:
+    """What this build ran, for the "does not show" list."""
+    n = "all" if p.mnist_n_train is None else f"{p.mnist_n_train:,}"
+    return (f"{p.steps:,} steps on {n} MNIST training images with one hidden layer of "
+            f"{p.hidden:,} units")
+
+
+# ------------------------------------------------------------------ figures
+def _palette(levels: Iterable[float]):
+    import seaborn as sns
+
+    levels = list(levels)
+    return dict(zip(levels, sns.color_palette("viridis", len(levels))))
+
+
+def fig_accuracy(results: Mapping[Arm, Any], p: Params):
+    """MNIST training (solid) and test (dashed) accuracy with the proper accuracy
+    (dotted), and the training loss, per noise level."""
+    import matplotlib.pyplot as plt
+
+    pal = _palette(p.noise_levels)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for q in p.noise_levels:
+        r = results[Arm("mnist", q)]
+        tr, te = r.curve("accuracy", "train"), r.curve("accuracy", "test")
+        axes[0].plot(tr.step, tr.value, color=pal[q], label=f"p = {q:g}")
+        axes[0].plot(te.step, te.value, "--", color=pal[q])
+        axes[0].axhline(stats.proper_accuracy(q), color=pal[q], ls=":", lw=1)
+        lo = r.curve("loss", "train")
+        axes[1].plot(lo.step, lo.value, color=pal[q], label=f"p = {q:g}")
+    axes[0].set(xlabel="step", ylabel="accuracy",
+                title="Training (solid) and test (dashed) accuracy")
+    axes[1].set(xlabel="step", ylabel="training loss", title="Training loss", yscale="log")
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def fig_fitting(results: Mapping[Arm, Any], p: Params):
+    """Fraction of pristine and corrupt examples fitted over training (the paper's
+    Fig. 1d), one panel per intermediate noise level."""
+    import matplotlib.pyplot as plt
+
+    mids = [q for q in p.noise_levels if 0 < q < 1]
+    fig, axes = plt.subplots(1, len(mids), figsize=(4.3 * len(mids), 3.8), sharey=True,
+                             squeeze=False)
+    for ax, q in zip(axes[0], mids):
+        r = results[Arm("mnist", q)]
+        for split in ("pristine", "corrupt"):
+            c = r.curve("accuracy", split)
+            ax.plot(c.step, c.value, label=split)
+        ax.set(title=f"p = {q:g}", xlabel="step")
+    axes[0, 0].set_ylabel("fraction fitted (prediction = given label)")
+    axes[0, 0].legend()
+    fig.suptitle("Pristine and corrupt examples fitted over training (the paper's Fig. 1d)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_cifar(results: Mapping[Arm, Any], p: Params):
+    """The CIFAR-10 check: accuracy per noise level, pristine against corrupt."""
+    import matplotlib.pyplot as plt
+
+    pal = _palette(p.noise_levels)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for q in p.cifar_noise_levels:
+        r = results[Arm("cifar", q)]
+        col = pal.get(q, "k")
+        tr, te = r.curve("accuracy", "train"), r.curve("accuracy", "test")
+        axes[0].plot(tr.step, tr.value, color=col, label=f"p = {q:g}")
+        axes[0].plot(te.step, te.value, "--", color=col)
+        if 0 < q < 1:
+            for split in ("pristine", "corrupt"):
+                c = r.curve("accuracy", split)
+                axes[1].plot(c.step, c.value, label=f"{split}, p = {q:g}")
+    axes[0].set(xlabel="step", ylabel="accuracy",
+                title="CIFAR-10: training (solid) and test (dashed)")
+    axes[1].set(xlabel="step", ylabel="fraction fitted", title="CIFAR-10: pristine vs corrupt")
+    axes[0].legend(fontsize="small")
+    axes[1].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def fig_coherence(a: Analysis):
+    """Size-adjusted f_c and its mean cumulative value, real against the null worlds'
+    range, per intermediate noise level."""
+    import matplotlib.pyplot as plt
+
+    coh = a.coherence
+    n_mid = max(coh.noise.nunique(), 1)
+    fig, axes = plt.subplots(2, n_mid, figsize=(4.4 * n_mid, 7), sharex=True, squeeze=False)
+    for j, (q, g) in enumerate(coh.groupby("noise")):
+        for i, col in enumerate(["adjusted", "cumulative"]):
+            ax = axes[i, j]
+            nulls = g[g.world != "real"].pivot(index="step", columns="world", values=col)
+            ax.fill_between(nulls.index, nulls.min(1), nulls.max(1), color="0.8",
+                            label=f"{nulls.shape[1]} null worlds (range)")
+            real = g[g.world == "real"]
+            ax.plot(real.step, real[col], "C3", lw=2, label="real corrupt examples")
+            ax.axhline(1, color="k", lw=0.8, ls=":")
+            ax.set(title=f"p = {q:g}", xlabel="step" if i else "")
+    axes[0, 0].set_ylabel("size-adjusted f_c")
+    axes[1, 0].set_ylabel("size-adjusted mean cumulative f_c")
+    axes[0, 0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def fig_winsor(a: Analysis, p: Params):
+    """Training accuracy, test accuracy and overfit of the winsorization runs, one row
+    per noise level, one line per c."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    levels = list(p.win_noise_levels)
+    fig, axes = plt.subplots(len(levels), 3, figsize=(13, 3.4 * len(levels)), squeeze=False,
+                             sharex=True)
+    for i, q in enumerate(levels):
+        for j, col in enumerate(["train", "test", "overfit"]):
+            ax = axes[i, j]
+            sns.lineplot(data=a.winsor[a.winsor.noise == q], x="step", y=col, hue="c",
+                         palette="rocket_r", ax=ax, legend=(j == 0))
+            ax.set(title=f"{col}, p = {q:g}", ylabel=col if j else f"accuracy ({col})")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "REVISIONS", "registered_hash",
+           "criteria_table", "Analysis", "analyze", "first_reach", "detectable_single",
+           "scale_text", "fig_accuracy", "fig_fitting", "fig_cifar", "fig_coherence",
+           "fig_winsor"]

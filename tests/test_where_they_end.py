@@ -1,0 +1,183 @@
+"""The where-they-end chapter's module on synthetic results and measurements: verdicts
+from injected effects, their absence, and failed premises; profiles and the notebook's
+parameters; the criteria's late registration is recorded."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from implicitreg.chapters import where_they_end as W
+from implicitreg.chapters.base import profiles
+from implicitreg.chapters.criteria import criteria_hash
+
+REGISTERED_HASH = "206711278d4c8988"
+P = W.profile("ci")
+
+
+class FakeResult:
+    """What :func:`W.analyze` reads from a run: ``metrics``, ``curve``, ``final``,
+    ``summary``."""
+
+    def __init__(self, rows: list[tuple[str, str, int, float]], diverged: bool = False):
+        self.metrics = pd.DataFrame(rows, columns=["split", "metric", "step", "value"])
+        self.summary = {"diverged": diverged}
+
+    def curve(self, metric: str, split: str) -> pd.DataFrame:
+        m = self.metrics
+        return (m[(m.metric == metric) & (m.split == split)][["step", "value"]]
+                .sort_values("step").reset_index(drop=True))
+
+    def final(self, metric: str, split: str) -> float:
+        return float(self.curve(metric, split).value.iloc[-1])
+
+
+def rows(values: dict[tuple[str, str], np.ndarray], steps: np.ndarray):
+    return [(split, metric, int(s), float(v)) for (split, metric), vals in values.items()
+            for s, v in zip(steps, vals)]
+
+
+def fake(p: W.Params, *, drift: bool = True, basins: bool = True, mem_factor: float = 2.0,
+         sharper_minibatch: bool = True, train_acc: dict | None = None,
+         diverged: tuple = ()):
+    """Runs and measurements with the stories injected (or not)."""
+    train_acc = {"SGD": 1.0, "GD": 1.0, "GD + penalty": 1.0, **(train_acc or {})}
+    steps = np.arange(0, p.steps + 1, p.eval_every)
+    runs = {}
+    for run, _ in W.design(p):
+        if run.section == "snr":
+            snr = 3.0 * np.exp(-steps / (p.steps / 4)) if drift else np.full(len(steps), 0.5)
+            vals = {("test", "accuracy"): np.linspace(0.1, 0.4, len(steps))}
+            for layer in ("0.weight", "2.weight"):
+                vals[(f"layer:{layer}", "grad_mean_norm")] = snr
+                vals[(f"layer:{layer}", "grad_std")] = np.ones(len(steps))
+            runs[run] = FakeResult(rows(vals, steps))
+        elif run.section in ("final", "order"):
+            acc = train_acc[run.arm]
+            runs[run] = FakeResult(rows({("train", "accuracy"): np.linspace(0.1, acc, len(steps)),
+                                         ("test", "accuracy"): np.linspace(0.1, 0.4,
+                                                                           len(steps))}, steps))
+        else:
+            msteps = np.arange(0, p.mem_steps + 1, p.mem_eval_every)
+            fit_at = 400 * (mem_factor if run.noise == 1 else 1)
+            acc = np.clip(msteps / fit_at, 0, 1)
+            runs[run] = FakeResult(rows({("train", "accuracy"): acc,
+                                         ("test", "accuracy"): 0.3 + 0 * acc}, msteps))
+    for run in diverged:
+        runs[run].summary["diverged"] = True
+    curv = pd.DataFrame([{
+        "arm": run.arm, "seed": run.seed, "top eigenvalue": 10.0 + run.seed, "trace": 100.0,
+        "mean minibatch top eigenvalue": (15.0 if sharper_minibatch else 8.0) + run.seed,
+        "test accuracy": 0.4, "training accuracy": train_acc[run.arm],
+        "diverged": bool(runs[run].summary["diverged"])}
+        for run, _ in W.design(p) if run.section == "final"])
+    t = np.linspace(0, 1, p.interp_points)
+    paths = []
+    for key in ("order", "init", "sgdgd"):
+        bump = 0.05 if (key == "order" and basins) else 1.0
+        paths.append(pd.DataFrame({
+            "pair": key, "t": t, "training loss": 0.1 + bump * np.sin(np.pi * t),
+            "test loss": 1.5 + 0 * t,
+            "test accuracy": 0.4 - (0.0 if bump < 0.5 else 0.2) * np.sin(np.pi * t)}))
+    return runs, W.Measured(curv, pd.concat(paths, ignore_index=True))
+
+
+def verdicts(**kw) -> dict:
+    runs, m = fake(P, **kw)
+    return {k: v.verdict for k, v in W.analyze(runs, P, m).verdicts.items()}
+
+
+def test_injected_effects_are_reproduced():
+    runs, m = fake(P)
+    a = W.analyze(runs, P, m)
+    assert {k: v.verdict for k, v in a.verdicts.items()} == dict.fromkeys(
+        ["drift", "averaging", "memorization", "minibatch"], "reproduced"), \
+        {k: v.text for k, v in a.verdicts.items()}
+    g = a.glue
+    assert g["we_v_drift"] == "reproduced" and g["we_mem"].endswith("a factor 2.0")
+    assert g["we_cross_sgd"].startswith("step ") and g["we_minibatch"] == "higher than"
+    assert g["we_barrier_order"].startswith("0.050")
+    assert set(W.pairs(P)) == {"order", "init", "sgdgd"}
+
+
+def test_no_effect_is_not_reproduced():
+    v = verdicts(drift=False, basins=False, mem_factor=8.0, sharper_minibatch=False)
+    assert v["drift"] == "not reproduced"
+    assert v["averaging"].startswith("not reproduced (one pair each")
+    assert v["memorization"] == "not reproduced (factor above 5)"
+    assert v["minibatch"] == "not reproduced"
+
+
+def test_arms_that_did_not_fit_are_not_assessable():
+    # GD at chance-level training accuracy is no minimum: its solutions are left out,
+    # named with their numbers, and the verdict rests on the arms that fit
+    runs, m = fake(P, train_acc={"GD": 0.1})
+    v = W.analyze(runs, P, m).verdicts["minibatch"]
+    assert v.verdict == "reproduced"
+    assert v.cases["GD"].startswith("not assessable")
+    assert "10.0% training accuracy" in v.cases["GD"]
+    assert "GD: not assessable" in v.detail
+    # no arm fit: not assessable, with every arm's numbers
+    runs, m = fake(P, train_acc={"SGD": 0.5, "GD": 0.1, "GD + penalty": 0.2})
+    v = W.analyze(runs, P, m).verdicts
+    assert v["minibatch"].verdict.startswith("not assessable")
+    assert "50.0%" in v["minibatch"].verdict and "GD + penalty" in v["minibatch"].verdict
+    # the pairs' SGD runs did not fit: no barrier "between solutions"
+    assert v["averaging"].verdict.startswith("not assessable")
+    assert "50.0%" in v["averaging"].verdict
+    # random labels never fitted, and the run too short to say they are > 5x slower
+    p = P.replace(mem_steps=1200)
+    runs, m = fake(p, mem_factor=8.0)
+    v = W.analyze(runs, p, m).verdicts["memorization"]
+    assert v.verdict.startswith("not assessable at this scale"), v.verdict
+
+
+def test_diverged_runs_are_not_assessable_or_left_out():
+    s0 = P.seeds[0]
+    runs, m = fake(P, diverged=(W.Run("order", "SGD", s0), W.Run("mem", noise=1.0)))
+    v = W.analyze(runs, P, m).verdicts
+    assert v["averaging"].verdict.startswith("not assessable")
+    assert "diverged" in v["averaging"].verdict
+    assert v["memorization"].verdict.startswith("not assessable")
+    runs, m = fake(P, diverged=(W.Run("snr", "GD", s0),))
+    v = W.analyze(runs, P, m).verdicts["drift"]
+    assert v.verdict == "reproduced" and "left out" in v.detail
+
+
+def test_profiles_are_complete_instances_and_match_the_notebook():
+    from implicitreg.book import driver
+
+    for name in profiles(W.CHAPTER):
+        W.profile(name)
+    nb = driver.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
+                                    "where_they_end.ipynb")
+    assert set(nb) - {"profile", "executed_at"} == set(W.Params.names())
+    assert nb["profile"] == "ci"
+    assert W.Params.from_values(nb) == W.profile("ci")
+    with pytest.raises(ValueError, match="seeds"):
+        W.profile("ci", seeds=[0, 0])
+
+
+def test_design_keeps_weights_only_where_they_are_measured():
+    d = W.design(P)
+    runs = [r for r, _ in d]
+    assert len(set(runs)) == len(runs)
+    assert {r.section for r in runs if r.keep_model} == {"final", "order"}
+    cfg = dict(d)
+    s0 = P.seeds[0]
+    assert cfg[W.Run("order", "SGD", s0)].order_seed == 1000 + s0
+    assert cfg[W.Run("final", "GD + penalty", s0)].reg == "sgd-modified"
+    assert all(cfg[r].layer_stats for r in runs if r.section == "snr")
+
+
+def test_registered_criteria_are_unchanged_and_marked_late():
+    """Registered on 2026-11-26, after the chapter's results of 2026-11-25: the criteria
+    say so, and a change must be a recorded revision, not an edit."""
+    assert W.registered_hash() == criteria_hash(W.CRITERIA) == REGISTERED_HASH
+    assert {(c.registered, c.results_before) for c in W.CRITERIA} == {
+        ("2026-11-26", "2026-11-25")}
+    assert all("registered after its results were made" in c.as_text() for c in W.CRITERIA)
+    assert W.criteria_table()["note"].str.startswith("registered after").all()
+    assert W.REVISIONS == ()
