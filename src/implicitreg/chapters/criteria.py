@@ -170,12 +170,12 @@ def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
 
     v = np.asarray([x for x in values if x == x], dtype=float)
     statement = (f"the SD across seeds of {name} is at most {factor:g}× the SD assumed for "
-                 f"power ({scale * sd_assumed:.2g}{unit})")
+                 f"power ({scale * sd_assumed:.1f}{unit})")
     if len(v) < 2:
         return Premise(statement, True)
     sd = float(v.std(ddof=1))
     return Premise(statement, sd <= factor * sd_assumed,
-                   f"measured {scale * sd:.2g}{unit} over {len(v)} seeds")
+                   f"measured {scale * sd:.1f}{unit} over {len(v)} seeds")
 
 
 def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
