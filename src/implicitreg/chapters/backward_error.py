@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
+from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, Verdict, combine,
                        criteria_hash, premise_failure)
 
@@ -178,9 +179,8 @@ def registered_hash() -> str:
 
 
 def criteria_table() -> pd.DataFrame:
-    return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
-                          "threshold": c.threshold, "premises": "; ".join(c.premises),
-                          "registered": c.registered} for c in CRITERIA]).set_index("claim")
+    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
+    return _criteria_table(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ computation

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
+from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
                        criteria_hash, premise_failure)
 
@@ -247,9 +248,8 @@ def registered_hash() -> str:
 
 
 def criteria_table() -> pd.DataFrame:
-    return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
-                          "threshold": c.threshold, "premises": "; ".join(c.premises),
-                          "registered": c.registered} for c in CRITERIA]).set_index("claim")
+    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
+    return _criteria_table(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis

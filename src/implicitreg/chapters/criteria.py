@@ -178,6 +178,22 @@ def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
                    f"measured {scale * sd:.1f}{unit} over {len(v)} seeds")
 
 
+def criteria_table(criteria: Iterable[Criterion], revisions: Iterable[Revision] = ()):
+    """A chapter's criteria as registered, then each revision with what it revises and
+    why; ``note`` marks a criterion registered after its results were made."""
+    import pandas as pd
+
+    rows = [(c, "", "") for c in criteria] + [(r.revised, r.original, r.reason)
+                                              for r in revisions]
+    return pd.DataFrame([{
+        "claim": c.claim, "registered": c.registered.replace("T", " "), "revises": rev,
+        "statistic": c.statistic, "threshold": c.threshold,
+        "premises": "; ".join(c.premises), "why revised": why,
+        "note": (f"registered after its results were made ({c.results_before})"
+                 if getattr(c, "results_before", "") else "")}
+        for c, rev, why in rows]).set_index("claim")
+
+
 def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
     """A short fingerprint of a chapter's registered criteria (and revisions), stable
     across Python versions: sha256 of their fields as sorted JSON."""
@@ -195,4 +211,4 @@ def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "criteria_table", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]

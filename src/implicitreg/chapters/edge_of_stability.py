@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
+from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict, combine,
                        criteria_hash, not_assessable)
 
@@ -240,13 +241,8 @@ def revisions_hash() -> str:
 
 
 def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (marked as such)."""
-    rows = [(c, "") for c in CRITERIA] + [(r.revised, f"revises '{r.original}' on {r.date}")
-                                          for r in REVISIONS]
-    return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
-                          "threshold": c.threshold, "premises": "; ".join(c.premises),
-                          "registered": c.registered, "revision": rev}
-                         for c, rev in rows]).set_index("claim")
+    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
+    return _criteria_table(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis

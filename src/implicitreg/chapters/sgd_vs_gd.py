@@ -34,6 +34,7 @@ import pandas as pd
 from ..analysis import stats
 from ..analysis import pilot as pilot_rule
 from .base import ChapterParams
+from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_ASSESSABLE, SD_FACTOR, Criterion, Premise, Revision, Verdict,
                        criteria_hash, fit_premise, not_assessable, premise_failure, sd_premise)
 
@@ -433,14 +434,8 @@ def revisions_hash() -> str:
 
 
 def criteria_table() -> pd.DataFrame:
-    """Every criterion (registered, then each revision with what it revises), with when
-    it was fixed."""
-    rows = [(c, "", "") for c in CRITERIA] + [
-        (r.revised, r.original, r.reason) for r in REVISIONS]
-    return pd.DataFrame([{"criterion": c.claim, "registered": c.registered.replace("T", " "),
-                          "revises": rev, "statistic": c.statistic, "threshold": c.threshold,
-                          "premises": "; ".join(c.premises), "why revised": why}
-                         for c, rev, why in rows]).set_index("criterion")
+    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
+    return _criteria_table(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
+from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
                        criteria_hash, premise_failure)
 
@@ -244,12 +245,8 @@ def registered_hash() -> str:
 
 
 def criteria_table() -> pd.DataFrame:
-    return pd.DataFrame([{"claim": c.claim, "statistic": c.statistic,
-                          "threshold": c.threshold, "premises": "; ".join(c.premises),
-                          "registered": c.registered,
-                          "note": (f"registered after its results were made "
-                                   f"({c.results_before})" if c.results_before else "")}
-                         for c in CRITERIA]).set_index("claim")
+    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
+    return _criteria_table(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ measurements
