@@ -174,3 +174,22 @@ def test_only_small_models_are_batched_on_a_cpu(tiny):
     assert worth_batching(tiny) and not worth_batching(big)
     # convolutions batch slower than they run one after the other on a CPU
     assert not worth_batching(tiny.replace(dataset="cifar10", model="cnn", cnn_width=4))
+
+
+def test_run_many_passes_the_exec_config_given_in_code_to_every_run(tiny, tmp_path,
+                                                                      monkeypatch):
+    from implicitreg.runs import runner
+    from implicitreg.runs.execution import ExecConfig
+
+    seen = []
+    real = runner.run_batch
+
+    def spy(cfgs, store=None, **kw):
+        seen.append(kw["exec_config"])
+        return real(cfgs, store, **kw)
+
+    monkeypatch.setattr("implicitreg.runs.sweeps.run_batch", spy)
+    ex = ExecConfig(native_kernel=False, kernel_march="haswell", deadline=4e9)
+    ir.run_many([tiny.replace(seed=5)], ir.RunStore(tmp_path / "runs"), exec_config=ex)
+    assert seen and all(e.native_kernel is False and e.kernel_march == "haswell"
+                        and e.deadline == 4e9 and e.progress is False for e in seen)

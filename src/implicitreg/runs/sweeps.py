@@ -49,10 +49,14 @@ def plan(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int
 
 
 def execute(cfgs: Sequence[RunConfig], store: RunStore, force: bool = False,
-            keep_model: bool = False) -> list[Result]:
-    """Run one task (a batch when it has several configs) with progress bars off."""
+            keep_model: bool = False, exec_env: dict[str, str] | None = None
+            ) -> list[Result]:
+    """Run one task (a batch when it has several configs) with progress bars off, under
+    the settings ``exec_env`` (:meth:`ExecConfig.to_env` of the caller's, so that they
+    reach worker processes too; ``None``: this process's environment)."""
+    ex = ExecConfig.from_env() if exec_env is None else ExecConfig.from_env(exec_env)
     return run_batch(cfgs, store, force=force, keep_model=keep_model,
-                     exec_config=ExecConfig.from_env().replace(progress=False))
+                     exec_config=ex.replace(progress=False))
 
 
 def _worker_init(threads: int) -> None:
@@ -61,13 +65,13 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _process_task(cfg_dicts: list[dict[str, Any]], root: str, opts: dict[str, bool]
+def _process_task(cfg_dicts: list[dict[str, Any]], root: str, opts: dict[str, Any]
                   ) -> list[str]:
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
     return [r.key for r in execute(cfgs, RunStore(root), **opts)]
 
 
-def _ray_task(cfg_dicts: list[dict[str, Any]], opts: dict[str, bool]
+def _ray_task(cfg_dicts: list[dict[str, Any]], opts: dict[str, Any]
               ) -> list[tuple[str, dict[str, bytes]]]:
     """On a Ray worker: train into a scratch store and return the run directories, in
     the order of the configs."""
@@ -136,7 +140,9 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
                                                     max_batch)]
     bar = tqdm(total=len(configs), initial=len(results), desc="runs", file=sys.stderr,
                disable=True if not (progress and ex.progress) else None)
-    opts = {"force": force, "keep_model": keep_model}
+    # The settings travel with each task: a deadline or kernel choice given in code
+    # holds in worker processes and on Ray as it does here.
+    opts = {"force": force, "keep_model": keep_model, "exec_env": ex.to_env()}
     try:
         if ex.backend == "ray":
             _run_ray(configs, tasks, st, opts, results, bar, ex.ray_address, ex.ray_gpus)
