@@ -16,6 +16,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from .device import upcast
+from .lowrank import fd_penalty_grad_mlp
+# The loss and the penalty weights are defined in objective.py; they are named here too
+# because the probes, the batched engine and the analysis import them from this module.
+from .objective import LOSS_ATTR, criterion, fd_coefficients, loss_name, set_loss  # noqa: F401
 
 Tensors = list[torch.Tensor]
 Autocast = Callable[[], contextlib.AbstractContextManager]
@@ -27,41 +31,6 @@ def _no_autocast() -> contextlib.AbstractContextManager:
 
 def params_of(model: nn.Module) -> Tensors:
     return [p for p in model.parameters()]
-
-
-# Every function here that needs a loss receives the model, so the model carries the name
-# of its run's loss: the step, the penalty, the probes and the Hessian-vector products
-# then cannot disagree about which loss they differentiate.
-LOSS_ATTR = "implicitreg_loss"
-
-
-def set_loss(model: nn.Module, name: str) -> nn.Module:
-    """Make ``name`` (``cross-entropy`` or ``mse``) the loss of ``model``; returns it."""
-    if name not in ("cross-entropy", "mse"):
-        raise ValueError(f"unknown loss {name!r}")
-    setattr(model, LOSS_ATTR, name)
-    return model
-
-
-def loss_name(model: nn.Module) -> str:
-    return getattr(model, LOSS_ATTR, "cross-entropy")
-
-
-def criterion(out: torch.Tensor, y: torch.Tensor, name: str = "cross-entropy",
-              reduction: str = "mean") -> torch.Tensor:
-    """The loss of outputs ``out`` (n, classes) against labels ``y`` (n,):
-    ``cross-entropy``, or ``mse`` = ½‖out − onehot(y)‖² summed over classes (Cohen et
-    al.'s square loss); averaged over examples unless ``reduction="none"``."""
-    out = upcast(out)
-    if name == "cross-entropy":
-        return nn.functional.cross_entropy(out, y, reduction=reduction)
-    if name == "mse":
-        # A comparison rather than one_hot, which vmap cannot batch.
-        classes = torch.arange(out.shape[-1], device=out.device)
-        target = (y[..., None] == classes).to(out.dtype)
-        per = 0.5 * ((out - target) ** 2).sum(-1)
-        return per if reduction == "none" else per.mean()
-    raise ValueError(f"unknown loss {name!r}")
 
 
 def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -146,17 +115,6 @@ def split_microbatches(x: torch.Tensor, b: int) -> torch.Tensor:
     (fewer than ``b`` examples at the end) is dropped."""
     m = x.shape[0] // b
     return x[: m * b].reshape(m, b, *x.shape[1:])
-
-
-def fd_coefficients(norms, lam: float, fd_step: float, m: int, weight: float = 1.0):
-    """Weights (a_k, c_k) of g_k and g'_k in the finite-difference penalty gradient.
-
-    With g'_k = ∇Ĉ_k(θ + h g_k/‖g_k‖), H_k g_k ≈ ‖g_k‖(g'_k − g_k)/h, so the gradient of
-    (weight/m)Σ_k Ĉ_k + (λ/m)Σ_k ‖g_k‖² is Σ_k a_k g_k + Σ_k c_k g'_k with
-    c_k = 2λ‖g_k‖/(hm) and a_k = weight/m − c_k. ``norms`` are the ‖g_k‖ (floats or a
-    tensor)."""
-    c = (2 * lam / (fd_step * m)) * norms
-    return weight / m - c, c
 
 
 def fd_penalty_grad(loss_fn: Callable, p: tuple[torch.Tensor, ...], xs: torch.Tensor,
@@ -252,8 +210,6 @@ def penalized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reg: s
             xg, yg = xs[s:s + group], ys[s:s + group]
             k = xg.shape[0]
             if impl == "lowrank":
-                from .lowrank import fd_penalty_grad_mlp
-
                 out = fd_penalty_grad_mlp(model, xg, yg, lam, fd_step, m, weight=wc)
                 if out is None:
                     raise ValueError("impl='lowrank' needs a plain MLP")

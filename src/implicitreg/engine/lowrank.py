@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .gradients import fd_coefficients, loss_name
+from .objective import fd_coefficients, loss_name
 from .models import MLP
 
 Layers = list[tuple[nn.Linear, str | None]]

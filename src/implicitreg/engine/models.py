@@ -121,7 +121,7 @@ def has_batchnorm(model: nn.Module) -> bool:
 def model_for(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The (freshly initialized, from the global RNG) model of a
     :class:`~implicitreg.engine.config.RunConfig`, carrying the run's loss."""
-    from .gradients import set_loss
+    from .objective import set_loss
 
     model = build_model(cfg.model, input_shape, num_classes, widths=cfg.widths,
                         cnn_width=cfg.cnn_width, init=cfg.init, activation=cfg.activation)
