@@ -23,6 +23,7 @@ import yaml
 
 from . import budget
 from .budget import load_budgets
+from ..runs.committed import COMMITTED_PROFILES, committed_entry, write_manifest
 from ..runs.execution import ExecConfig, environment
 from ..runs.store import project_root
 
@@ -30,12 +31,6 @@ PROFILES = ("smoke", "ci", "workstation", "paper", "gpu")
 # Every chapter has these; a committed profile (workstation, gpu) only where its runs were
 # made.
 REQUIRED_PROFILES = ("smoke", "ci", "paper")
-# Profiles whose runs are executed once and committed under results/<profile>/runs,
-# largest first: the published build (profile "published") re-plots each chapter from the
-# first of these whose committed result set covers it, and executes the rest at ci. A
-# workstation set carries a chapter's whole design (pilot, confirmation, every cell); the
-# gpu set one cell of it at a larger n, so the workstation set comes first.
-COMMITTED_PROFILES = ("paper", "workstation", "gpu")
 PUBLISHED = "published"
 DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "workstation": 2 * 3600,
                         "paper": 4 * 3600, "gpu": 4 * 3600}
@@ -590,16 +585,6 @@ def run_jupyter_book(site: Path, root: Path) -> None:
                         "warnings above")
 
 
-def committed_entry(root: Path, profile: str, chapter: str) -> dict[str, Any] | None:
-    """The manifest entry of ``chapter`` in the committed result set ``profile``: where
-    and when its runs were made (None when the profile is not a committed one)."""
-    manifest = root / "results" / profile / "manifest.json"
-    if profile not in COMMITTED_PROFILES or not manifest.is_file():
-        return None
-    entries = json.loads(manifest.read_text()).get("chapters", [])
-    return next((e for e in entries if e.get("chapter") == chapter), None)
-
-
 def record_committed_execution(root: Path, chapter: str, profile: str, stamp: str,
                                wall_time_s: float) -> None:
     """Enter a chapter executed at a committed profile into results/<profile>/manifest.json
@@ -609,7 +594,6 @@ def record_committed_execution(root: Path, chapter: str, profile: str, stamp: st
 
     import torch
 
-    from .gpu_edition import write_manifest
 
     device = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
               f"CPU ({platform.processor() or platform.machine()}, "

@@ -27,6 +27,8 @@ from typing import Any, Iterable
 
 import torch
 
+from ..runs.committed import write_manifest
+
 # Headline chapter first: a window that closes early still leaves the central comparison.
 PRIORITY = ("sgd_vs_gd",)
 
@@ -87,21 +89,6 @@ def train_chapter(root: Path, chapter: str, profile: str, exec_config,
     if chapter in registry.chapters():
         entry["criteria"] = registry.criteria_hash(chapter, as_of=as_of)
     return entry
-
-
-def write_manifest(path: Path, window: dict[str, Any]) -> dict[str, Any]:
-    """Append this window to the manifest; ``chapters`` keeps each chapter's latest
-    entry (what the published build reads), ``windows`` every window's record."""
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    windows = old.get("windows", []) + [window]
-    latest: dict[str, Any] = {}
-    for w in windows:
-        for entry in w["chapters"]:
-            latest[entry["chapter"]] = {**entry, "window": w["created"],
-                                        "device": w["device"], "torch": w["torch"]}
-    manifest = {"chapters": list(latest.values()), "windows": windows}
-    path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
 
 
 def gpu_edition(chapters: Iterable[str] | None = None, deadline_s: float = 480.0,

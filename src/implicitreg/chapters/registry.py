@@ -101,7 +101,7 @@ def check_committed(root: Path) -> list[str]:
 def made(chapter: str, profile: str, root: Path | None = None) -> dict[str, Any] | None:
     """The committed result set's entry for ``chapter`` at ``profile`` (None when the
     profile's runs are not a committed set)."""
-    from ..book.driver import committed_entry
+    from ..runs.committed import committed_entry
     from ..runs.store import project_root
 
     root = root or project_root()
