@@ -29,9 +29,8 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
-                       criteria_hash, premise_failure)
+                       premise_failure, register)
 
 CHAPTER = "coherent_gradients"
 
@@ -242,14 +241,8 @@ CRITERIA = (
 REVISIONS: tuple = ()
 
 
-def registered_hash() -> str:
-    """Fingerprint of the criteria as registered."""
-    return criteria_hash(CRITERIA)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis

@@ -210,5 +210,14 @@ def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def register(criteria: tuple[Criterion, ...], revisions: tuple[Revision, ...] = ()):
+    """A chapter's three views of its criteria, written once for every chapter:
+    ``registered_hash()`` (the criteria as registered before the runs),
+    ``revisions_hash()`` (the recorded revisions, fingerprinted apart so that the first
+    stays checkable) and ``criteria_table()``."""
+    return (lambda: criteria_hash(criteria), lambda: criteria_hash(revisions),
+            lambda: criteria_table(criteria, revisions))
+
+
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "criteria_table", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "criteria_table", "register", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]

@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
-from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict, combine,
-                       criteria_hash, not_assessable)
+from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict,
+                       combine, not_assessable, register)
 
 CHAPTER = "edge_of_stability"
 
@@ -231,18 +230,8 @@ REVISIONS = (
 )
 
 
-def registered_hash() -> str:
-    """Fingerprint of the criteria as registered before the runs (revisions apart)."""
-    return criteria_hash(CRITERIA)
-
-
-def revisions_hash() -> str:
-    return criteria_hash(REVISIONS)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis
@@ -669,6 +658,6 @@ def fig_sgd(a: Analysis, p: Params):
     return fig
 
 
-__all__ = ["Params", "profile", "profiles", "Arm", "design", "CRITERIA", "registered_hash",
+__all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "registered_hash",
            "criteria_table", "REVISIONS", "revisions_hash", "Analysis", "analyze", "fig_plateau", "fig_departure",
            "fig_sgd", "flow_multiplier", "departure_index", "detectable_ratio"]

@@ -30,10 +30,9 @@ import pandas as pd
 
 from ..analysis.stats import detectable_paired, paired_p_greater, welch_p_greater
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
-from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise,
-                       Revision, Verdict,
-                       criteria_hash, not_assessable, premise_failure)
+from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion,
+                       Premise, Revision, Verdict, not_assessable, premise_failure,
+                       register)
 
 CHAPTER = "landscape_claims"
 
@@ -325,18 +324,8 @@ REVISIONS = (
 )
 
 
-def registered_hash() -> str:
-    """Fingerprint of the criteria as registered before the runs."""
-    return criteria_hash(CRITERIA)
-
-
-def revisions_hash() -> str:
-    return criteria_hash(REVISIONS)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ measurements

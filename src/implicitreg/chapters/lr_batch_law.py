@@ -29,9 +29,8 @@ import pandas as pd
 from ..analysis import pilot as pilot_rule
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_ASSESSABLE, SD_FACTOR, Criterion, Premise, Revision, Verdict,
-                       criteria_hash, fit_premise, not_assessable, premise_failure)
+                       fit_premise, not_assessable, premise_failure, register)
 
 CHAPTER = "lr_batch_law"
 
@@ -308,14 +307,8 @@ def all_criteria() -> tuple[Criterion, ...]:
     return CRITERIA + tuple(r.revised for r in REVISIONS)
 
 
-def registered_hash() -> str:
-    """Fingerprint of the criteria as registered before the runs (revisions apart)."""
-    return criteria_hash(CRITERIA)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis

@@ -28,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED, Criterion, Premise,
-                       Verdict, criteria_hash, premise_failure)
+                       Verdict, premise_failure, register)
 
 CHAPTER = "reproducibility"
 
@@ -103,13 +102,8 @@ CRITERIA = (
 REVISIONS: tuple = ()
 
 
-def registered_hash() -> str:
-    return criteria_hash(CRITERIA)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ the check

@@ -24,9 +24,8 @@ around the functions here:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,9 +33,9 @@ import pandas as pd
 from ..analysis import stats
 from ..analysis import pilot as pilot_rule
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_ASSESSABLE, SD_FACTOR, Criterion, Premise, Revision, Verdict,
-                       criteria_hash, fit_premise, not_assessable, premise_failure, sd_premise)
+                       fit_premise, not_assessable, premise_failure, register,
+                       sd_premise)
 
 CHAPTER = "sgd_vs_gd"
 PUBLISHED_GAP = 0.9264 - 0.8983
@@ -424,18 +423,8 @@ def all_criteria() -> tuple[Criterion, ...]:
     return CRITERIA + tuple(r.revised for r in REVISIONS)
 
 
-def registered_hash() -> str:
-    """Fingerprint of the criteria as registered before the runs (revisions apart)."""
-    return criteria_hash(CRITERIA)
-
-
-def revisions_hash() -> str:
-    return criteria_hash(REVISIONS)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ analysis
@@ -559,7 +548,6 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     est = chapter.arm_estimates(final, [sgd, large, pen])
     fit = chapter.arm_estimates(train_final, [sgd, large, pen])
     v: dict[str, str] = {}
-    detail: dict[str, str] = {}
 
     # The headline gap: as registered, its first revision, and premises first.
     headline = next((r for r in eps_rows if r["lr"] == eps_star), None)

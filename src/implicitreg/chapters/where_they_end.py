@@ -19,7 +19,6 @@ slower than true ones (Zhang et al. 2017). The notebook
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping
 
@@ -28,9 +27,8 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import criteria_table as _criteria_table
 from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
-                       criteria_hash, premise_failure)
+                       premise_failure, register)
 
 CHAPTER = "where_they_end"
 ARMS = ("SGD", "GD", "GD + penalty")
@@ -240,13 +238,8 @@ CRITERIA = (
 REVISIONS: tuple = ()
 
 
-def registered_hash() -> str:
-    return criteria_hash(CRITERIA)
-
-
-def criteria_table() -> pd.DataFrame:
-    """The registered criteria, then each revision (see :func:`criteria.criteria_table`)."""
-    return _criteria_table(CRITERIA, REVISIONS)
+# Fingerprints of the criteria (as registered; the revisions apart) and their table.
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
 
 # ------------------------------------------------------------------ measurements
