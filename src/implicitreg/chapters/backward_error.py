@@ -91,12 +91,10 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("gd_steps", "sgd_eps", "traj_start", "run_widths", "run_seeds")
-        for name in ("fit_points", "m", "m_replacement", "max_orders", "mlp_hidden",
-                     "mlp_dim", "mlp_batch", "run_n_train", "run_batch_size", "run_steps",
-                     "run_eval_every"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("fit_points", "m", "m_replacement", "max_orders",
+                             "mlp_hidden", "mlp_dim", "mlp_batch",
+                             "run_n_train", "run_batch_size", "run_steps",
+                             "run_eval_every")
         if not self.gd_steps or any(n < 1 for n in self.gd_steps):
             raise ValueError(f"Params.gd_steps = {self.gd_steps!r}: step counts >= 1")
         if not self.sgd_eps or any(not (e > 0) for e in self.sgd_eps):
@@ -107,9 +105,8 @@ class Params(ChapterParams):
             raise ValueError("Params.T, traj_T, rtol and atol must be > 0")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ criteria

@@ -42,6 +42,13 @@ class ChapterParams:
             if isinstance(v, list):
                 object.__setattr__(self, name, tuple(v))
 
+    def _positive_ints(self, *names: str) -> None:
+        """Refuse, with the field's name, a value of ``names`` that is not an integer >= 1."""
+        for name in names:
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]

@@ -92,12 +92,10 @@ class Params(ChapterParams):
     def __post_init__(self) -> None:
         self._tuples("noise_levels", "cifar_noise_levels", "win_widths", "win_noise_levels",
                      "win_c")
-        for name in ("hidden", "batch_size", "steps", "eval_every", "coherence_probe",
-                     "coherence_nulls", "probe_steps", "probe_every", "early_evals",
-                     "slow_step", "cifar_steps", "win_steps"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("hidden", "batch_size", "steps", "eval_every",
+                             "coherence_probe", "coherence_nulls",
+                             "probe_steps", "probe_every", "early_evals",
+                             "slow_step", "cifar_steps", "win_steps")
         for name in ("noise_levels", "cifar_noise_levels", "win_noise_levels"):
             v = getattr(self, name)
             if not v or any(not 0 <= p <= 1 for p in v):
@@ -113,9 +111,8 @@ class Params(ChapterParams):
             raise ValueError(f"Params.lr = {self.lr!r}: > 0")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ design

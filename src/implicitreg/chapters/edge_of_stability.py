@@ -74,10 +74,9 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("widths", "eps", "sgd_batches", "sgd_seeds")
-        for name in ("n_train", "n_test", "downsample", "steps", "eval_every",
-                     "sharpness_iters", "sparse_eval_every"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"Params.{name} = {getattr(self, name)!r}: an integer >= 1")
+        self._positive_ints("n_train", "n_test", "downsample", "steps",
+                             "eval_every", "sharpness_iters",
+                             "sparse_eval_every")
         if not self.eps or any(not (e > 0) for e in self.eps):
             raise ValueError(f"Params.eps = {self.eps!r}: one or more step sizes > 0")
         if self.sgd_eps not in self.eps:
@@ -90,9 +89,8 @@ class Params(ChapterParams):
             raise ValueError(f"Params.ce_eps = {self.ce_eps!r}: a step size > 0")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ design

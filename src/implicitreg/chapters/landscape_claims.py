@@ -98,12 +98,10 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("widths", "opt_lrs", "opt_seeds", "perm_widths", "saddle_steps")
-        for name in ("batch_size", "clr_cycle", "clr_cycles", "clr_eval_every",
-                     "sharpness_iters", "opt_steps", "perm_pairs", "perm_steps", "eig_iters",
-                     "slq_steps", "curvature_examples", "interp_points"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("batch_size", "clr_cycle", "clr_cycles",
+                             "clr_eval_every", "sharpness_iters", "opt_steps",
+                             "perm_pairs", "perm_steps", "eig_iters",
+                             "slq_steps", "curvature_examples", "interp_points")
         if len(self.opt_lrs) != len(OPTIMIZERS):
             raise ValueError(f"Params.opt_lrs = {self.opt_lrs!r}: one rate for each of "
                              f"{list(OPTIMIZERS)}")
@@ -114,9 +112,8 @@ class Params(ChapterParams):
             raise ValueError(f"Params.saddle_steps = {self.saddle_steps!r}: increasing steps")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 OPTIMIZERS = {"SGD": dict(optimizer="sgd"), "SGD + momentum": dict(optimizer="sgd", momentum=0.9),

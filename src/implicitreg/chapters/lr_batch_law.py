@@ -81,11 +81,8 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("widths", "batch_sizes", "lrs", "seeds", "pilot_seeds")
-        for name in ("downsample", "cnn_width", "refine_points", "epochs", "eval_examples",
-                     "penalty_batch"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("downsample", "cnn_width", "refine_points",
+                             "epochs", "eval_examples", "penalty_batch")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ValueError(f"Params.batch_sizes = {self.batch_sizes!r}: sizes >= 1")
         if not self.lrs or any(not (lr > 0) for lr in self.lrs):
@@ -94,9 +91,8 @@ class Params(ChapterParams):
             raise ValueError("Params.seeds: at least one confirmation seed")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ design

@@ -56,17 +56,14 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("check_widths")
-        for name in ("check_n_train", "check_batch_size", "check_steps", "check_eval_every"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("check_n_train", "check_batch_size", "check_steps",
+                             "check_eval_every")
         if self.check_steps < 2:
             raise ValueError(f"Params.check_steps = {self.check_steps}: at least 2")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ criteria

@@ -98,11 +98,9 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("widths", "lr_grid", "n_grid", "seeds", "pilot_seeds")
-        for name in ("downsample", "cnn_width", "batch_size", "max_epochs", "evals_per_run",
-                     "pilot_n_train", "sharpness_examples"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("downsample", "cnn_width", "batch_size",
+                             "max_epochs", "evals_per_run", "pilot_n_train",
+                             "sharpness_examples")
         if not (isinstance(self.large_batch, int) and self.large_batch >= 0):
             raise ValueError(f"Params.large_batch = {self.large_batch!r}: 0 (GD) or a batch")
         if not self.lr_grid or any(not (lr > 0) for lr in self.lr_grid):
@@ -121,9 +119,8 @@ class Params(ChapterParams):
         return max(self.n_grid)
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ design

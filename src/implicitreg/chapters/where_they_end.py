@@ -77,12 +77,10 @@ class Params(ChapterParams):
 
     def __post_init__(self) -> None:
         self._tuples("widths", "seeds", "mem_noise")
-        for name in ("batch_size", "steps", "eval_every", "curvature_examples",
-                     "minibatch_curvatures", "slice_points", "interp_points", "mem_steps",
-                     "mem_eval_every"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"Params.{name} = {v!r}: an integer >= 1")
+        self._positive_ints("batch_size", "steps", "eval_every",
+                             "curvature_examples", "minibatch_curvatures",
+                             "slice_points", "interp_points", "mem_steps",
+                             "mem_eval_every")
         if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"Params.seeds = {self.seeds!r}: one or more distinct seeds")
         if any(not 0 <= q <= 1 for q in self.mem_noise):
@@ -91,9 +89,8 @@ class Params(ChapterParams):
             raise ValueError(f"Params.lr = {self.lr!r}: > 0")
 
 
-def profile(name: str, **overrides: Any) -> Params:
-    """The named profile's values plus ``overrides`` (see :meth:`ChapterParams.profile`)."""
-    return Params.profile(name, **overrides)
+# The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
+profile = Params.profile
 
 
 # ------------------------------------------------------------------ design
