@@ -1,0 +1,700 @@
+"""The headline with power: small-batch SGD against a batch 20× larger (and full-batch GD)
+and against the large batch with the explicit penalty, every arm trained until it
+interpolates, eight paired seeds per arm.
+
+Measured claim (Smith et al. 2021; Novack et al. 2023): at the same ε and number of
+updates, SGD with B = 32 ends at a higher test accuracy than B = 640 once both fit their
+training set, and the penalty λ(1/k)Σ_k‖∇Ĉ_k‖² over the k = 20 micro-batches of 32 inside
+each large batch recovers most of the difference.
+
+The design, fixed with its criteria before any of its runs (:data:`REGISTERED`):
+
+1. **ε pilot** (pilot seeds and subset, the headline n): SGD and the large batch at the
+   grid's ε from the largest down; ε* is the first at which every pilot run fits (see
+   :func:`fits`) and none diverged. The pilot stops there.
+2. **Gap confirmation** (fresh seeds and subset) at ε*, for every n of the grid; where the
+   large batch is the whole training set, that arm is full-batch GD.
+3. **λ pilot** at ε* and the smallest n: the large batch with the penalty at each λ of the
+   grid (which holds Novack et al.'s 0.01); λ* is the λ with the highest mean pilot
+   statistic among those whose every run fits and none diverged.
+4. **Penalty confirmation**: the large batch with λ* at the headline cell, same seeds.
+
+Every arm of a seed starts from the same initialization and draws the same first
+permutation of the data. The compared statistic is a run's mean test accuracy over its
+last ``window`` evaluations (evaluations every ``1/evals_per_run`` of training), on all
+10,000 test images; comparisons are paired by seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import stats
+from .base import ChapterParams
+from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion,
+                       Premise, not_assessable, premise_failure, register, sd_premise)
+
+CHAPTER = "headline"
+PUBLISHED_GAP = 0.9264 - 0.8983
+"""Novack et al., ResNet-18 on CIFAR-10: batch 128 against 5,120."""
+NOVACK_LAMBDA = 0.01
+
+
+# ------------------------------------------------------------------ parameters
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    """The values the chapter runs with; the profiles of ``notebooks/profiles/headline.yaml``
+    are its named instances."""
+    dataset: str
+    """Dataset name (cifar10, mnist, synthetic)."""
+    n_test: int | None
+    """Test examples (None: the whole test set)."""
+    downsample: int
+    """Average-pool the images by this factor (2: CIFAR-10 at 16×16)."""
+    cnn_width: int
+    """Channels of the first convolution of the CNN (no normalization layers)."""
+    batch_size: int
+    """SGD's B, and the penalty's micro-batch."""
+    large_batch: int
+    """The large batch (a multiple of ``batch_size``); at an n no larger, full-batch GD."""
+    lr_grid: tuple[float, ...]
+    """Candidate ε, tried from the largest down by the ε pilot."""
+    lambda_grid: tuple[float, ...]
+    """Candidate penalty strengths λ (absolute, not in units of ε/4)."""
+    n_grid: tuple[int, ...]
+    """Training-set sizes of the gap confirmation; the largest is the headline cell's."""
+    epochs: int
+    """Training length in epochs of the small batch; every arm takes as many updates."""
+    evals_per_run: int
+    """Evaluations per run, evenly spaced, besides the one at step 0."""
+    window: int
+    """The last this many evaluations make a run's statistic and its fit check."""
+    fit_threshold: float
+    """Training accuracy every evaluation of the window must reach for a run to fit."""
+    seeds: tuple[int, ...]
+    """Confirmation seeds (initialization and data order), shared by the arms."""
+    data_seed: int
+    """The confirmation's training subset."""
+    pilot_seeds: tuple[int, ...]
+    """Pilot seeds."""
+    pilot_data_seed: int
+    """The pilot's training subset."""
+
+    CHAPTER: ClassVar[str] = CHAPTER
+
+    def __post_init__(self) -> None:
+        self._tuples("lr_grid", "lambda_grid", "n_grid", "seeds", "pilot_seeds")
+        self._positive_ints("downsample", "cnn_width", "batch_size", "large_batch",
+                            "epochs", "evals_per_run", "window")
+        if self.large_batch % self.batch_size or self.large_batch <= self.batch_size:
+            raise ValueError(f"Params.large_batch = {self.large_batch!r}: a multiple of "
+                             f"batch_size ({self.batch_size}) larger than it")
+        for name in ("lr_grid", "lambda_grid"):
+            v = getattr(self, name)
+            if not v or any(not (x > 0) for x in v):
+                raise ValueError(f"Params.{name} = {v!r}: values > 0")
+        if not self.n_grid or any(n % self.batch_size or n < self.large_batch
+                                  for n in self.n_grid):
+            raise ValueError(f"Params.n_grid = {self.n_grid!r}: multiples of batch_size "
+                             f"no smaller than large_batch ({self.large_batch})")
+        if self.window > self.evals_per_run:
+            raise ValueError(f"Params.window = {self.window}: at most evals_per_run")
+        if len(self.seeds) < 2 or len(self.pilot_seeds) < 1:
+            raise ValueError("Params.seeds: at least two; Params.pilot_seeds: at least one")
+        if not 0 <= self.fit_threshold <= 1:
+            raise ValueError(f"Params.fit_threshold = {self.fit_threshold!r}: in [0, 1]")
+
+    @property
+    def n_max(self) -> int:
+        return max(self.n_grid)
+
+    @property
+    def n_min(self) -> int:
+        return min(self.n_grid)
+
+
+profile = Params.profile
+
+
+# ------------------------------------------------------------------ design
+SGD, LARGE, PENALTY = "SGD", "large batch", "large batch + penalty"
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One run: stage (``eps-pilot``, ``gap``, ``lambda-pilot``, ``penalty``), arm, n, ε,
+    λ (0 without the penalty) and seed."""
+    stage: str
+    arm: str
+    n: int
+    lr: float
+    lam: float
+    seed: int
+
+
+def arm_label(p: Params, arm: str, n: int) -> str:
+    """How the book names an arm at n: "B = 640", or "GD" where that batch is all of n."""
+    big = "GD" if p.large_batch >= n else f"B = {p.large_batch}"
+    return {SGD: f"SGD (B = {p.batch_size})", LARGE: big, PENALTY: f"{big} + penalty"}[arm]
+
+
+def config(p: Params, cell: Cell, data_seed: int):
+    """The run of one cell: the arms share everything but the batch (and the penalty)."""
+    from ..engine.config import RunConfig
+
+    steps = p.epochs * cell.n // p.batch_size
+    cfg = RunConfig(dataset=p.dataset, n_test=p.n_test, model="cnn", cnn_width=p.cnn_width,
+                    downsample=p.downsample, n_train=cell.n, data_seed=data_seed,
+                    lr=cell.lr, steps=steps, seed=cell.seed, batch_size=p.batch_size,
+                    eval_every=max(1, steps // p.evals_per_run), eval_examples=512,
+                    progress=False)
+    if cell.arm == SGD:
+        return cfg
+    big = (cfg.replace(method="gd") if p.large_batch >= cell.n else
+           cfg.replace(batch_size=p.large_batch))
+    if cell.arm == PENALTY:
+        big = big.replace(reg="sgd-modified", micro_batch=p.batch_size,
+                          reg_scale=cell.lam / (cell.lr / 4))
+    return big
+
+
+def _pairs(p: Params, cells: Iterable[Cell], data_seed: int) -> list[tuple[Cell, Any]]:
+    return [(c, config(p, c, data_seed)) for c in cells]
+
+
+def design_eps_pilot(p: Params, lr: float) -> list[tuple[Cell, Any]]:
+    """The ε pilot at one ε: SGD and the large batch, pilot seeds, the headline n."""
+    return _pairs(p, [Cell("eps-pilot", arm, p.n_max, lr, 0.0, s)
+                      for s in p.pilot_seeds for arm in (SGD, LARGE)], p.pilot_data_seed)
+
+
+def design_gap(p: Params, lr: float) -> list[tuple[Cell, Any]]:
+    """SGD and the large batch (GD where it is all of n) at ε*, every n (the headline
+    first), every confirmation seed."""
+    ns = sorted(p.n_grid, reverse=True)
+    return _pairs(p, [Cell("gap", arm, n, lr, 0.0, s) for n in ns for s in p.seeds
+                      for arm in (SGD, LARGE)], p.data_seed)
+
+
+def design_lambda_pilot(p: Params, lr: float) -> list[tuple[Cell, Any]]:
+    """The penalized large batch at each λ of the grid, at ε* and the smallest n."""
+    return _pairs(p, [Cell("lambda-pilot", PENALTY, p.n_min, lr, lam, s)
+                      for lam in p.lambda_grid for s in p.pilot_seeds], p.pilot_data_seed)
+
+
+def design_penalty(p: Params, lr: float, lam: float) -> list[tuple[Cell, Any]]:
+    """The penalized large batch at the headline cell with λ*, every confirmation seed."""
+    return _pairs(p, [Cell("penalty", PENALTY, p.n_max, lr, lam, s) for s in p.seeds],
+                  p.data_seed)
+
+
+# ------------------------------------------------------------------ a run's statistic
+def window_values(r: Any, split: str, window: int) -> np.ndarray:
+    """Accuracy on ``split`` at the run's last ``window`` evaluations."""
+    return r.curve("accuracy", split).value.to_numpy(dtype=float)[-window:]
+
+
+def statistic(r: Any, window: int) -> float:
+    """The compared statistic: mean test accuracy over the last ``window`` evaluations."""
+    v = window_values(r, "test", window)
+    return float(v.mean()) if len(v) == window else float("nan")
+
+
+def fit_level(r: Any, window: int) -> float:
+    """The lowest training accuracy over the last ``window`` evaluations."""
+    v = window_values(r, "train", window)
+    return float(v.min()) if len(v) == window else float("nan")
+
+
+def fits(r: Any, p: Params) -> bool:
+    """A run fits when it did not diverge and every evaluation of the window is at or
+    above the fit threshold."""
+    return not r.summary.get("diverged") and fit_level(r, p.window) >= p.fit_threshold
+
+
+def run_table(results: Iterable[tuple[Cell, Any]], p: Params) -> pd.DataFrame:
+    """One row per run: its cell, the statistic, the final test accuracy, the lowest
+    training accuracy of the window, whether it fit and whether it diverged."""
+    cols = ["stage", "arm", "n", "lr", "lam", "seed", "steps", "stat", "final", "fit_level",
+            "fits", "diverged"]
+    return pd.DataFrame([{
+        "stage": c.stage, "arm": c.arm, "n": c.n, "lr": c.lr, "lam": c.lam, "seed": c.seed,
+        "steps": r.config.steps, "stat": statistic(r, p.window),
+        "final": r.final("accuracy", "test"), "fit_level": fit_level(r, p.window),
+        "fits": fits(r, p), "diverged": bool(r.summary.get("diverged"))}
+        for c, r in results], columns=cols)
+
+
+# ------------------------------------------------------------------ the pilot rules
+def choose_eps(p: Params, pilot_at: dict[float, pd.DataFrame]) -> tuple[float | None, dict[float, str]]:
+    """ε*: the largest ε whose every pilot run fits; with the reason for each ε tried."""
+    why: dict[float, str] = {}
+    for lr in sorted(pilot_at, reverse=True):
+        d = pilot_at[lr]
+        bad = d[~d.fits]
+        if len(bad) == 0 and len(d):
+            why[lr] = "every pilot run fits: chosen"
+            return lr, why
+        why[lr] = "; ".join(
+            f"{a}: {_fit_words(bad[bad.arm == a], p)}" for a in bad.arm.unique())
+    return None, why
+
+
+def choose_lambda(p: Params, d: pd.DataFrame) -> tuple[float | None, dict[float, str]]:
+    """λ*: the highest mean pilot statistic among the λ whose every pilot run fits."""
+    why, ok = {}, {}
+    for lam, g in d.groupby("lam"):
+        if g.fits.all():
+            ok[lam] = float(g.stat.mean())
+            why[lam] = f"every run fits; mean statistic {100 * ok[lam]:.2f}%"
+        else:
+            why[lam] = _fit_words(g[~g.fits], p)
+    if not ok:
+        return None, why
+    best = max(ok, key=lambda lam: (ok[lam], -lam))
+    why[best] += ": chosen"
+    return best, why
+
+
+def _fit_words(bad: pd.DataFrame, p: Params) -> str:
+    div = int(bad.diverged.sum())
+    levels = bad[~bad.diverged].fit_level
+    parts = [f"{div} run(s) diverged"] if div else []
+    if len(levels):
+        parts.append(f"{len(levels)} run(s) below {100 * p.fit_threshold:g}% training "
+                     f"accuracy (lowest {100 * levels.min():.1f}%)")
+    return ", ".join(parts)
+
+
+@dataclass
+class Runs:
+    """The chapter's runs, stage by stage, and what the pilots chose."""
+    eps_pilot: list[tuple[Cell, Any]]
+    eps_star: float | None
+    eps_reasons: dict[float, str]
+    gap: list[tuple[Cell, Any]]
+    lambda_pilot: list[tuple[Cell, Any]]
+    lam_star: float | None
+    lam_reasons: dict[float, str]
+    penalty: list[tuple[Cell, Any]]
+
+    def all(self) -> list[tuple[Cell, Any]]:
+        return self.eps_pilot + self.gap + self.lambda_pilot + self.penalty
+
+
+def run(p: Params, **options: Any) -> Runs:
+    """The four stages in order, each loaded from the run store or trained; a stage that
+    has nothing to run (no ε* or no λ*) leaves the later ones empty."""
+    from ..runs.sweeps import run_labeled
+
+    eps_pilot: list = []
+    pilot_at: dict[float, pd.DataFrame] = {}
+    eps_star, eps_why = None, {}
+    for lr in sorted(p.lr_grid, reverse=True):
+        got = run_labeled(design_eps_pilot(p, lr), **options)
+        eps_pilot += got
+        pilot_at[lr] = run_table(got, p)
+        eps_star, eps_why = choose_eps(p, pilot_at)
+        if eps_star is not None:
+            break
+    if eps_star is None:
+        return Runs(eps_pilot, None, eps_why, [], [], None, {}, [])
+    gap = run_labeled(design_gap(p, eps_star), **options)
+    lam_pilot = run_labeled(design_lambda_pilot(p, eps_star), **options)
+    lam_star, lam_why = choose_lambda(p, run_table(lam_pilot, p))
+    pen = (run_labeled(design_penalty(p, eps_star, lam_star), **options)
+           if lam_star is not None else [])
+    return Runs(eps_pilot, eps_star, eps_why, gap, lam_pilot, lam_star, lam_why, pen)
+
+
+# ------------------------------------------------------------------ criteria
+REGISTERED = "2026-12-01T05:18:14+00:00"
+"""When the design and its criteria were fixed, before any of its runs."""
+ALPHA = 0.05
+SD_DIFF = 0.0045
+"""SD across seeds of a paired difference of the statistic assumed for power: the power
+pilot of shared/pilots (the same CNN at 16×16, n = 2,040, ε = 0.1, B = 32 against 640,
+8 paired seeds) measured 0.39 points for the final iterate and 0.43 for a window mean."""
+DECISIVE = 0.015
+"""A negative verdict needs the test to detect this difference (1.5 points) at 80% power."""
+CLOSURE_FULL = 0.5
+
+_FIT = (f"every compared run fits: training accuracy at or above the fit threshold at each "
+        f"evaluation of the window, and no divergence")
+_SD = ("where the verdict rests on the power (an interval that contains 0): the measured SD "
+       "of the paired differences is at most 2× the SD assumed for power")
+_LADDER = ("reproduced when the interval lies above 0; not reproduced when it lies below 0, "
+           "or when it contains 0 and the difference detectable at 80% power (from the SD "
+           "assumed) is at most 1.5 points; otherwise inconclusive at this scale")
+
+CRITERIA = (
+    Criterion(
+        claim="gap",
+        statement="Small-batch SGD ends at a higher test accuracy than a batch 20× larger "
+                  "at the same ε and number of updates, both interpolating.",
+        statistic="at the headline cell (largest n, ε*): the mean over confirmation seeds "
+                  "of the paired difference SGD − large batch of the statistic (mean test "
+                  "accuracy over the last `window` evaluations), with a 95% paired t "
+                  "interval",
+        threshold=_LADDER,
+        premises=("the ε pilot found an ε* at which every pilot run fits", _FIT, _SD,
+                  "at least two paired seeds"),
+        alpha=ALPHA, sd_assumed=SD_DIFF, registered=REGISTERED),
+    Criterion(
+        claim="n",
+        statement="The SGD advantage over the large batch (full-batch GD at the smallest "
+                  "n) at each training-set size of the grid.",
+        statistic="at ε*, per n: the paired difference SGD − large batch, its 95% paired "
+                  "t interval and two-sided p-value",
+        threshold="per n, the ladder of the gap criterion with Holm-adjusted p-values: "
+                  "reproduced when the difference is positive with adjusted p ≤ 0.05; "
+                  "the claim's verdict lists each n",
+        premises=(_FIT + " (both arms, per n)",
+                  "an n whose premises fail is left out of the family and reported"),
+        alpha=ALPHA, sd_assumed=SD_DIFF,
+        aggregate="Holm's adjustment over the assessable n", registered=REGISTERED),
+    Criterion(
+        claim="penalty",
+        statement="The explicit penalty lets the large batch close most of the gap to "
+                  "SGD.",
+        statistic="at the headline cell: (penalty − large)/(SGD − large) of the mean "
+                  "statistics, with a 95% percentile bootstrap interval over seeds",
+        threshold=f"reproduced when the interval lies above {CLOSURE_FULL:g}; partly "
+                  "reproduced when above 0 only; not reproduced otherwise",
+        premises=("the gap criterion is reproduced", _FIT + " (all three arms)",
+                  "the λ pilot found a λ* at which every pilot run fits"),
+        alpha=ALPHA, registered=REGISTERED),
+    Criterion(
+        claim="penalty-gain",
+        statement="The penalized large batch ends at a higher test accuracy than the plain "
+                  "large batch.",
+        statistic="at the headline cell: the mean paired difference penalty − large batch "
+                  "of the statistic, with a 95% paired t interval",
+        threshold=_LADDER,
+        premises=(_FIT + " (both arms)", _SD,
+                  "the λ pilot found a λ* at which every pilot run fits"),
+        alpha=ALPHA, sd_assumed=SD_DIFF, registered=REGISTERED),
+)
+REVISIONS: tuple = ()
+
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
+
+
+# ------------------------------------------------------------------ analysis
+def detectable(sd: float, pairs: int, power: float = 0.8, alpha: float = ALPHA) -> float:
+    """The smallest true mean difference a two-sided paired t test at ``alpha`` detects
+    with probability ``power`` when the differences have SD ``sd``."""
+    from scipy import stats as st
+
+    if pairs < 2:
+        return float("nan")
+    return float((st.t.ppf(1 - alpha / 2, pairs - 1) + st.t.ppf(power, pairs - 1))
+                 * sd / np.sqrt(pairs))
+
+
+def paired(rt: pd.DataFrame, a: str, b: str, n: int, lr: float) -> pd.DataFrame:
+    """Per seed: arm ``a``'s and ``b``'s statistics at (n, ε) and their difference."""
+    d = rt[(rt.n == n) & (rt.lr == lr)]
+    wide = (d[d.arm.isin([a, b])].pivot_table(index="seed", columns="arm", values="stat",
+                                             aggfunc="first").dropna())
+    if a not in wide or b not in wide:
+        return pd.DataFrame(columns=[a, b, "diff"])
+    wide["diff"] = wide[a] - wide[b]
+    return wide
+
+
+def compare(rt: pd.DataFrame, p: Params, a: str, b: str, n: int, lr: float) -> dict[str, Any]:
+    """Paired difference a − b at (n, ε): estimate, interval, p, detectable, premises."""
+    from scipy import stats as st
+
+    d = rt[(rt.n == n) & (rt.lr == lr)]
+    premises = [_fit_premise(d[d.arm == arm], p, arm_label(p, arm, n)) for arm in (a, b)]
+    w = paired(rt[~rt.diverged], a, b, n, lr)
+    diffs = w["diff"].to_numpy(dtype=float)
+    est = stats.mean_ci(diffs)
+    pval = (float(st.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 1 and np.ptp(diffs) > 0
+            else float("nan"))
+    if len(diffs) < 2:
+        premises.append(Premise("at least two paired seeds", False, f"{len(diffs)} pair(s)"))
+    return {"n": n, "lr": lr, "estimate": est, "pairs": len(diffs), "p": pval,
+            "detectable": detectable(SD_DIFF, len(diffs)),
+            "premise": premise_failure(premises),
+            "sd_premise": premise_failure([sd_premise("the paired differences", diffs,
+                                                      SD_DIFF)]), "per_seed": w}
+
+
+def _fit_premise(d: pd.DataFrame, p: Params, label: str) -> Premise:
+    statement = (f"every {label} run fits ({100 * p.fit_threshold:g}% training accuracy at "
+                 f"each of the last {p.window} evaluations) and none diverged")
+    if not len(d):
+        return Premise(statement, False, f"no {label} run")
+    return Premise(statement, bool(d.fits.all()),
+                   f"{label}: {int(d.fits.sum())} of {len(d)} runs fit"
+                   + (f", lowest {100 * d.fit_level.min():.1f}%" if d.fit_level.notna().any()
+                      else "") + (f", {int(d.diverged.sum())} diverged"
+                                  if d.diverged.any() else ""))
+
+
+def ladder(c: dict[str, Any]) -> str:
+    """The verdict of a paired comparison under the registered ladder."""
+    if c["premise"]:
+        return c["premise"]
+    e = c["estimate"]
+    if e.low > 0:
+        return REPRODUCED
+    if e.high < 0:
+        return f"{NOT_REPRODUCED} (the other arm is ahead)"
+    if c["detectable"] <= DECISIVE:
+        if c["sd_premise"]:  # the power rests on the SD assumed: the runs must bear it out
+            return c["sd_premise"]
+        return f"{NOT_REPRODUCED} (a difference of {100 * c['detectable']:.2f} points would " \
+               "have been detected)"
+    return (f"inconclusive at this scale (detectable {100 * c['detectable']:.2f} points, "
+            "above 1.5)")
+
+
+@dataclass
+class Analysis:
+    runs: pd.DataFrame
+    """One row per run (see :func:`run_table`)."""
+    comparisons: pd.DataFrame
+    """One row per paired comparison: what, n, ε, difference, interval, p (Holm over n for
+    the gap), detectable, verdict."""
+    estimates: dict[str, Any]
+    """Headline cell: the statistic per arm (Estimate)."""
+    closure: Any
+    verdicts: dict[str, str]
+    glue: dict[str, Any] = field(default_factory=dict)
+
+
+def _pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}"
+
+
+def analyze(runs: Runs, p: Params) -> Analysis:
+    """The verdicts of the registered criteria, premises first, and the values the prose
+    glues."""
+    rt = run_table(runs.all(), p)
+    conf = rt[rt.stage.isin(["gap", "penalty"])]
+    eps = runs.eps_star
+    v: dict[str, str] = {}
+    rows = []
+    no_eps = not_assessable("the ε pilot found no ε at which every pilot run fits ("
+                            + "; ".join(f"ε = {lr:g}: {w}" for lr, w in
+                                        sorted(runs.eps_reasons.items())) + ")")
+
+    # The gap per n, Holm over the assessable n.
+    per_n = {n: compare(conf, p, SGD, LARGE, n, eps) for n in p.n_grid} if eps else {}
+    family = {n: c["p"] for n, c in per_n.items() if not c["premise"]}
+    adj = stats.holm(family, ALPHA) if family else {}
+    for n, c in sorted(per_n.items()):
+        c["p_holm"] = adj.get(n, float("nan"))
+        c["verdict"] = ladder(c)
+        rows.append(_row(f"SGD − {arm_label(p, LARGE, n)}", c))
+    head = per_n.get(p.n_max)
+    v["gap"] = no_eps if eps is None else head["verdict"]
+    if eps is None:
+        v["n"] = no_eps
+    elif not family:
+        v["n"] = not_assessable("; ".join(f"n = {n:,}: {c['premise']}"
+                                          for n, c in sorted(per_n.items())))
+    else:
+        parts = []
+        for n, c in sorted(per_n.items()):
+            if c["premise"]:
+                parts.append(f"n = {n:,} left out ({c['premise']})")
+            else:
+                e = c["estimate"]
+                sig = c["p_holm"] <= ALPHA
+                word = (REPRODUCED if sig and e.value > 0 else
+                        f"{NOT_REPRODUCED} (the other arm is ahead)" if sig else
+                        "no detectable difference")
+                parts.append(f"n = {n:,}: {word} (Holm-adjusted p = {c['p_holm']:.3f})")
+        v["n"] = "; ".join(parts)
+
+    # The penalty at the headline cell.
+    no_lam = not_assessable(
+        "the λ pilot found no λ at which every pilot run fits (" + "; ".join(
+            f"λ = {lam:g}: {w}" for lam, w in sorted(runs.lam_reasons.items())) + ")"
+        if runs.lambda_pilot else "the λ pilot has not been run")
+    closure = None
+    if eps is None:
+        v["penalty"] = v["penalty-gain"] = no_eps
+    elif runs.lam_star is None:
+        v["penalty"] = v["penalty-gain"] = no_lam
+    else:
+        g = compare(conf, p, PENALTY, LARGE, p.n_max, eps)
+        g["p_holm"] = float("nan")
+        g["verdict"] = ladder(g)
+        rows.append(_row(f"penalty − {arm_label(p, LARGE, p.n_max)}", g))
+        v["penalty-gain"] = g["verdict"]
+        d = conf[(conf.n == p.n_max) & (conf.lr == eps)]
+        fail = premise_failure([_fit_premise(d[d.arm == a], p, arm_label(p, a, p.n_max))
+                                for a in (SGD, LARGE, PENALTY)])
+        if v["gap"] != REPRODUCED:
+            v["penalty"] = not_assessable("there is no established gap to close (gap: "
+                                          f"{v['gap']})")
+        elif fail:
+            v["penalty"] = fail
+        else:
+            vals = {a: d[(d.arm == a) & ~d.diverged].stat.to_numpy() for a in
+                    (SGD, LARGE, PENALTY)}
+            closure = stats.gap_closure(vals[SGD], vals[LARGE], vals[PENALTY])
+            v["penalty"] = stats.closure_verdict(closure, CLOSURE_FULL)
+
+    est = {}
+    if eps is not None:
+        d = conf[(conf.n == p.n_max) & (conf.lr == eps)]
+        for a in (SGD, LARGE, PENALTY):
+            x = d[d.arm == a]
+            if len(x):
+                est[arm_label(p, a, p.n_max)] = stats.mean_ci_runs(x.stat.to_numpy(),
+                                                                   x.diverged.to_numpy())
+    comparisons = pd.DataFrame(rows)
+    a = Analysis(rt, comparisons, est, closure, v)
+    a.glue = _glue(a, runs, p, head)
+    return a
+
+
+def _row(what: str, c: dict[str, Any]) -> dict[str, Any]:
+    e = c["estimate"]
+    return {"comparison": what, "n": c["n"], "ε": c["lr"], "pairs": c["pairs"],
+            "difference (points)": round(100 * e.value, 2) if e.n else float("nan"),
+            "95% low": round(100 * e.low, 2) if e.n > 1 else float("nan"),
+            "95% high": round(100 * e.high, 2) if e.n > 1 else float("nan"),
+            "p": c["p"], "p (Holm over n)": c["p_holm"],
+            "detectable (points)": round(100 * c["detectable"], 2), "verdict": c["verdict"]}
+
+
+def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> dict[str, Any]:
+    eps = runs.eps_star
+    g: dict[str, Any] = {
+        "hl_eps_star": "none" if eps is None else f"{eps:g}",
+        "hl_lam_star": "none" if runs.lam_star is None else f"{runs.lam_star:g}",
+        "hl_eps_pilot": "; ".join(f"ε = {lr:g}: {w}" for lr, w in
+                                  sorted(runs.eps_reasons.items(), reverse=True)) or "not run",
+        "hl_lam_pilot": "; ".join(f"λ = {lam:g}: {w}" for lam, w in
+                                  sorted(runs.lam_reasons.items())) or "not run",
+        "hl_n_max": f"{p.n_max:,}", "hl_seeds": len(p.seeds),
+        "hl_large": arm_label(p, LARGE, p.n_max),
+        "hl_sd_assumed": f"{100 * SD_DIFF:.2f} points",
+        "hl_detectable": f"{100 * detectable(SD_DIFF, len(p.seeds)):.2f} points",
+        "hl_registered": REGISTERED.replace("T", " "),
+        "hl_criteria_hash": registered_hash(),
+        "hl_closure": a.closure.fmt(1, 2) if a.closure is not None else "not computed",
+    }
+    for claim, text in a.verdicts.items():
+        g[f"hl_verdict_{claim.replace('-', '_')}"] = text
+    g["hl_gap"] = (head["estimate"].fmt(100, 2, " points") if head and head["pairs"] else
+                   "not measured")
+    g["hl_arms"] = "; ".join(f"{k} {e.fmt(100, 2, '%')}" for k, e in a.estimates.items()) \
+        or "not run"
+    return g
+
+
+def per_seed_table(a: Analysis, p: Params) -> pd.DataFrame:
+    """The headline cell, one row per seed: each arm's statistic, final test accuracy and
+    the lowest training accuracy of its window (percent)."""
+    d = a.runs[(a.runs.stage.isin(["gap", "penalty"])) & (a.runs.n == p.n_max)]
+    if not len(d):
+        return pd.DataFrame()
+    d = d.assign(arm=[arm_label(p, x, p.n_max) for x in d.arm])
+    t = d.pivot_table(index="seed", columns="arm", values=["stat", "final", "fit_level"],
+                      aggfunc="first")
+    return (100 * t).round(2)
+
+
+def pilot_table(a: Analysis, p: Params) -> pd.DataFrame:
+    """Both pilots, one row per (stage, ε, λ, arm): runs, runs that fit, lowest training
+    accuracy of the window, mean statistic (percent)."""
+    d = a.runs[a.runs.stage.str.endswith("pilot")]
+    if not len(d):
+        return pd.DataFrame()
+    return (d.groupby(["stage", "lr", "lam", "arm"], sort=False)
+             .agg(runs=("seed", "size"), fit=("fits", "sum"),
+                  lowest_fit=("fit_level", lambda x: round(100 * x.min(), 1)),
+                  mean_statistic=("stat", lambda x: round(100 * x.mean(), 2))))
+
+
+# ------------------------------------------------------------------ figures
+def fig_headline(a: Analysis, runs: Runs, p: Params):
+    """Left: each seed's statistic per arm at the headline cell, lines joining a seed's
+    arms. Right: each paired difference with its 95% interval, per n; shaded: the
+    difference detectable at 80% power."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    d = a.runs[(a.runs.stage.isin(["gap", "penalty"])) & (a.runs.n == p.n_max)]
+    if len(d):
+        d = d.assign(arm=[arm_label(p, x, p.n_max) for x in d.arm],
+                     stat_pct=100 * d.stat)
+        order = [arm_label(p, x, p.n_max) for x in (SGD, LARGE, PENALTY)
+                 if arm_label(p, x, p.n_max) in set(d.arm)]
+        for _, s in d.groupby("seed"):
+            s = s.set_index("arm").reindex(order)
+            axes[0].plot(range(len(order)), s.stat_pct, color="0.8", lw=0.8, zorder=0)
+        sns.pointplot(data=d, x="arm", y="stat_pct", order=order, ax=axes[0],
+                      errorbar=("ci", 95), color="C3", linestyle="none", capsize=0.1)
+        sns.stripplot(data=d, x="arm", y="stat_pct", order=order, ax=axes[0], color="0.3")
+    axes[0].set(xlabel="", ylabel="test accuracy, mean of the last evaluations (%)",
+                title=f"Headline cell, n = {p.n_max:,}" +
+                      (f", ε = {runs.eps_star:g}" if runs.eps_star else ""))
+    c = a.comparisons
+    if len(c):
+        y = np.arange(len(c))
+        axes[1].errorbar(c["difference (points)"], y,
+                         xerr=[c["difference (points)"] - c["95% low"],
+                               c["95% high"] - c["difference (points)"]],
+                         fmt="o", capsize=4, color="C0")
+        axes[1].set_yticks(y, [f"{w}\n(n = {n:,})" for w, n in zip(c.comparison, c.n)])
+        band = float(c["detectable (points)"].max())
+        axes[1].axvspan(-band, band, color="0.9", label="detectable at 80% power")
+    axes[1].axvline(0, color="k", lw=0.8)
+    axes[1].set(xlabel="paired difference (points), 95% interval", title="Comparisons")
+    axes[1].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def fig_curves(runs: Runs, p: Params):
+    """Test and training accuracy along training at the headline cell (means over seeds,
+    95% bands)."""
+    import matplotlib.pyplot as plt
+
+    from ..book import chapter
+
+    head = [(arm_label(p, c.arm, c.n), r) for c, r in runs.gap + runs.penalty
+            if c.n == p.n_max]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    if head:
+        order = list(dict.fromkeys(label for label, _ in head))
+        for ax, split in zip(axes, ("test", "train")):
+            chapter.band_plot(chapter.tidy(head, "accuracy", split), "step", "value", "arm",
+                              ax=ax, order=order)
+            ax.set(xlabel="update (step)", ylabel=f"{split} accuracy",
+                   title=f"{split.capitalize()} accuracy, n = {p.n_max:,}")
+    axes[1].axhline(p.fit_threshold, color="0.5", ls=":")
+    fig.tight_layout()
+    return fig
+
+
+def scale_description(p: Params) -> str:
+    side = {"cifar10": 32, "mnist": 28}.get(p.dataset)
+    res = f" at {side // p.downsample}×{side // p.downsample} pixels" if side else ""
+    return (f"a CNN of width {p.cnn_width} on {', '.join(f'{n:,}' for n in sorted(p.n_grid))} "
+            f"training images{res}, B = {p.batch_size} against {p.large_batch}, "
+            f"{p.epochs} epochs of the small batch, {len(p.seeds)} paired confirmation "
+            f"seeds, {len(p.pilot_seeds)} pilot seeds, "
+            f"{'all' if p.n_test is None else f'{p.n_test:,}'} test images")
+
+
+__all__ = ["Params", "profile", "Cell", "arm_label", "config", "design_eps_pilot",
+           "design_gap", "design_lambda_pilot", "design_penalty", "statistic", "fit_level",
+           "fits", "run_table", "choose_eps", "choose_lambda", "Runs", "run", "CRITERIA",
+           "REVISIONS", "registered_hash", "revisions_hash", "criteria_table", "Analysis",
+           "analyze", "compare", "ladder", "detectable", "per_seed_table", "pilot_table",
+           "fig_headline", "fig_curves", "scale_description", "SD_DIFF", "DECISIVE"]
