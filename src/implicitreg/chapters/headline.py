@@ -149,7 +149,8 @@ def config(p: Params, cell: Cell, data_seed: int):
     cfg = RunConfig(dataset=p.dataset, n_test=p.n_test, model="cnn", cnn_width=p.cnn_width,
                     downsample=p.downsample, n_train=cell.n, data_seed=data_seed,
                     lr=cell.lr, steps=steps, seed=cell.seed, batch_size=p.batch_size,
-                    eval_every=max(1, steps // p.evals_per_run), eval_examples=512,
+                    eval_every=max(1, steps // p.evals_per_run),
+                    eval_examples=min(512, cell.n),
                     progress=False)
     if cell.arm == SGD:
         return cfg

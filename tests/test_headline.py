@@ -1,0 +1,169 @@
+"""The headline chapter on synthetic results: its pilot rules, its premises, its verdicts,
+its profiles and its registered criteria."""
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from implicitreg.chapters import headline as H
+
+# The fingerprint of the criteria as registered (H.REGISTERED), before any of its runs.
+REGISTERED_HASH = "3e44e46a97b7c650"
+
+
+class FakeResult:
+    """What the chapter reads from a run: its accuracy curves, summary and config."""
+
+    def __init__(self, seed, test, train, diverged=False, steps=100, evals=4):
+        self.config = SimpleNamespace(seed=seed, steps=steps)
+        self.curves = {"test": [test] * evals, "train": [train] * evals}
+        self.summary = {"diverged": diverged}
+        self.cached = True
+
+    def curve(self, metric, split):
+        v = self.curves[split]
+        return pd.DataFrame({"step": np.arange(len(v)), "epoch": 0, "value": v})
+
+    def final(self, metric, split):
+        return float(self.curves[split][-1])
+
+
+def _params(**kw):
+    return H.profile("smoke", **{"fit_threshold": 0.99, "seeds": list(range(8)), **kw})
+
+
+def _runs(p, gap=0.02, pen=0.8, base=0.5, noise=0.002, train=None, diverged=(), lam=0.01):
+    """Confirmation results: SGD ahead by ``gap`` at every n, the penalty closing ``pen``
+    of it; ``train[(arm, n)]`` sets a training accuracy (default 1.0)."""
+    rng = np.random.default_rng(0)
+    eps = max(p.lr_grid)
+    gaps, pens = [], []
+    for n in p.n_grid:
+        for s in p.seeds:
+            shared = noise * rng.standard_normal()  # a seed's arms move together
+            arms = [(H.SGD, base + gap), (H.LARGE, base)]
+            if n == p.n_max:
+                arms.append((H.PENALTY, base + pen * gap))
+            for arm, acc in arms:
+                r = FakeResult(s, acc + shared + 0.3 * noise * rng.standard_normal(),
+                               (train or {}).get((arm, n), 1.0),
+                               diverged=(arm, n, s) in diverged)
+                cell = H.Cell("penalty" if arm == H.PENALTY else "gap", arm, n, eps,
+                              lam if arm == H.PENALTY else 0.0, s)
+                (pens if arm == H.PENALTY else gaps).append((cell, r))
+    return H.Runs([], eps, {eps: "every pilot run fits: chosen"}, gaps, [], lam,
+                  {lam: "every run fits: chosen"}, pens)
+
+
+def test_an_injected_gap_is_reproduced_and_the_penalty_closes_most_of_it():
+    p = _params()
+    a = H.analyze(_runs(p), p)
+    assert a.verdicts["gap"] == "reproduced"
+    assert a.verdicts["penalty-gain"] == "reproduced"
+    assert a.verdicts["penalty"] == "reproduced", a.glue["hl_closure"]
+    assert a.verdicts["n"].count("reproduced") == len(p.n_grid)
+    assert set(a.verdicts) == {c.claim for c in H.CRITERIA}
+    assert "nan" not in a.glue["hl_gap"] and "nan" not in a.glue["hl_arms"]
+
+
+def test_no_gap_with_the_registered_sd_is_not_reproduced_with_its_power():
+    p = _params()
+    a = H.analyze(_runs(p, gap=0.0, pen=0.0), p)
+    detect = H.detectable(H.SD_DIFF, len(p.seeds))
+    assert detect <= H.DECISIVE
+    assert a.verdicts["gap"].startswith("not reproduced (a difference of")
+    assert a.verdicts["penalty"].startswith("not assessable: there is no established gap")
+
+
+def test_too_few_seeds_for_the_power_is_inconclusive_not_negative():
+    p = _params(seeds=[0, 1])
+    a = H.analyze(_runs(p, gap=0.0), p)
+    assert a.verdicts["gap"].startswith("inconclusive at this scale")
+
+
+def test_an_arm_that_did_not_fit_makes_the_verdict_not_assessable_with_its_numbers():
+    p = _params()
+    a = H.analyze(_runs(p, train={(H.SGD, p.n_max): 0.93}), p)
+    v = a.verdicts["gap"]
+    assert v.startswith("not assessable") and "93.0%" in v and "0 of 8 runs fit" in v
+    # the n sweep leaves that n out and says so; the other n stays in the family
+    assert f"n = {p.n_max:,} left out" in a.verdicts["n"]
+
+
+def test_a_diverged_run_fails_the_premise():
+    p = _params()
+    a = H.analyze(_runs(p, diverged={(H.LARGE, p.n_max, 3)}), p)
+    assert a.verdicts["gap"].startswith("not assessable") and "1 diverged" in a.verdicts["gap"]
+
+
+def test_a_spread_larger_than_assumed_fails_a_negative_verdict_only():
+    p = _params()
+    noisy = _runs(p, gap=0.0, noise=0.0)
+    for c, r in noisy.gap:  # independent noise per run: paired SD far above the assumed
+        r.curves["test"] = [x + 0.03 * np.sin(7 * c.seed + len(c.arm)) for x in r.curves["test"]]
+    a = H.analyze(noisy, p)
+    assert a.verdicts["gap"].startswith("not assessable: the SD across seeds")
+    big = _runs(p, gap=0.2, noise=0.0)
+    for c, r in big.gap:
+        r.curves["test"] = [x + 0.01 * np.sin(7 * c.seed + len(c.arm)) for x in r.curves["test"]]
+    assert H.analyze(big, p).verdicts["gap"] == "reproduced"
+
+
+def test_the_pilot_rules():
+    p = _params()
+    fit = pd.DataFrame({"arm": [H.SGD, H.LARGE], "fits": [True, True], "diverged": False,
+                        "fit_level": [1.0, 1.0], "stat": [0.5, 0.49], "lam": 0.0})
+    miss = fit.assign(fits=[False, True], fit_level=[0.8, 1.0])
+    eps, why = H.choose_eps(p, {0.2: miss, 0.1: fit, 0.05: fit})
+    assert eps == 0.1 and "80.0%" in why[0.2]
+    assert H.choose_eps(p, {0.2: miss})[0] is None
+    lam = pd.DataFrame({"lam": [0.005, 0.005, 0.01, 0.01, 0.02, 0.02],
+                        "fits": [True, True, True, True, False, True],
+                        "diverged": [False] * 4 + [True, False],
+                        "fit_level": [1.0] * 6, "stat": [0.50, 0.50, 0.51, 0.51, 0.9, 0.9]})
+    best, why = H.choose_lambda(p, lam)
+    assert best == 0.01 and "diverged" in why[0.02]
+
+
+def test_no_eps_leaves_every_claim_not_assessable_with_the_pilot_numbers():
+    p = _params()
+    runs = H.Runs([], None, {0.1: "SGD: 3 run(s) below 99% training accuracy (lowest 80.0%)"},
+                  [], [], None, {}, [])
+    a = H.analyze(runs, p)
+    for claim in ("gap", "n", "penalty", "penalty-gain"):
+        assert a.verdicts[claim].startswith("not assessable") and "80.0%" in a.verdicts[claim]
+
+
+def test_the_design_pairs_the_arms_and_uses_gd_where_the_batch_is_all_of_n():
+    p = H.profile("workstation")
+    assert p.large_batch == 20 * p.batch_size and len(p.seeds) >= 8
+    assert len(p.pilot_seeds) >= 3 and H.NOVACK_LAMBDA in p.lambda_grid
+    assert H.detectable(H.SD_DIFF, len(p.seeds)) <= H.DECISIVE
+    gap = H.design_gap(p, 0.1)
+    small = [cfg for c, cfg in gap if c.n == p.n_min and c.arm == H.LARGE]
+    assert {cfg.method for cfg in small} == {"gd"}
+    big = [cfg for c, cfg in gap if c.n == p.n_max and c.arm == H.LARGE]
+    assert {cfg.batch_size for cfg in big} == {p.large_batch}
+    by_seed = {}
+    for c, cfg in gap:
+        by_seed.setdefault((c.n, c.seed), set()).add((cfg.seed, cfg.steps, cfg.data_seed))
+    assert all(len(v) == 1 for v in by_seed.values())  # same init, order seed, length
+    pen = H.design_penalty(p, 0.1, 0.01)
+    assert all(abs(cfg.reg_lambda - 0.01) < 1e-12 and cfg.micro_batch == p.batch_size
+               for _, cfg in pen)
+    assert {cfg.data_seed for _, cfg in H.design_eps_pilot(p, 0.1)} == {p.pilot_data_seed}
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"large_batch": 20}, "large_batch"), ({"n_grid": [16]}, "n_grid"),
+    ({"window": 9}, "window"), ({"lambda_grid": [0.0]}, "lambda_grid"),
+    ({"seeds": [0]}, "seeds")])
+def test_bad_parameters_are_refused_by_name(bad, match):
+    with pytest.raises(ValueError, match=match):
+        H.profile("smoke", **bad)
+
+
+def test_the_registered_criteria_have_not_moved():
+    assert H.registered_hash() == REGISTERED_HASH
+    assert H.REVISIONS == ()
