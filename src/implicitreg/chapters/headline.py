@@ -683,6 +683,20 @@ def fig_curves(runs: Runs, p: Params):
     return fig
 
 
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """This set's headline cell in words and the verdict of each claim (a row of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    g = a.glue
+    d = a.runs[a.runs.stage.isin(["gap", "penalty"]) & (a.runs.n == p.n_max)]
+    fit = "; ".join(f"{arm_label(p, arm, p.n_max)} {int(x.fits.sum())} of {len(x)} runs fit"
+                    for arm, x in d.groupby("arm", sort=False)) or "no run"
+    return {"headline cell": f"n = {g['hl_n_max']}, ε* = {g['hl_eps_star']}, "
+                             f"λ* = {g['hl_lam_star']}: SGD − {g['hl_large']} {g['hl_gap']}; "
+                             f"{fit}",
+            **{claim: a.verdicts[claim] for claim in ("gap", "n", "penalty-gain",
+                                                      "penalty")}}
+
+
 def scale_description(p: Params) -> str:
     side = {"cifar10": 32, "mnist": 28}.get(p.dataset)
     res = f" at {side // p.downsample}×{side // p.downsample} pixels" if side else ""
@@ -698,4 +712,4 @@ __all__ = ["Params", "profile", "Cell", "arm_label", "config", "design_eps_pilot
            "fits", "run_table", "choose_eps", "choose_lambda", "Runs", "run", "CRITERIA",
            "REVISIONS", "registered_hash", "revisions_hash", "criteria_table", "Analysis",
            "analyze", "compare", "ladder", "detectable", "per_seed_table", "pilot_table",
-           "fig_headline", "fig_curves", "scale_description", "SD_DIFF", "DECISIVE"]
+           "fig_headline", "fig_curves", "scale_description", "summary", "SD_DIFF", "DECISIVE"]

@@ -707,6 +707,15 @@ def _data_source(runs: Runs) -> str:
         if rs else "(no run)"
 
 
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """This set's headline cell in words and the current verdict of each claim (a row of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    g = a.glue
+    return {"headline cell": f"n = {g['n_max']}, ε* = {g['eps_star']}: SGD − {g['gd_arm']} "
+                             f"{g['gap']}; final training accuracy {g['train_fit']}",
+            **{claim: a.verdicts[cid].text for claim, cid in CURRENT.items()}}
+
+
 def scale_description(p: Params) -> str:
     """What the runs were, for the sentence on the scale (after the profile's name)."""
     net = {"mlp": f"an MLP with hidden widths {list(p.widths)}",
@@ -901,5 +910,6 @@ __all__ = ["Params", "profile", "Cell", "arm_names", "design", "choose",
            "design_confirmation", "Runs", "run", "CRITERIA", "REVISIONS", "CURRENT",
            "registered_hash", "revisions_hash", "criteria_table", "Analysis", "analyze",
            "cell_table", "gap_table", "Landscape", "measure_landscape", "scale_description",
+           "summary",
            "fig_pilot", "fig_gaps", "fig_headline", "fig_terms", "fig_landscape",
            "PUBLISHED_GAP", "SD_ARM", "SD_GAP"]

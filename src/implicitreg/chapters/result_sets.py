@@ -1,0 +1,71 @@
+"""Every result set of a chapter side by side: the runs of this build and each committed
+set (``results/<profile>/``), re-read without training, each with its scale, the
+premises at its headline cell and the verdicts of the chapter's current criteria.
+
+A chapter takes part by defining ``summary(analysis, params) -> dict`` (the headline
+cell in words and the current verdict of each claim) beside ``profile``, ``run``,
+``analyze`` and ``scale_description``. The published build shows one set in detail and
+this table for all of them, so no set is dropped for another.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+
+def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str, Any]]:
+    """Manifest entries of the committed sets that hold ``chapter`` complete."""
+    from ..runs.committed import COMMITTED_PROFILES, committed_entry
+    from ..runs.store import project_root
+
+    root = root or project_root()
+    if root is None:
+        return []
+    out = []
+    for prof in COMMITTED_PROFILES:
+        e = committed_entry(root, prof, chapter)
+        if e is not None and e.get("status") == "complete":
+            out.append({**e, "profile": prof, "store": root / "results" / prof / "runs"})
+    return out
+
+
+def reread(mod: ModuleType, profile: str, store: Path) -> tuple[Any, Any]:
+    """(params, analysis) of a committed set, loaded from its store; nothing trains."""
+    from ..runs.execution import ExecConfig
+
+    p = mod.profile(profile)
+    runs = mod.run(p, store=store, progress=False,
+                   exec_config=ExecConfig(no_train=True, progress=False))
+    return p, mod.analyze(runs, p)
+
+
+def side_by_side(mod: ModuleType, here: tuple[str, Any, Any] | None = None,
+                 root: Path | None = None) -> pd.DataFrame:
+    """One column per result set: this build's (``here`` = (profile, params, analysis)), then
+    every committed set of the chapter not already shown. A set that cannot be re-read
+    says why instead of being left out."""
+    rows = []
+    if here is not None:
+        prof, p, a = here
+        rows.append({"result set": f"{prof} (this page)", "made": "this build",
+                     "scale": mod.scale_description(p), **mod.summary(a, p)})
+    for e in committed_profiles(mod.CHAPTER, root):
+        if here is not None and e["profile"] == here[0]:
+            continue
+        made = f"{e['window'].replace('T', ' ')}, {e['device']}"
+        try:
+            p, a = reread(mod, e["profile"], e["store"])
+        except Exception as err:  # a set the engine can no longer read is reported
+            rows.append({"result set": e["profile"], "made": made,
+                         "scale": "", "headline cell": f"could not be re-read: {err}"})
+            continue
+        rows.append({"result set": e["profile"], "made": made,
+                     "scale": mod.scale_description(p), **mod.summary(a, p)})
+    # the sets as columns, so that each row (scale, verdict of a claim) reads across them
+    return pd.DataFrame(rows).set_index("result set").T if rows else pd.DataFrame()
+
+
+__all__ = ["committed_profiles", "reread", "side_by_side"]

@@ -1,0 +1,26 @@
+"""Every committed result set of a chapter is re-read without training and shown beside
+the others, with its premises and verdicts."""
+from implicitreg.chapters import result_sets, sgd_vs_gd as S
+
+
+def test_the_committed_sgd_vs_gd_sets_are_shown_side_by_side_under_the_current_premises():
+    table = result_sets.side_by_side(S)
+    assert {"workstation", "gpu"} <= set(table.columns)
+    for col in ("workstation", "gpu"):
+        assert "could not be re-read" not in table.loc["headline cell", col]
+    # the gpu set's SGD did not fit its training set: its gap is not assessable, with numbers
+    assert table.loc["gap", "gpu"].startswith("not assessable")
+    assert "91–97% training accuracy" in table.loc["gap", "gpu"]
+    assert "16,384" in table.loc["scale", "gpu"]
+
+
+def test_a_set_that_cannot_be_re_read_says_why(tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "results" / "workstation" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "workstation" / "manifest.json").write_text(json.dumps({
+        "chapters": [{"chapter": "sgd_vs_gd", "status": "complete", "window": "2026-01-01",
+                      "device": "CPU"}]}))
+    table = result_sets.side_by_side(S, root=tmp_path)
+    assert "could not be re-read" in table.loc["headline cell", "workstation"]
+    assert "NO_TRAIN" in table.loc["headline cell", "workstation"]
