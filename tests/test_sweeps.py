@@ -96,19 +96,19 @@ def test_sweep_batches_resumes_and_matches_one_run_at_a_time(tiny, tmp_path):
     grid = {"seed": [0, 1, 2], "lr": [0.05, 0.1], "batch_size": [16, 32]}
     st = ir.RunStore(tmp_path / "grid")
     calls = []
-    real = ir.run_batch
+    import implicitreg.runs.sweeps as sw
+    real = sw.train
 
     def spy(cfgs, *a, **k):
         calls.append(len(cfgs))
         return real(cfgs, *a, **k)
 
-    import implicitreg.runs.sweeps as sw
-    sw.run_batch = spy
+    sw.train = spy
     try:
         ir.sweep(tiny, {"seed": [0, 1], "lr": [0.05], "batch_size": [16]}, st)  # a grid that died early
         results = ir.sweep(tiny, grid, st, max_batch=4)
     finally:
-        sw.run_batch = real
+        sw.train = real
     assert calls[0] == 2  # the first two cells trained as one batch
     assert sorted(calls[1:]) == [2, 4, 4]  # 10 missing cells: batch 16 -> 4, batch 32 -> 4 + 2
     alone = [ir.run(r.config, ir.RunStore(tmp_path / "alone")) for r in results]
@@ -182,13 +182,13 @@ def test_run_many_passes_the_exec_config_given_in_code_to_every_run(tiny, tmp_pa
     from implicitreg.runs.execution import ExecConfig
 
     seen = []
-    real = runner.run_batch
+    real = runner.train
 
-    def spy(cfgs, store=None, **kw):
-        seen.append(kw["exec_config"])
-        return real(cfgs, store, **kw)
+    def spy(cfgs, keys, source, st, ex, *a, **kw):
+        seen.append(ex)
+        return real(cfgs, keys, source, st, ex, *a, **kw)
 
-    monkeypatch.setattr("implicitreg.runs.sweeps.run_batch", spy)
+    monkeypatch.setattr("implicitreg.runs.sweeps.train", spy)
     ex = ExecConfig(native_kernel=False, kernel_march="haswell", deadline=4e9)
     ir.run_many([tiny.replace(seed=5)], ir.RunStore(tmp_path / "runs"), exec_config=ex)
     assert seen and all(e.native_kernel is False and e.kernel_march == "haswell"

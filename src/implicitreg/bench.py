@@ -266,7 +266,7 @@ def bench_batched(device: torch.device, widths: tuple[int, ...] = (2048,),
                   ks: tuple[int, ...] = (8, 32), batch: int = 100, steps: int = 20,
                   repeats: int = 3, cnn_width: int | None = None) -> dict[str, float]:
     """Training steps of K models as one vmapped model
-    (:class:`~implicitreg.batched.BatchedTrainer`) against the same K runs one after the
+    (:class:`~implicitreg.engine.batched.BatchedTrainer`) against the same K runs one after the
     other through the engine's own step. The models are MLPs (784-widths-10, on vectors of
     MNIST's shape) or, given ``cnn_width``, the small CNN on CIFAR-10 at 16x16. Reported:
     runs x steps per second and the ratio."""

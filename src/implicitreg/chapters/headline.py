@@ -34,8 +34,7 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion,
-                       Premise, not_assessable, premise_failure, register, sd_premise)
+from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, not_assessable, premise_failure, register, sd_premise)
 
 CHAPTER = "headline"
 PUBLISHED_GAP = 0.9264 - 0.8983
@@ -323,8 +322,8 @@ DECISIVE = 0.015
 """A negative verdict needs the test to detect this difference (1.5 points) at 80% power."""
 CLOSURE_FULL = 0.5
 
-_FIT = (f"every compared run fits: training accuracy at or above the fit threshold at each "
-        f"evaluation of the window, and no divergence")
+_FIT = ("every compared run fits: training accuracy at or above the fit threshold at each "
+        "evaluation of the window, and no divergence")
 _SD = ("where the verdict rests on the power (an interval that contains 0): the measured SD "
        "of the paired differences is at most 2× the SD assumed for power")
 _LADDER = ("reproduced when the interval lies above 0; not reproduced when it lies below 0, "

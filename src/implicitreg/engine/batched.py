@@ -2,7 +2,7 @@
 
 The K parameter sets are stacked (``torch.func.stack_module_state``) and every step is one
 ``vmap`` of ``functional_call`` over them, each model on its own minibatch. Everything else
-stays per run: each run has its own :class:`~implicitreg.training.Trainer` (same
+stays per run: each run has its own :class:`~implicitreg.engine.training.Trainer` (same
 initialization, batch order and evaluation subset as when it trains alone), and at
 evaluation points its slice of the stack is copied back into that trainer's model, which
 then records the same metrics as a separate run would. So a batched run stores the same

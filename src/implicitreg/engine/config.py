@@ -6,7 +6,6 @@ built, before any data is loaded or any step is taken.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
@@ -297,9 +296,6 @@ class RunConfig:
         s = step % self.cycle_steps
         frac = 1.0 - abs(2.0 * s / self.cycle_steps - 1.0)
         return self.lr_min + (self.lr - self.lr_min) * frac
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

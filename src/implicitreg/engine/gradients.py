@@ -288,7 +288,7 @@ def winsorized_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c: int,
     """Mean loss and the mean of the per-coordinate winsorized per-example gradients.
 
     For networks made of linear layers and parameter-free elementwise maps (the MLPs) on
-    the CPU, the compiled kernel of :mod:`implicitreg.native` computes this from each
+    the CPU, the compiled kernel of :mod:`implicitreg.engine.native` computes this from each
     layer's inputs and output gradients without materializing per-example gradients;
     everything else uses vmapped per-example gradients and top-k per coordinate."""
     if c == 0:

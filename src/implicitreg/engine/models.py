@@ -96,7 +96,7 @@ class ResNet18(nn.Module):
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *,
                 widths: tuple[int, ...] = (2048,), cnn_width: int = 32,
                 init: str = "default", activation: str = "relu") -> nn.Module:
-    """Build a model by name (see :data:`implicitreg.config.MODELS`)."""
+    """Build a model by name (see :data:`implicitreg.engine.config.MODELS`)."""
     if name == "mlp":
         model: nn.Module = MLP(math.prod(input_shape), widths, num_classes, activation)
     elif name == "cnn":

@@ -3,6 +3,7 @@ store it, return it. Lists and grids of runs go through :mod:`implicitreg.runs.s
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 import datetime as _dt
 import itertools
 import platform
@@ -135,6 +136,62 @@ def check_may_train(st: RunStore, cfgs: Sequence[RunConfig], sources: Sequence[s
         f"reg={c.reg}, lr={c.lr}, seed={c.seed}{why}")
 
 
+@dataclass
+class Plan:
+    """What a list of runs needs, worked out once: each config's data source and key,
+    the runs the store already holds, and which to train (one of each group of equal
+    configs: a list may repeat one)."""
+    configs: list[RunConfig]
+    sources: list[str]
+    keys: list[str]
+    results: dict[int, Result]
+    """Position → stored result; :meth:`fill` adds what is trained."""
+    todo: list[int]
+    """Positions to train, the first of each key."""
+    repeats: dict[int, int] = field(default_factory=dict)
+    """Position → position of the equal config that trains for it."""
+
+    def fill(self, positions: Sequence[int], results: Sequence[Result]) -> None:
+        for i, r in zip(positions, results):
+            self.results[i] = r
+
+    def ordered(self) -> list[Result]:
+        """The results in the order of the configs (repeats share their twin's)."""
+        for i, j in self.repeats.items():
+            self.results.setdefault(i, self.results[j])
+        return [self.results[i] for i in range(len(self.configs))]
+
+
+def plan(configs: Sequence[RunConfig | Mapping[str, Any]], st: RunStore, ex: ExecConfig,
+         keep_model: bool = False, force: bool = False, dataset=None) -> Plan:
+    """The one preamble of :func:`run`, :func:`run_batch` and
+    :func:`~implicitreg.runs.sweeps.run_many`: resolve each data source, compute the
+    keys, load what is stored, and refuse (:class:`MissingRunError`) when something must
+    train and ``ex.no_train`` forbids it."""
+    cfgs = [_as_config(c) for c in configs]
+    sources: dict[tuple[str, str | None], str] = {}
+    for c in cfgs:
+        sk = (c.dataset, c.data_root)
+        if sk not in sources:
+            sources[sk] = (dataset.source if dataset is not None
+                           else resolve_source(c.dataset, c.data_root))
+    srcs = [sources[(c.dataset, c.data_root)] for c in cfgs]
+    keys = [run_key(c, src) for c, src in zip(cfgs, srcs)]
+    results = load_stored(st, keys, keep_model, force)
+    first: dict[str, int] = {}
+    repeats: dict[int, int] = {}
+    for i in range(len(cfgs)):
+        if i in results:
+            continue
+        if keys[i] in first:
+            repeats[i] = first[keys[i]]
+        else:
+            first[keys[i]] = i
+    todo = sorted(first.values())
+    check_may_train(st, [cfgs[i] for i in todo], [srcs[i] for i in todo], ex)
+    return Plan(cfgs, srcs, keys, results, todo, repeats)
+
+
 def run(config: RunConfig | Mapping[str, Any], store: RunStore | str | Path | None = None,
         force: bool = False, dataset=None, keep_model: bool = False,
         exec_config: ExecConfig | None = None) -> Result:
@@ -153,27 +210,26 @@ def run_batch(configs: Sequence[RunConfig | Mapping[str, Any]],
     vmapped model (they must share a :func:`~implicitreg.engine.batched.group_key`) and
     are stored under the same keys as separate runs."""
     ex = exec_config or ExecConfig.from_env()
-    cfgs = [_as_config(c) for c in configs]
     st = _as_store(store, ex)
-    if not cfgs:
-        return []
-    source = (dataset.source if dataset is not None
-              else resolve_source(cfgs[0].dataset, cfgs[0].data_root))
-    keys = [run_key(c, source) for c in cfgs]
-    results = load_stored(st, keys, keep_model, force)
-    todo = [i for i in range(len(cfgs)) if i not in results]
-    check_may_train(st, [cfgs[i] for i in todo], [source] * len(todo), ex)
-    if not todo:
-        return [results[i] for i in range(len(cfgs))]
+    p = plan(configs, st, ex, keep_model, force, dataset)
+    if p.todo:
+        p.fill(p.todo, train([p.configs[i] for i in p.todo], [p.keys[i] for i in p.todo],
+                             p.sources[p.todo[0]], st, ex, keep_model, force, dataset))
+    return p.ordered()
+
+
+def train(cfgs: Sequence[RunConfig], keys: Sequence[str], source: str, st: RunStore,
+          ex: ExecConfig, keep_model: bool = False, force: bool = False, dataset=None
+          ) -> list[Result]:
+    """Train planned runs (together, as one vmapped model, when there are several) and
+    store each under its key. Holds each key's lock meanwhile; a run another process
+    finished while this one waited for the lock is loaded instead."""
+    results: dict[int, Result] = {}
     with contextlib.ExitStack() as locks:
-        for k in sorted({keys[i] for i in todo}):  # one order everywhere: no deadlock
+        for k in sorted(set(keys)):  # one order everywhere: no deadlock
             locks.enter_context(st.lock(k))
-        # Another process may have finished some while we waited for the locks.
-        done = load_stored(st, [keys[i] for i in todo], keep_model, force)
-        for j, i in enumerate(list(todo)):
-            if j in done:
-                results[i] = done[j]
-        todo = [i for i in todo if i not in results]
+        results.update(load_stored(st, keys, keep_model, force))
+        todo = [i for i in range(len(cfgs)) if i not in results]
         if todo:
             native.set_enabled(ex.native_kernel)
             native.set_target(ex.kernel_march)
@@ -210,7 +266,6 @@ def _store(st: RunStore, cfg: RunConfig, key: str, trainer: Trainer, out: Any,
     ck = st.checkpoint_path(key)
     if ck.is_file():
         ck.unlink()
-    result.extra["model"] = trainer.model
     return result
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -66,7 +66,6 @@ class Result:
     examples: pd.DataFrame | None = None
     cached: bool = False
     path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def curve(self, metric: str, split: str) -> pd.DataFrame:
         m = self.metrics

@@ -2,7 +2,7 @@
 
 :func:`sweep` expands a grid (:func:`run_many` takes any list of configs), loads the cells already in the run store (so a grid that
 died half-way resumes where it stopped), groups the rest into batches of models that can
-train as one (:mod:`implicitreg.batched`), and executes the tasks:
+train as one (:mod:`implicitreg.engine.batched`), and executes the tasks:
 
 * ``backend="local"``: in this process, or in ``workers`` processes;
 * ``backend="ray"``: one Ray task per batch or single run, on ``ray.init(address=...)``
@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .execution import ExecConfig
-from .runner import check_may_train, grid_configs, load_stored, run_batch
+from .runner import grid_configs, plan, train
 from ..engine.batched import group_key, worth_batching
 from ..engine.config import ConfigError, RunConfig
 from ..engine.data import resolve_source
 from .store import Result, RunStore, run_key
 
-def plan(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int = 32
-         ) -> list[list[int]]:
+def tasks_for(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int = 32
+              ) -> list[list[int]]:
     """Tasks as lists of indices into ``configs``: batchable configs with equal group keys
     share a task (at most ``max_batch`` per task); the others run alone. ``batch=None``
-    batches where it is expected to pay (:func:`~implicitreg.batched.worth_batching`)."""
+    batches where it is expected to pay (:func:`~implicitreg.engine.batched.worth_batching`)."""
     tasks: list[list[int]] = []
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
@@ -49,14 +49,17 @@ def plan(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int
 
 
 def execute(cfgs: Sequence[RunConfig], store: RunStore, force: bool = False,
-            keep_model: bool = False, exec_env: dict[str, str] | None = None
-            ) -> list[Result]:
-    """Run one task (a batch when it has several configs) with progress bars off, under
+            keep_model: bool = False, exec_env: dict[str, str] | None = None,
+            keys: Sequence[str] | None = None) -> list[Result]:
+    """Train one task (a batch when it has several configs) with progress bars off, under
     the settings ``exec_env`` (:meth:`ExecConfig.to_env` of the caller's, so that they
-    reach worker processes too; ``None``: this process's environment)."""
+    reach worker processes too; ``None``: this process's environment). ``keys`` come
+    from the caller's plan; a Ray worker passes none and keys the runs by the data
+    source it reads itself."""
     ex = ExecConfig.from_env() if exec_env is None else ExecConfig.from_env(exec_env)
-    return run_batch(cfgs, store, force=force, keep_model=keep_model,
-                     exec_config=ex.replace(progress=False))
+    source = resolve_source(cfgs[0].dataset, cfgs[0].data_root)
+    keys = list(keys) if keys is not None else [run_key(c, source) for c in cfgs]
+    return train(cfgs, keys, source, store, ex.replace(progress=False), keep_model, force)
 
 
 def _worker_init(threads: int) -> None:
@@ -65,10 +68,10 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _process_task(cfg_dicts: list[dict[str, Any]], root: str, opts: dict[str, Any]
-                  ) -> list[str]:
+def _process_task(cfg_dicts: list[dict[str, Any]], keys: list[str], root: str,
+                  opts: dict[str, Any]) -> list[str]:
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
-    return [r.key for r in execute(cfgs, RunStore(root), **opts)]
+    return [r.key for r in execute(cfgs, RunStore(root), keys=keys, **opts)]
 
 
 def _ray_task(cfg_dicts: list[dict[str, Any]], opts: dict[str, Any]
@@ -121,60 +124,42 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
     configs = [c.replace(progress=False) for c in configs]
     st = store if isinstance(store, RunStore) else RunStore(
         store if store is not None else ex.store_path())
-    sources: dict[tuple[str, str | None], str] = {}
-    for c in configs:
-        sk = (c.dataset, c.data_root)
-        if sk not in sources:
-            sources[sk] = resolve_source(c.dataset, c.data_root)
-    srcs = [sources[(c.dataset, c.data_root)] for c in configs]
-    keys = [run_key(c, s) for c, s in zip(configs, srcs)]
-    results = load_stored(st, keys, keep_model, force)
-    todo = [i for i in range(len(configs)) if i not in results]
-    check_may_train(st, [configs[i] for i in todo], [srcs[i] for i in todo], ex)
-    # Equal configs (a list may repeat one) train once.
-    first: dict[str, int] = {}
-    for i in todo:
-        first.setdefault(keys[i], i)
-    unique = sorted(first.values())
-    tasks = [[unique[j] for j in t] for t in plan([configs[i] for i in unique], ex.batch,
-                                                    max_batch)]
-    bar = tqdm(total=len(configs), initial=len(results), desc="runs", file=sys.stderr,
+    p = plan(configs, st, ex, keep_model, force)
+    tasks = [[p.todo[j] for j in t] for t in tasks_for([configs[i] for i in p.todo],
+                                                       ex.batch, max_batch)]
+    bar = tqdm(total=len(configs), initial=len(p.results), desc="runs", file=sys.stderr,
                disable=True if not (progress and ex.progress) else None)
     # The settings travel with each task: a deadline or kernel choice given in code
     # holds in worker processes and on Ray as it does here.
     opts = {"force": force, "keep_model": keep_model, "exec_env": ex.to_env()}
     try:
         if ex.backend == "ray":
-            _run_ray(configs, tasks, st, opts, results, bar, ex.ray_address, ex.ray_gpus)
+            _run_ray(configs, tasks, st, opts, p.results, bar, ex.ray_address, ex.ray_gpus)
         elif ex.workers > 1 and len(tasks) > 1:
-            _run_processes(configs, tasks, st, opts, results, bar, ex.workers)
+            _run_processes(p, tasks, st, opts, bar, ex.workers)
         else:
             for t in tasks:
-                for i, r in zip(t, execute([configs[i] for i in t], st, **opts)):
-                    results[i] = r
+                p.fill(t, execute([configs[i] for i in t], st, keys=[p.keys[i] for i in t],
+                                  **opts))
                 bar.update(len(t))
-        for i in todo:
-            if i not in results:  # a repeat of a config that just trained
-                results[i] = results[first[keys[i]]]
-                bar.update(1)
+        bar.update(len(p.repeats))
     finally:
         bar.close()
-    return [results[i] for i in range(len(configs))]
+    return p.ordered()
 
 
-def _run_processes(configs, tasks, st, opts, results, bar, workers) -> None:
+def _run_processes(p, tasks, st, opts, bar, workers) -> None:
     import torch
 
     threads = max(1, torch.get_num_threads() // workers)
     ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                                 initargs=(threads,)) as pool:
-        futures = {pool.submit(_process_task, [configs[i].to_dict() for i in t],
-                               str(st.root), opts): t for t in tasks}
+        futures = {pool.submit(_process_task, [p.configs[i].to_dict() for i in t],
+                               [p.keys[i] for i in t], str(st.root), opts): t for t in tasks}
         for fut in cf.as_completed(futures):
             t = futures[fut]
-            for i, key in zip(t, fut.result()):
-                results[i] = st.load(key)
+            p.fill(t, [st.load(key) for key in fut.result()])
             bar.update(len(t))
 
 
