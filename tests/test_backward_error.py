@@ -112,11 +112,11 @@ def test_design_keeps_the_sgd_vs_gd_configuration():
 
 
 def test_profiles_are_complete_instances_and_match_the_notebook():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
 
     for name in profiles(B.CHAPTER):
         B.profile(name)
-    nb = driver.notebook_parameters(ROOT / "notebooks" / "backward_error.ipynb")
+    nb = parameters.notebook_parameters(ROOT / "notebooks" / "backward_error.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(B.Params.names())
     assert B.Params.from_values(nb) == B.profile("ci")
     with pytest.raises(ValueError, match="unknown"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from implicitreg.book import driver as book
+from implicitreg.book import driver, parameters, report
 
 from conftest import copy_project
 
@@ -17,7 +17,7 @@ CHAPTER = ROOT / "notebooks" / "sgd_vs_gd.ipynb"
 
 
 def test_notebook_parameters_are_read_from_the_tagged_cell():
-    params = book.notebook_parameters(CHAPTER)
+    params = parameters.notebook_parameters(CHAPTER)
     assert params["profile"] == "ci"
     assert isinstance(params["reg_scale"], float) and isinstance(params["seeds"], list)
     assert isinstance(params["lr_grid"], list) and isinstance(params["n_grid"], list)
@@ -32,44 +32,44 @@ def test_notebook_parameters_are_read_from_the_tagged_cell():
 ])
 def test_bad_parameters_are_refused_before_execution(given, match, tmp_path):
     out = tmp_path / "out.ipynb"
-    with pytest.raises(book.BookError, match=match):
-        book.execute_chapter(CHAPTER, out, given, cell_timeout=60)
+    with pytest.raises(parameters.BookError, match=match):
+        driver.execute_chapter(CHAPTER, out, given, cell_timeout=60)
     assert not out.exists()  # refused before anything ran
 
 
 def test_int_is_accepted_for_a_float_parameter():
-    book.check_parameters(CHAPTER, {"reg_scale": 1, "steps": 10, "seeds": [1, 2]})
+    parameters.check_parameters(CHAPTER, {"reg_scale": 1, "steps": 10, "seeds": [1, 2]})
 
 
 def test_every_toc_chapter_has_the_required_profiles():
-    chapters = book.toc_chapters(ROOT)
+    chapters = parameters.toc_chapters(ROOT)
     assert "sgd_vs_gd" in chapters
     for name, path in chapters.items():
         prof = ROOT / "notebooks" / "profiles" / f"{name}.yaml"
         if not prof.exists():
             continue
         profiles = yaml.safe_load(prof.read_text())
-        assert set(book.REQUIRED_PROFILES) <= set(profiles), name
-        assert set(profiles) <= set(book.PROFILES), name
+        assert set(parameters.REQUIRED_PROFILES) <= set(profiles), name
+        assert set(profiles) <= set(parameters.PROFILES), name
         for p in profiles:  # every profile value is a declared, well-typed parameter
-            book.check_parameters(path, profiles[p] or {})
+            parameters.check_parameters(path, profiles[p] or {})
 
 
 def test_params_file_overrides_split_per_chapter():
-    chapters = book.toc_chapters(ROOT)
-    per = book.split_overrides({"seeds": [7], "sgd_vs_gd": {"lr": 0.5}}, chapters)
+    chapters = parameters.toc_chapters(ROOT)
+    per = parameters.split_overrides({"seeds": [7], "sgd_vs_gd": {"lr": 0.5}}, chapters)
     assert per["sgd_vs_gd"] == {"lr": 0.5, "seeds": [7]}
-    with pytest.raises(book.BookError, match="not declared"):
-        book.split_overrides({"no_such_parameter": 1}, chapters)
+    with pytest.raises(parameters.BookError, match="not declared"):
+        parameters.split_overrides({"no_such_parameter": 1}, chapters)
 
 
 def test_a_params_file_that_names_a_profile_executes_exactly_that_profile():
     # Not the command line's profile with the file's names changed: a mixture of two.
-    assert book.named_profile("ci", {"profile": "smoke", "seeds": [1]}) == (
+    assert parameters.named_profile("ci", {"profile": "smoke", "seeds": [1]}) == (
         "smoke", {"seeds": [1]})
-    assert book.named_profile("ci", {"seeds": [1]}) == ("ci", {"seeds": [1]})
-    with pytest.raises(book.BookError, match="names profile 'tiny'"):
-        book.named_profile("ci", {"profile": "tiny"})
+    assert parameters.named_profile("ci", {"seeds": [1]}) == ("ci", {"seeds": [1]})
+    with pytest.raises(parameters.BookError, match="names profile 'tiny'"):
+        parameters.named_profile("ci", {"profile": "tiny"})
 
 
 @pytest.mark.slow
@@ -96,7 +96,7 @@ def test_built_pages_rerun_box_launch_buttons_report_and_sitemap(smoke_book):
     root, html = smoke_book
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = config["repository"]["url"].removeprefix("https://github.com/")
-    for name in book.toc_chapters(root):
+    for name in parameters.toc_chapters(root):
         page = (html / "notebooks" / f"{name}.html").read_text()
         assert "Rerun this chapter" in page, name
         # launch buttons open the source notebook in the repository, not an executed copy
@@ -105,7 +105,7 @@ def test_built_pages_rerun_box_launch_buttons_report_and_sitemap(smoke_book):
         assert "binder-examples" not in page and "x-thebe-config" not in page, name
         assert "nan%" not in page and "nan (n=" not in page, name
     report = (html / "execution.html").read_text()
-    for name in book.toc_chapters(root):
+    for name in parameters.toc_chapters(root):
         assert name in report
     assert "completed" in report and "smoke" in report and "loaded" in report
     intro = (html / "intro.html").read_text()
@@ -124,8 +124,8 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path, monkeypatch):
                            "execution_count": None,
                            "source": "raise RuntimeError('deliberate failure')"})
     (root / "notebooks" / "sgd_vs_gd.ipynb").write_text(json.dumps(nb))
-    with pytest.raises(book.BookError, match=r"sgd_vs_gd.ipynb failed in cell .*deliberate"):
-        book.build_book(profile="smoke", root=root, only=["sgd_vs_gd"], build=False)
+    with pytest.raises(parameters.BookError, match=r"sgd_vs_gd.ipynb failed in cell .*deliberate"):
+        driver.build_book(profile="smoke", root=root, only=["sgd_vs_gd"], build=False)
 
 
 def test_cli_run_prints_a_json_summary(tmp_path):
@@ -151,7 +151,7 @@ def test_cli_rejects_bad_values_with_one_message(tmp_path):
 @pytest.mark.book
 def test_claims_ledger_is_backed_by_the_chapters(smoke_book):
     root, html = smoke_book
-    claims = book.load_claims(ROOT)
+    claims = report.load_claims(ROOT)
     assert len(claims) >= 5
     page = (html / "claims.html").read_text()
     for c in claims:
@@ -164,7 +164,7 @@ def test_claims_ledger_is_backed_by_the_chapters(smoke_book):
 @pytest.mark.book
 def test_a_claim_without_backing_fails(smoke_book, tmp_path):
     root, _ = smoke_book
-    claims = book.load_claims(ROOT) + [{"claim": "x", "paper": "p", "chapter": "sgd_vs_gd",
+    claims = report.load_claims(ROOT) + [{"claim": "x", "paper": "p", "chapter": "sgd_vs_gd",
                                         "effect": ["no_such_key"], "effect_text": "{0}",
                                         "verdict": "sgd_verdict"}]
     fake = tmp_path / "root"
@@ -174,5 +174,5 @@ def test_a_claim_without_backing_fails(smoke_book, tmp_path):
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(nb, fake / "notebooks" / nb.name)
     (fake / "book" / "claims.yaml").write_text(yaml.safe_dump(claims))
-    with pytest.raises(book.BookError, match="no_such_key"):
-        book.check_claims(fake, root / "_build" / "site")
+    with pytest.raises(parameters.BookError, match="no_such_key"):
+        report.check_claims(fake, root / "_build" / "site")

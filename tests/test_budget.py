@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from implicitreg.book import budget, driver
+from implicitreg.book import budget, parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_chapter_has_a_ci_budget_and_they_fit_the_book():
     budgets = budget.load_budgets(ROOT, "ci")
-    chapters = driver.toc_chapters(ROOT)
+    chapters = parameters.toc_chapters(ROOT)
     assert set(chapters) <= set(budgets), set(chapters) - set(budgets)
     assert sum(v for k, v in budgets.items() if k != "book") <= budgets["book"]
 

@@ -159,11 +159,11 @@ def test_divergence_and_too_few_nulls_are_not_assessable():
 
 
 def test_profiles_are_complete_instances_and_match_the_notebook():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
 
     for name in profiles(C.CHAPTER):
         C.profile(name)
-    nb = driver.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
+    nb = parameters.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
                                     "coherent_gradients.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(C.Params.names())
     assert nb["profile"] == "ci"

@@ -320,12 +320,12 @@ def test_departure_needs_two_consecutive_evaluations():
 def test_profiles_are_complete_instances_and_match_the_notebook():
     from pathlib import Path
 
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
 
     raw = profiles(E.CHAPTER)
     for name in raw:
         E.profile(name)  # every field, nothing else, valid values
-    nb = driver.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
+    nb = parameters.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
                                     "edge_of_stability.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(E.Params.names())
     # the notebook's defaults are the ci profile, so that running it without a profile

@@ -255,11 +255,11 @@ def test_design_keeps_the_run_keys():
 
 
 def test_profiles_are_complete_instances_and_match_the_notebook():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
 
     for name in profiles(LC.CHAPTER):
         LC.profile(name)
-    nb = driver.notebook_parameters(ROOT / "notebooks" / "landscape_claims.ipynb")
+    nb = parameters.notebook_parameters(ROOT / "notebooks" / "landscape_claims.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(LC.Params.names())
     assert LC.Params.from_values(nb) == LC.profile("ci")
     with pytest.raises(ValueError, match="opt_lrs"):

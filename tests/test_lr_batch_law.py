@@ -132,12 +132,12 @@ def test_design_stages():
 
 
 def test_profiles_are_complete_instances_and_the_notebook_is_the_ci_profile():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
     from implicitreg.chapters.base import profiles
 
     for name in profiles(L.CHAPTER):
         L.profile(name)
-    nb = driver.notebook_parameters(ROOT / "notebooks" / "lr_batch_law.ipynb")
+    nb = parameters.notebook_parameters(ROOT / "notebooks" / "lr_batch_law.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(L.Params.names())
     assert L.Params.from_values(nb) == L.profile("ci")
 

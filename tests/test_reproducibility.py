@@ -85,11 +85,11 @@ def test_tables_from_an_empty_checkout(tmp_path):
 
 
 def test_profiles_are_complete_instances_and_match_the_notebook():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
 
     for name in profiles(R.CHAPTER):
         R.profile(name)
-    nb = driver.notebook_parameters(ROOT / "notebooks" / "reproducibility.ipynb")
+    nb = parameters.notebook_parameters(ROOT / "notebooks" / "reproducibility.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(R.Params.names())
     assert R.Params.from_values(nb) == R.profile("ci")
     with pytest.raises(ValueError, match="check_steps"):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from implicitreg.analysis.stats import Estimate, mean_ci_runs
-from implicitreg.book import driver as book
+from implicitreg.book import pages, parameters, report
 
 ROOT = Path(__file__).resolve().parents[1]
 # The chapters whose parameter cells are typed and commented (new chapters should be too).
@@ -35,7 +35,7 @@ def _papermill(tmp_path, monkeypatch, parameters):
 @pytest.mark.slow
 def test_a_chapter_runs_under_plain_papermill_from_another_folder(tmp_path, monkeypatch):
     out = _papermill(tmp_path, monkeypatch, {"profile": "smoke", "seeds": [0]})
-    values = book.glued_values(out)
+    values = report.glued_values(out)
     # the smoke profile's values were filled in (n_grid [32, 64]), the given seeds kept
     assert values["n_max"] == "64" and values["n_seeds"] == "1"
     assert values["exec_profile"] == "smoke" and int(values["exec_runs"]) > 3
@@ -49,8 +49,8 @@ def test_plain_papermill_refuses_bad_values_with_the_driver_message(given, tmp_p
                                                                     monkeypatch):
     from papermill.exceptions import PapermillExecutionError
 
-    with pytest.raises(book.BookError) as expected:
-        book.check_parameters(CHAPTER, given)
+    with pytest.raises(parameters.BookError) as expected:
+        parameters.check_parameters(CHAPTER, given)
     with pytest.raises(PapermillExecutionError) as got:
         _papermill(tmp_path, monkeypatch, {"profile": "smoke", **given})
     assert got.value.ename == "BookError"
@@ -62,8 +62,8 @@ def test_plain_papermill_refuses_bad_values_with_the_driver_message(given, tmp_p
 def test_help_notebook_lists_every_parameter_with_a_type_and_a_comment(notebook):
     out = subprocess.run([str(Path(sys.executable).parent / "papermill"), "--help-notebook",
                           str(notebook)], capture_output=True, text=True, check=True).stdout
-    declared = book.notebook_parameters(notebook)
-    comments = book.parameter_comments(book.parameter_cell_source(notebook))
+    declared = parameters.notebook_parameters(notebook)
+    comments = parameters.parameter_comments(parameters.parameter_cell_source(notebook))
     assert set(comments) == set(declared), f"parameters without a comment: " \
         f"{sorted(set(declared) - set(comments))}"
     text = " ".join(out.split())
@@ -74,7 +74,7 @@ def test_help_notebook_lists_every_parameter_with_a_type_and_a_comment(notebook)
 
 
 def test_rerun_box_names_every_profile_and_a_params_file():
-    box = book.rerun_box(CHAPTER)
+    box = pages.rerun_box(CHAPTER)
     profiles = yaml.safe_load((ROOT / "notebooks" / "profiles" / "sgd_vs_gd.yaml").read_text())
     for prof in profiles:
         assert f"make execute ONLY=sgd_vs_gd PROFILE={prof}" in box

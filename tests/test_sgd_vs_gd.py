@@ -162,13 +162,13 @@ def test_design_pilot_then_a_confirmation_from_the_choice():
 
 
 def test_profiles_are_complete_instances_and_the_notebook_is_the_ci_profile():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
     from implicitreg.chapters.base import profiles
 
     for name in profiles(S.CHAPTER):
         assert S.profile(name).CHAPTER == S.CHAPTER  # every field, nothing else
     assert {"smoke", "ci", "workstation", "paper", "gpu"} <= set(profiles(S.CHAPTER))
-    nb = driver.notebook_parameters(ROOT / "notebooks" / "sgd_vs_gd.ipynb")
+    nb = parameters.notebook_parameters(ROOT / "notebooks" / "sgd_vs_gd.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(S.Params.names())
     assert nb["profile"] == "ci"
     assert S.Params.from_values(nb) == S.profile("ci")

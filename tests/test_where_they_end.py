@@ -147,11 +147,11 @@ def test_diverged_runs_are_not_assessable_or_left_out():
 
 
 def test_profiles_are_complete_instances_and_match_the_notebook():
-    from implicitreg.book import driver
+    from implicitreg.book import parameters
 
     for name in profiles(W.CHAPTER):
         W.profile(name)
-    nb = driver.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
+    nb = parameters.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
                                     "where_they_end.ipynb")
     assert set(nb) - {"profile", "executed_at"} == set(W.Params.names())
     assert nb["profile"] == "ci"

@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"implicitreg: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # data missing, a notebook failed, ...
-        from .book.driver import BookError
+        from .book.parameters import BookError
         from .engine.data import DataError
 
         if isinstance(exc, (DataError, BookError)):

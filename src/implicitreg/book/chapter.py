@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, MutableMapping
 import pandas as pd
 
 from ..runs.runner import device_name
-from .driver import (BookError, check_values, notebook_parameters,
+from .parameters import (BookError, check_values, notebook_parameters,
                      parse_parameter_source)
 from ..engine.data import resolve_source
 from ..runs.store import Result, project_root

@@ -50,7 +50,7 @@ def chapter_module(chapter: str):
 
 def chapter_params(root: Path, chapter: str, profile: str):
     """The chapter's parameter dataclass at ``profile``, read from ``root``'s profiles."""
-    from .driver import load_profile
+    from .parameters import load_profile
 
     return chapter_module(chapter).Params.from_values(load_profile(root, chapter, profile))
 

@@ -31,7 +31,8 @@ def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tupl
                   root: Path | None = None, ray_address: str | None = None) -> Path:
     from ..runs.execution import ExecConfig
     from ..runs.store import RunStore, project_root
-    from .driver import BookError, execute_chapter, load_profile, toc_chapters
+    from .driver import execute_chapter
+    from .parameters import BookError, load_profile, toc_chapters
 
     root = root or project_root()
     if root is None:
