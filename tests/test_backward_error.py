@@ -117,7 +117,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
     for name in profiles(B.CHAPTER):
         B.profile(name)
     nb = parameters.notebook_parameters(ROOT / "notebooks" / "backward_error.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(B.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(B.Params.names())
     assert B.Params.from_values(nb) == B.profile("ci")
     with pytest.raises(ValueError, match="unknown"):
         B.profile("smoke", no_such=1)

@@ -128,6 +128,23 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path, monkeypatch):
         driver.build_book(profile="smoke", root=root, only=["sgd_vs_gd"], build=False)
 
 
+def test_the_driver_passes_its_exec_config_to_the_chapter_as_one_parameter(tmp_path,
+                                                                          monkeypatch):
+    """Settings given in code reach the chapter's runs through its ``exec_config``
+    parameter, with no IMPLICITREG_* variable set: training switched off on an empty
+    store stops the chapter before it trains."""
+    from implicitreg.runs.execution import ENV, ExecConfig
+
+    for var in ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    src = ROOT / "notebooks" / "headline.ipynb"
+    ex = ExecConfig(store_root=str(tmp_path / "empty"), no_train=True)
+    with pytest.raises(parameters.BookError, match="training is switched off"):
+        driver.execute_chapter(src, tmp_path / "out.ipynb", {"profile": "smoke"}, 600, ex)
+    injected = json.loads((tmp_path / "out.ipynb").read_text())["metadata"]["papermill"]
+    assert injected["parameters"]["exec_config"]["no_train"] is True
+
+
 def test_cli_run_prints_a_json_summary(tmp_path):
     out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--dataset",
                           "synthetic", "--n-train", "64", "--n-test", "32", "--widths", "8",

@@ -165,7 +165,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
         C.profile(name)
     nb = parameters.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
                                     "coherent_gradients.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(C.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(C.Params.names())
     assert nb["profile"] == "ci"
     assert C.Params.from_values(nb) == C.profile("ci")
     with pytest.raises(ValueError, match="slow_step"):

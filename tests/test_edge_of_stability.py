@@ -327,7 +327,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
         E.profile(name)  # every field, nothing else, valid values
     nb = parameters.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
                                     "edge_of_stability.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(E.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(E.Params.names())
     # the notebook's defaults are the ci profile, so that running it without a profile
     # means exactly the ci profile
     assert E.Params.from_values(nb) == E.profile("ci")

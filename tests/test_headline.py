@@ -167,3 +167,17 @@ def test_bad_parameters_are_refused_by_name(bad, match):
 def test_the_registered_criteria_have_not_moved():
     assert H.registered_hash() == REGISTERED_HASH
     assert H.REVISIONS == ()
+
+
+def test_the_profiles_and_the_notebook_declare_exactly_the_parameters():
+    from pathlib import Path
+
+    from implicitreg.book import parameters
+    from implicitreg.chapters.base import profiles
+
+    for name in profiles(H.CHAPTER):
+        assert H.profile(name).CHAPTER == H.CHAPTER  # every field, nothing else
+    nb = parameters.notebook_parameters(
+        Path(__file__).resolve().parents[1] / "notebooks" / "headline.ipynb")
+    assert set(nb) - {"profile", "exec_config"} == set(H.Params.names())
+    assert H.Params.from_values(nb) == H.profile("ci")

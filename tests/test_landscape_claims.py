@@ -260,7 +260,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
     for name in profiles(LC.CHAPTER):
         LC.profile(name)
     nb = parameters.notebook_parameters(ROOT / "notebooks" / "landscape_claims.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(LC.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(LC.Params.names())
     assert LC.Params.from_values(nb) == LC.profile("ci")
     with pytest.raises(ValueError, match="opt_lrs"):
         LC.profile("smoke", opt_lrs=[0.1])

@@ -138,7 +138,7 @@ def test_profiles_are_complete_instances_and_the_notebook_is_the_ci_profile():
     for name in profiles(L.CHAPTER):
         L.profile(name)
     nb = parameters.notebook_parameters(ROOT / "notebooks" / "lr_batch_law.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(L.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(L.Params.names())
     assert L.Params.from_values(nb) == L.profile("ci")
 
 

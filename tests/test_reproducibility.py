@@ -90,7 +90,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
     for name in profiles(R.CHAPTER):
         R.profile(name)
     nb = parameters.notebook_parameters(ROOT / "notebooks" / "reproducibility.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(R.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(R.Params.names())
     assert R.Params.from_values(nb) == R.profile("ci")
     with pytest.raises(ValueError, match="check_steps"):
         R.profile("ci", check_steps=1)

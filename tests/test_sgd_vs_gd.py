@@ -169,7 +169,7 @@ def test_profiles_are_complete_instances_and_the_notebook_is_the_ci_profile():
         assert S.profile(name).CHAPTER == S.CHAPTER  # every field, nothing else
     assert {"smoke", "ci", "workstation", "paper", "gpu"} <= set(profiles(S.CHAPTER))
     nb = parameters.notebook_parameters(ROOT / "notebooks" / "sgd_vs_gd.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(S.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(S.Params.names())
     assert nb["profile"] == "ci"
     assert S.Params.from_values(nb) == S.profile("ci")
     with pytest.raises(ValueError, match="unknown"):

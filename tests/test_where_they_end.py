@@ -153,7 +153,7 @@ def test_profiles_are_complete_instances_and_match_the_notebook():
         W.profile(name)
     nb = parameters.notebook_parameters(Path(__file__).resolve().parents[1] / "notebooks" /
                                     "where_they_end.ipynb")
-    assert set(nb) - {"profile", "executed_at"} == set(W.Params.names())
+    assert set(nb) - {"profile", "executed_at", "exec_config"} == set(W.Params.names())
     assert nb["profile"] == "ci"
     assert W.Params.from_values(nb) == W.profile("ci")
     with pytest.raises(ValueError, match="seeds"):

@@ -1,5 +1,7 @@
 """Helpers the chapter notebooks share: the parameter table shown at the top of each
-chapter, a plotting style, tidy frames of many runs, and glue that never types a number."""
+chapter, a plotting style, and glue that never types a number (tidy frames of runs and
+per-arm estimates are in :mod:`implicitreg.analysis.tables`, figure helpers in
+:mod:`implicitreg.analysis.plots`)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,37 +15,14 @@ from ..runs.runner import device_name
 from .parameters import (BookError, check_values, notebook_parameters,
                      parse_parameter_source)
 from ..engine.data import resolve_source
-from ..runs.store import Result, project_root
+from ..runs.store import Result, locate_notebook, package_checkout, project_root
+from ..analysis.tables import estimate_table  # noqa: F401  (the notebooks' tables)
 from ..engine.device import resolve_device
 
-ARM_ORDER = ["SGD", "GD", "GD + penalty"]
 
 
-def _package_checkout() -> Path | None:
-    """The repository the installed package lives in (an editable install from a
-    clone), or None for a plain installation."""
-    here = Path(__file__).resolve()
-    for anc in here.parents:
-        if (anc / "notebooks").is_dir() and (anc / "src" / "implicitreg").is_dir():
-            return anc
-    return None
 
 
-def locate_notebook(notebook: str) -> Path | None:
-    """The chapter's source notebook, whatever the working directory: tried in the
-    working directory (and its ``notebooks/``), in the project found above it, then in
-    the repository the installed package comes from. None when none holds it (Colab,
-    or a notebook downloaded on its own)."""
-    name = Path(notebook).name
-    cwd = Path.cwd()
-    candidates = [Path(notebook), cwd / name, cwd / "notebooks" / name]
-    for root in (project_root(cwd), _package_checkout()):
-        if root is not None:
-            candidates.append(root / "notebooks" / name)
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    return None
 
 
 def _history() -> list[str]:
@@ -92,7 +71,7 @@ def chapter_profile_values(chapter: str, profile: str,
     import yaml
 
     folders = [notebook.parent / "profiles"] if notebook is not None else []
-    for root in (project_root(), _package_checkout()):
+    for root in (project_root(), package_checkout()):
         if root is not None:
             folders.append(root / "notebooks" / "profiles")
     for folder in folders:
@@ -149,6 +128,23 @@ def chapter_parameters(namespace: MutableMapping[str, Any], notebook: str) -> di
     return params
 
 
+def execution(values: Mapping[str, Any]):
+    """How this chapter's runs execute (:class:`~implicitreg.runs.execution.ExecConfig`):
+    the notebook's ``exec_config`` parameter, one mapping of ExecConfig fields that the
+    book driver passes as a value; fields it leaves out come from the ``IMPLICITREG_*``
+    variables of the shell, as for any run started by hand."""
+    import dataclasses
+
+    from ..runs.execution import ExecConfig
+
+    given = dict(values.get("exec_config") or {})
+    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(ExecConfig)})
+    if unknown:
+        raise BookError(f"exec_config: unknown field(s) {unknown}; the fields are "
+                        f"{[f.name for f in dataclasses.fields(ExecConfig)]}")
+    return ExecConfig.from_env(**given)
+
+
 def _glue_execution(params: Mapping[str, Any], given: Mapping[str, Any]) -> None:
     """Facts about this execution that the book's execution report and landing page
     read back from the executed notebook: profile, device, package versions."""
@@ -202,7 +198,7 @@ def parameter_table(params: Mapping[str, Any], dataset: str | None = None,
     rows.append(("device", f"{dev.type}: {device_name(str(dev))}"))
     if dataset is not None:
         rows.append(("dataset source", resolve_source(dataset)))
-    rows += [(k, v) for k, v in params.items() if k not in ("profile", "executed_at")]
+    rows += [(k, v) for k, v in params.items() if k not in ("profile", "executed_at", "exec_config")]
     rows = [(k, str(v)) for k, v in rows]  # mixed types would be shown as floats
     return pd.DataFrame(rows, columns=["parameter", "value"]).set_index("parameter")
 
@@ -222,17 +218,6 @@ def set_style() -> None:
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7, 4)})
 
 
-def tidy(results: Iterable[tuple[str, Result]], metric: str, split: str) -> pd.DataFrame:
-    """One row per (arm, seed, step) for ``metric`` on ``split``; diverged runs carry
-    ``diverged=True`` so that figures can mark them instead of dropping them."""
-    frames = []
-    for arm, r in results:
-        c = r.curve(metric, split).copy()
-        c["arm"] = arm
-        c["seed"] = r.config.seed
-        c["diverged"] = r.summary["diverged"]
-        frames.append(c)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def glue(name: str, value: Any, fmt: str | None = None) -> None:
@@ -243,99 +228,14 @@ def glue(name: str, value: Any, fmt: str | None = None) -> None:
     _glue(name, format(value, fmt) if fmt is not None else value, display=False)
 
 
-def band_plot(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, order=None,
-              level: float = 0.95, log: bool = False):
-    """Mean over seeds with a Student-t confidence band, one line per ``hue`` value.
-    With ``log`` the mean and band are computed on log10 values (a geometric mean), which
-    keeps the band positive for quantities spanning decades. Diverged runs are drawn as
-    crosses at their last finite point, not averaged in."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import seaborn as sns
-
-    from ..analysis.stats import mean_ci
-
-    ax = ax or plt.gca()
-    present = list(dict.fromkeys(df[hue]))
-    hues = order or ([h for h in ARM_ORDER if h in present]
-                     + [h for h in present if h not in ARM_ORDER])
-    palette = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
-    for h in hues:
-        d = df[df[hue] == h]
-        ok = d[~d.get("diverged", False)] if "diverged" in d else d
-        if len(ok):
-            def fwd(v):
-                return np.log10(np.clip(v, 1e-300, None)) if log else v
-
-            def inv(v):
-                return 10.0 ** v if log else v
-
-            stats = ok.groupby(x)[y].apply(lambda v: mean_ci(fwd(v.to_numpy()), level))
-            xs = stats.index.to_numpy()
-            m = inv(np.array([e.value for e in stats]))
-            lo = inv(np.array([e.low for e in stats]))
-            hi = inv(np.array([e.high for e in stats]))
-            n = max(e.n for e in stats)
-            ax.plot(xs, m, label=f"{h} (n={n})", color=palette[h])
-            if n > 1:
-                ax.fill_between(xs, lo, hi, alpha=0.25, color=palette[h], linewidth=0)
-        bad = d[d["diverged"]] if "diverged" in d else d.iloc[:0]
-        for _, g in bad.groupby("seed") if len(bad) else []:
-            g = g[np.isfinite(g[y])]
-            if len(g):
-                ax.plot(g[x].iloc[-1], g[y].iloc[-1], "x", color=palette[h], ms=9,
-                        label=f"{h}: diverged")
-    if log:
-        ax.set_yscale("log")
-    ax.legend(fontsize="small")
-    return ax
 
 
-def final_values(results: Iterable[tuple[str, Result]], metric: str = "accuracy",
-                 split: str = "test") -> pd.DataFrame:
-    """One row per run: arm, seed, the final value and whether the run diverged."""
-    return pd.DataFrame([{"arm": arm, "seed": r.config.seed, "value": r.final(metric, split),
-                          "diverged": r.summary["diverged"]} for arm, r in results])
 
 
-def arm_estimates(final: pd.DataFrame, arms: Iterable[Any], column: str = "value",
-                  by: str = "arm") -> dict:
-    """Mean and 95% interval of ``column`` per arm over the runs that did not diverge;
-    each :class:`~implicitreg.analysis.stats.Estimate` counts the diverged ones, so that
-    its ``fmt`` says "diverged in 2 of 2 seeds" instead of printing NaN."""
-    from ..analysis.stats import mean_ci_runs
-
-    out = {}
-    for arm in arms:
-        d = final[final[by] == arm]
-        div = d["diverged"] if "diverged" in d else None
-        out[arm] = mean_ci_runs(d[column].to_numpy(), None if div is None else div.to_numpy())
-    return out
 
 
-def estimate_table(estimates: Mapping[Any, Any], scale: float = 1.0, digits: int = 1,
-                   unit: str = "", index: str = "arm") -> pd.DataFrame:
-    """One row per estimate as text: mean, 95% interval, seeds used, and diverged runs
-    in words (an arm whose every run diverged says so in the mean column)."""
-    rows = []
-    for name, e in estimates.items():
-        total = e.n + e.diverged
-        if e.missing is not None:
-            mean, ci = e.missing, ""
-        else:
-            mean = f"{e.value * scale:.{digits}f}{unit}"
-            ci = (f"[{e.low * scale:.{digits}f}, {e.high * scale:.{digits}f}]"
-                  if e.n > 1 and pd.notna(e.low) else "(n=1, no interval)")
-        rows.append({index: name, "mean": mean, "95% CI": ci, "seeds used": f"{e.n} of {total}",
-                     "diverged": f"{e.diverged} of {total}" if e.diverged else "none"})
-    return pd.DataFrame(rows).set_index(index)
 
 
-def not_assessable(estimates: Mapping[Any, Any]) -> str | None:
-    """Why a verdict that needs every one of ``estimates`` cannot be computed, in words
-    ("GD + penalty diverged in 2 of 2 seeds"), or None when each has a value."""
-    reasons = [f"{name} {e.missing}" for name, e in estimates.items() if e.missing is not None]
-    return "; ".join(reasons) if reasons else None
 
 
 def describe_scale(params: Mapping[str, Any], what: str) -> str:
@@ -345,10 +245,3 @@ def describe_scale(params: Mapping[str, Any], what: str) -> str:
     return f"This build ran the `{profile}` profile: {what}"
 
 
-def ci_errorbars(ax, estimates: dict, color: str = "C3") -> None:
-    """Mean and 95% interval of each category, drawn over a strip plot whose categories
-    are the keys of ``estimates`` in order."""
-    for i, e in enumerate(estimates.values()):
-        if e.n > 1:
-            ax.errorbar(i, e.value, yerr=[[e.value - e.low], [e.high - e.value]], fmt="o",
-                        color=color, capsize=6, ms=8)

@@ -38,16 +38,21 @@ DEFAULT_CELL_TIMEOUT = {"smoke": 600, "ci": 1800, "workstation": 6 * 3600,
 
 def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: int,
                     exec_config: ExecConfig | None = None) -> None:
-    """Execute one chapter with papermill; its kernel receives ``exec_config`` (progress
-    bars off: they would flood the logs) through the environment."""
+    """Execute one chapter with papermill; the chapter receives ``exec_config`` (progress
+    bars off: they would flood the logs) as one value, its ``exec_config`` parameter."""
+    import dataclasses
+
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    ex = (exec_config or ExecConfig.from_env()).replace(progress=False)
+    if "exec_config" in notebook_parameters(src):
+        params = {**params, "exec_config": {k: v for k, v in dataclasses.asdict(ex).items()
+                                            if v is not None}}
     check_parameters(src, params)
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = (exec_config or ExecConfig.from_env()).replace(progress=False).to_env()
     # Figures must be captured as outputs whatever backend the caller's shell sets.
-    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     try:
         with environment(env):
             pm.execute_notebook(

@@ -73,14 +73,12 @@ def train_chapter(root: Path, chapter: str, profile: str, exec_config,
     fingerprint of the chapter's criteria as of ``as_of`` (the window's start)."""
     from ..chapters import registry
     from ..engine.training import DeadlineReached
-    from ..runs.execution import environment
 
     params = chapter_params(root, chapter, profile)
     t0 = time.time()
     status, runs = "complete", []
     try:
-        with environment(exec_config.to_env()):  # run_many reads these
-            runs = run_chapter(chapter, params)
+        runs = run_chapter(chapter, params, exec_config=exec_config)
     except DeadlineReached as exc:
         status = f"stopped at the deadline ({exc}); rerun to resume"
     entry = {"chapter": chapter, "profile": profile, "status": status,

@@ -59,7 +59,7 @@ def rerun_box(src: Path) -> str:
               "```", "", "With plain papermill, a named profile fills in its values; "
               "values given with `-p` override them.", ""]
     pick = [k for k in RERUN_EXAMPLE if k in declared][:3] or [
-        k for k in declared if k not in ("profile", "executed_at")][:3]
+        k for k in declared if k not in ("profile", "executed_at", "exec_config")][:3]
     if pick:
         lines += ["To change parameters, write them into a file (values below are this "
                   "chapter's defaults) and pass it with `PARAMS`:", "", "```yaml",

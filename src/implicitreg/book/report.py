@@ -94,7 +94,7 @@ def execution_records(root: Path, site: Path) -> list[dict[str, Any]]:
         except BookError:
             prof_values = {}
         changed = {k: v for k, v in params.items()
-                   if k not in ("profile", "executed_at") and prof_values.get(k, object()) != v}
+                   if k not in ("profile", "executed_at", "exec_config") and prof_values.get(k, object()) != v}
         declared = notebook_parameters(src)
         used = {**declared, **params}
         glued = glued_values(out)

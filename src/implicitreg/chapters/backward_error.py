@@ -302,7 +302,7 @@ def design(p: Params) -> list[tuple[tuple[str, int], Any]]:
 
 def variance_curves(runs: Mapping[tuple[str, int], Any], p: Params) -> pd.DataFrame:
     """(ε/4m)Σ‖∇Ĉ_k − ∇C‖², the difference C̃_SGD − C̃_GD, along each run."""
-    from ..book.chapter import tidy
+    from ..analysis.tables import tidy
 
     var = tidy([(arm, r) for (arm, _), r in runs.items()], "grad_variance", "eval")
     if len(var):
@@ -388,7 +388,7 @@ def _case_text(r: Mapping[str, Any]) -> str:
 def variance_comparison(var: pd.DataFrame) -> dict[str, str]:
     """The last measured variance term per arm, mean over seeds, and how they compare;
     a descriptive reading, not a registered claim."""
-    from ..book.chapter import arm_estimates, not_assessable
+    from ..analysis.tables import arm_estimates, not_assessable
 
     if not len(var):
         return {"var_sgd": "(no run)", "var_gd": "(no run)",
@@ -542,7 +542,7 @@ def fig_variance(a: Analysis, p: Params):
     """C̃_SGD − C̃_GD along the real SGD and GD runs (mean over seeds, 95% band)."""
     import matplotlib.pyplot as plt
 
-    from ..book.chapter import band_plot
+    from ..analysis.plots import band_plot
 
     fig, ax = plt.subplots(figsize=(7, 4))
     if len(a.variance):

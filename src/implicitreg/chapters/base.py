@@ -19,10 +19,10 @@ def profiles(chapter: str) -> dict[str, dict[str, Any]]:
     """The raw profiles of ``notebooks/profiles/<chapter>.yaml``."""
     import yaml
 
-    from ..book.chapter import _package_checkout
+    from ..runs.store import package_checkout
     from ..runs.store import project_root
 
-    for root in (project_root(), _package_checkout()):
+    for root in (project_root(), package_checkout()):
         if root is not None:
             f = root / "notebooks" / "profiles" / f"{chapter}.yaml"
             if f.is_file():

@@ -665,7 +665,7 @@ def fig_curves(runs: Runs, p: Params):
     95% bands)."""
     import matplotlib.pyplot as plt
 
-    from ..book import chapter
+    from ..analysis import plots, tables
 
     head = [(arm_label(p, c.arm, c.n), r) for c, r in runs.gap + runs.penalty
             if c.n == p.n_max]
@@ -673,7 +673,7 @@ def fig_curves(runs: Runs, p: Params):
     if head:
         order = list(dict.fromkeys(label for label, _ in head))
         for ax, split in zip(axes, ("test", "train")):
-            chapter.band_plot(chapter.tidy(head, "accuracy", split), "step", "value", "arm",
+            plots.band_plot(tables.tidy(head, "accuracy", split), "step", "value", "arm",
                               ax=ax, order=order)
             ax.set(xlabel="update (step)", ylabel=f"{split} accuracy",
                    title=f"{split.capitalize()} accuracy, n = {p.n_max:,}")

@@ -372,7 +372,7 @@ def _verdict(cid: str, text: str) -> Verdict:
 def analyze(runs: Runs, p: Params) -> Analysis:
     """Tables, every criterion's verdict and the glue values, from the runs (anything
     with ``config.seed``, ``final(metric, split)`` and ``summary``)."""
-    from ..book import chapter
+    from ..analysis import tables
 
     pilot = grid_table(runs.pilot)
     pilot_best = best_table(pilot) if p.pilot_seeds else pd.DataFrame(
@@ -411,11 +411,11 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     # The penalty experiment.
     small, pen_arm, best_arm = penalty_arms(runs.eps_s, runs.eps_b)
     arms = [small, pen_arm, best_arm]
-    fv = chapter.final_values([(c.arm, r) for c, r in runs.penalty]) if runs.penalty else \
+    fv = tables.final_values([(c.arm, r) for c, r in runs.penalty]) if runs.penalty else \
         pd.DataFrame(columns=["arm", "seed", "value", "diverged"])
     vals = [fv[(fv.arm == a) & ~fv.diverged.astype(bool)].value.to_numpy() for a in arms]
-    est = chapter.arm_estimates(fv, arms)
-    why_pen = (chapter.not_assessable(est) if runs.penalty else
+    est = tables.arm_estimates(fv, arms)
+    why_pen = (tables.not_assessable(est) if runs.penalty else
                f"the best ε ({runs.eps_b:.3g}) is not above the smallest ε of the grid "
                f"({runs.eps_s:.3g})")
     closure = None if why_pen else stats.gap_closure(vals[2], vals[0], vals[1])
@@ -567,10 +567,10 @@ def fig_penalty(runs: Runs, p: Params):
     """Test accuracy of the three arms of the penalty experiment (means, 95% bands)."""
     import matplotlib.pyplot as plt
 
-    from ..book import chapter
+    from ..analysis import plots, tables
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    chapter.band_plot(chapter.tidy([(c.arm, r) for c, r in runs.penalty], "accuracy", "test"),
+    plots.band_plot(tables.tidy([(c.arm, r) for c, r in runs.penalty], "accuracy", "test"),
                       "step", "value", "arm", ax=ax,
                       order=list(penalty_arms(runs.eps_s, runs.eps_b)))
     ax.set(xlabel="step", ylabel="test accuracy", title=f"B = {p.penalty_batch}")

@@ -126,10 +126,11 @@ class Check:
     """What the stopped training reported."""
 
 
-def check(p: Params) -> Check:
+def check(p: Params, exec_config: Any = None) -> Check:
     """Train :func:`design` in three empty temporary run stores: twice straight
     through, and once stopped after its first step, then resumed from its checkpoint.
-    The chapter's stores are not touched."""
+    The chapter's stores are not touched; nothing trains when ``exec_config`` (default:
+    the ``IMPLICITREG_*`` variables) forbids training."""
     import tempfile
     import time
 
@@ -138,7 +139,7 @@ def check(p: Params) -> Check:
     from ..runs.runner import run
     from ..runs.store import RunStore
 
-    if ExecConfig.from_env().no_train:
+    if (exec_config or ExecConfig.from_env()).no_train:
         return Check(no_train=True)
     cfg = design(p)
     ex = ExecConfig(progress=False)
@@ -230,7 +231,7 @@ def analyze(c: Check, p: Params) -> Analysis:
 def repository() -> Path | None:
     """The checkout the page's notebook belongs to, whatever the working directory
     (None when only the notebook is available, e.g. on Colab)."""
-    from ..book.chapter import locate_notebook
+    from ..runs.store import locate_notebook
 
     here = locate_notebook(f"{CHAPTER}.ipynb")
     return here.parent.parent if here is not None else None

@@ -526,7 +526,7 @@ def _pct(v: float) -> str:
 def analyze(runs: Runs, p: Params) -> Analysis:
     """Tables, every criterion's verdict and the glue values, from the runs (anything
     with ``config.steps``, ``config.seed``, ``final(metric, split)`` and ``summary``)."""
-    from ..book import chapter
+    from ..analysis import tables
 
     sgd, large, pen = arm_names(p)
     choice, n_max, eps_star = runs.choice, p.n_max, runs.choice.best
@@ -539,11 +539,11 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         r["p (Holm over n)"] = adjusted.get(r["n"], float("nan"))
     gaps = pd.DataFrame(eps_rows + [r for r in n_rows if r["n"] != n_max])
     head = runs.headline(p)
-    final = chapter.final_values(head) if head else pd.DataFrame(
+    final = tables.final_values(head) if head else pd.DataFrame(
         columns=["arm", "seed", "value", "diverged"])
-    train_final = chapter.final_values(head, "accuracy", "train") if head else final
-    est = chapter.arm_estimates(final, [sgd, large, pen])
-    fit = chapter.arm_estimates(train_final, [sgd, large, pen])
+    train_final = tables.final_values(head, "accuracy", "train") if head else final
+    est = tables.arm_estimates(final, [sgd, large, pen])
+    fit = tables.arm_estimates(train_final, [sgd, large, pen])
     v: dict[str, str] = {}
 
     # The headline gap: as registered, its first revision, and premises first.
@@ -555,7 +555,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         gap_text = detectable_text = f"not computed: {why}"
     else:
         e = headline["estimate"]
-        why_gap = chapter.not_assessable({a: est[a] for a in (sgd, large)})
+        why_gap = tables.not_assessable({a: est[a] for a in (sgd, large)})
         for cid, first in (("gap", False), ("gap-r1", True)):
             v[cid] = (not_assessable(why_gap) if why_gap else stats.difference_verdict(
                 e, headline["detectable (own spread)"], PUBLISHED_GAP, "SGD", large,
@@ -642,7 +642,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     vals = {arm: final[(final.arm == arm) & ~final.diverged.astype(bool)].value.to_numpy()
             for arm in (sgd, large, pen)}
     closure = None
-    why_pen = chapter.not_assessable({pen: est[pen]}) if head else "no confirmation run"
+    why_pen = tables.not_assessable({pen: est[pen]}) if head else "no confirmation run"
     if v["gap"] != "reproduced":
         v["penalty"] = not_assessable("there is no established SGD–large-batch gap to close")
     elif why_pen:
@@ -748,7 +748,7 @@ def measure_landscape(runs: Runs, p: Params) -> Landscape:
     import torch
 
     from ..analysis.landscape import filter_normalized_direction, loss_along, top_eigenvalue
-    from ..book import chapter
+    from ..analysis import tables
     from ..runs.runner import restore
 
     arms = arm_names(p)
@@ -767,7 +767,7 @@ def measure_landscape(runs: Runs, p: Params) -> Landscape:
             slices.append(pd.DataFrame({"arm": arm, "alpha": alphas.numpy(),
                                         "loss": vals.numpy()}))
     sharp = pd.DataFrame(rows, columns=["arm", "seed", "value", "diverged"])
-    est = chapter.arm_estimates(sharp, arms)
+    est = tables.arm_estimates(sharp, arms)
     g = {f"sharp_{k}": est[a].fmt(1, 2) if head else "not run"
          for a, k in zip(arms, ("sgd", "gd", "pen"))}
     g["overlap"] = "there is no pilot subset to compare"
@@ -854,13 +854,13 @@ def fig_headline(runs: Runs, p: Params):
     seeds, 95% bands)."""
     import matplotlib.pyplot as plt
 
-    from ..book import chapter
+    from ..analysis import plots, tables
 
     head, arms = runs.headline(p), list(arm_names(p))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for ax, split, title in [(axes[0], "test", "Test accuracy"),
                              (axes[1], "train", "Training accuracy (whole training subset)")]:
-        chapter.band_plot(chapter.tidy(head, "accuracy", split), "step", "value", "arm",
+        plots.band_plot(tables.tidy(head, "accuracy", split), "step", "value", "arm",
                           ax=ax, order=arms)
         ax.set(xlabel="update (step)", ylabel=f"{split} accuracy", title=title)
     axes[1].axhline(p.fit_threshold, color="0.5", ls=":")
@@ -873,14 +873,14 @@ def fig_terms(runs: Runs, p: Params):
     headline cell's arms."""
     import matplotlib.pyplot as plt
 
-    from ..book import chapter
+    from ..analysis import plots, tables
 
     head, arms = runs.headline(p), list(arm_names(p))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for ax, metric, title in [(axes[0], "grad_norm2_full", r"$\|\nabla C\|^2$"),
                               (axes[1], "grad_variance",
                                r"$\frac{1}{m}\sum_k\|\nabla \hat C_k-\nabla C\|^2$")]:
-        chapter.band_plot(chapter.tidy(head, metric, "eval"), "step", "value", "arm", ax=ax,
+        plots.band_plot(tables.tidy(head, metric, "eval"), "step", "value", "arm", ax=ax,
                           order=arms, log=True)
         ax.set(xlabel="update (step)", ylabel=title, title=title)
     fig.tight_layout()
@@ -892,12 +892,12 @@ def fig_landscape(m: Landscape, p: Params):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ..book import chapter
+    from ..analysis import plots
 
     arms = list(arm_names(p))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     sns.stripplot(data=m.sharpness, x="arm", y="value", order=arms, ax=axes[0], color="0.3")
-    chapter.ci_errorbars(axes[0], m.estimates)
+    plots.ci_errorbars(axes[0], m.estimates)
     axes[0].set(xlabel="", ylabel="top Hessian eigenvalue", title="Sharpness at the end (95% CI)")
     sns.lineplot(data=m.slices, x="alpha", y="loss", hue="arm", hue_order=arms, ax=axes[1])
     axes[1].set(xlabel="step along a filter-normalized direction", ylabel="training loss",

@@ -502,7 +502,7 @@ def analyze(runs: Mapping[Run, Any] | Iterable[tuple[Run, Any]], p: Params,
 
 def _glue_values(a: Analysis, p: Params, runs: Mapping[Run, Any], peak: pd.Series,
                  mem_text: str, ratio_text: str, mb_higher: bool) -> dict[str, str]:
-    from ..book.chapter import arm_estimates
+    from ..analysis.tables import arm_estimates
 
     g: dict[str, str] = {}
     cross = a.crossover
@@ -572,7 +572,7 @@ def fig_snr(a: Analysis):
     """Signal-to-noise ratio per weight matrix and the test accuracy, SGD against GD."""
     import matplotlib.pyplot as plt
 
-    from ..book.chapter import band_plot
+    from ..analysis.plots import band_plot
 
     layers = sorted(a.snr.layer.unique())
     fig, axes = plt.subplots(1, len(layers) + 1, figsize=(4.2 * (len(layers) + 1), 3.8))

@@ -1,10 +1,12 @@
 """Where and how runs execute: one dataclass, read from the environment in one place.
 
-The CLI and the book driver build an :class:`ExecConfig` from their options and hand it
-to the chapters' kernels through the environment (:meth:`ExecConfig.to_env`), because a
-papermill kernel is a separate process; :func:`~implicitreg.runs.sweeps.run_many` and
-:func:`~implicitreg.runs.runner.run` read it back with :meth:`ExecConfig.from_env`.
-None of these settings changes a run's numbers, so none is part of a run key.
+The CLI and the book driver build an :class:`ExecConfig` from their options (over the
+``IMPLICITREG_*`` variables of the shell, read here and nowhere else) and pass it on as a
+value: to a chapter's kernel as its ``exec_config`` parameter, to
+:func:`~implicitreg.runs.sweeps.run_many` and :func:`~implicitreg.runs.runner.run` as an
+argument, to worker processes and Ray tasks pickled. Code that is given none reads the
+variables with :meth:`ExecConfig.from_env`. None of these settings changes a run's
+numbers, so none is part of a run key.
 """
 from __future__ import annotations
 
@@ -112,16 +114,6 @@ class ExecConfig:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-    def to_env(self) -> dict[str, str]:
-        """The variables that reproduce these settings in another process."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v is None:
-                continue
-            out[ENV[f.name]] = ("1" if v else "0") if isinstance(v, bool) else str(v)
-        return out
 
     def store_path(self) -> Path | None:
         return None if self.store_root is None else Path(self.store_root).expanduser()

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__
 from ..engine import NUMERICS_VERSION, source_hash
 from ..engine import native
 from ..engine.batched import BatchedTrainer
@@ -27,6 +26,17 @@ from ..engine.models import model_for
 from ..engine.training import Trainer
 from .execution import ExecConfig
 from .store import METRIC_COLUMNS, Result, RunStore, project_root, run_key
+
+
+def _package_version() -> str:
+    """The installed package's version (pyproject.toml), read without importing the
+    package's top, which sits above this layer."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("implicitreg")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class MissingRunError(RuntimeError):
@@ -71,7 +81,7 @@ def provenance(cfg: RunConfig, out: Any, wall: float) -> dict[str, Any]:
         "deterministic": cfg.deterministic,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__, "pandas": pd.__version__,
-                     "pyarrow": pyarrow.__version__, "implicitreg": __version__},
+                     "pyarrow": pyarrow.__version__, "implicitreg": _package_version()},
         "notes": out.notes,
     }
 
@@ -131,8 +141,8 @@ def check_may_train(st: RunStore, cfgs: Sequence[RunConfig], sources: Sequence[s
     why = (f"; the store holds it under NUMERICS_VERSION {older}, but the engine is at "
            f"{NUMERICS_VERSION} and its numbers may differ" if older is not None else "")
     raise MissingRunError(
-        f"{len(cfgs)} run(s) are not in the run store {st.root} and IMPLICITREG_NO_TRAIN=1 "
-        f"forbids training them; the first is {c.dataset}, {c.model}, {c.method}, "
+        f"{len(cfgs)} run(s) are not in the run store {st.root} and training is switched "
+        f"off (ExecConfig.no_train, IMPLICITREG_NO_TRAIN=1); the first is {c.dataset}, {c.model}, {c.method}, "
         f"reg={c.reg}, lr={c.lr}, seed={c.seed}{why}")
 
 

@@ -45,6 +45,33 @@ def project_root(start: Path | None = None) -> Path | None:
     return None
 
 
+def package_checkout() -> Path | None:
+    """The repository the installed package lives in (an editable install from a
+    clone), or None for a plain installation."""
+    here = Path(__file__).resolve()
+    for anc in here.parents:
+        if (anc / "notebooks").is_dir() and (anc / "src" / "implicitreg").is_dir():
+            return anc
+    return None
+
+
+def locate_notebook(notebook: str) -> Path | None:
+    """The chapter's source notebook, whatever the working directory: tried in the
+    working directory (and its ``notebooks/``), in the project found above it, then in
+    the repository the installed package comes from. None when none holds it (Colab,
+    or a notebook downloaded on its own)."""
+    name = Path(notebook).name
+    cwd = Path.cwd()
+    candidates = [Path(notebook), cwd / name, cwd / "notebooks" / name]
+    for root in (project_root(cwd), package_checkout()):
+        if root is not None:
+            candidates.append(root / "notebooks" / name)
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    return None
+
+
 def default_store_root() -> Path:
     from .execution import ExecConfig
 

@@ -49,14 +49,14 @@ def tasks_for(configs: Sequence[RunConfig], batch: bool | None = None, max_batch
 
 
 def execute(cfgs: Sequence[RunConfig], store: RunStore, force: bool = False,
-            keep_model: bool = False, exec_env: dict[str, str] | None = None,
+            keep_model: bool = False, exec_config: ExecConfig | None = None,
             keys: Sequence[str] | None = None) -> list[Result]:
     """Train one task (a batch when it has several configs) with progress bars off, under
-    the settings ``exec_env`` (:meth:`ExecConfig.to_env` of the caller's, so that they
-    reach worker processes too; ``None``: this process's environment). ``keys`` come
-    from the caller's plan; a Ray worker passes none and keys the runs by the data
-    source it reads itself."""
-    ex = ExecConfig.from_env() if exec_env is None else ExecConfig.from_env(exec_env)
+    the caller's ``exec_config`` (a value, pickled to worker processes and Ray tasks
+    alike; ``None``: the ``IMPLICITREG_*`` variables). ``keys`` come from the caller's
+    plan; a Ray worker passes none and keys the runs by the data source it reads
+    itself."""
+    ex = exec_config or ExecConfig.from_env()
     source = resolve_source(cfgs[0].dataset, cfgs[0].data_root)
     keys = list(keys) if keys is not None else [run_key(c, source) for c in cfgs]
     return train(cfgs, keys, source, store, ex.replace(progress=False), keep_model, force)
@@ -131,7 +131,7 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
                disable=True if not (progress and ex.progress) else None)
     # The settings travel with each task: a deadline or kernel choice given in code
     # holds in worker processes and on Ray as it does here.
-    opts = {"force": force, "keep_model": keep_model, "exec_env": ex.to_env()}
+    opts = {"force": force, "keep_model": keep_model, "exec_config": ex}
     try:
         if ex.backend == "ray":
             _run_ray(configs, tasks, st, opts, p.results, bar, ex.ray_address, ex.ray_gpus)
