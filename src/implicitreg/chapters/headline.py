@@ -499,13 +499,14 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     if eps is None:
         v["n"] = no_eps
     elif not family:
-        v["n"] = not_assessable("; ".join(f"n = {n:,}: {c['premise']}"
-                                          for n, c in sorted(per_n.items())))
+        v["n"] = not_assessable("; ".join(
+            f"n = {n:,}: {c['premise'].removeprefix(not_assessable(''))}"
+            for n, c in sorted(per_n.items())))
     else:
         parts = []
         for n, c in sorted(per_n.items()):
             if c["premise"]:
-                parts.append(f"n = {n:,} left out ({c['premise']})")
+                parts.append(f"n = {n:,} left out ({c['premise']})")  # with its numbers
             else:
                 e = c["estimate"]
                 sig = c["p_holm"] <= ALPHA
