@@ -654,9 +654,9 @@ def fig_headline(a: Analysis, runs: Runs, p: Params):
         axes[1].set_yticks(y, [f"{w}\n(n = {n:,})" for w, n in zip(c.comparison, c.n)])
         band = float(c["detectable (points)"].max())
         axes[1].axvspan(-band, band, color="0.9", label="detectable at 80% power")
+        axes[1].legend(fontsize="small")
     axes[1].axvline(0, color="k", lw=0.8)
     axes[1].set(xlabel="paired difference (points), 95% interval", title="Comparisons")
-    axes[1].legend(fontsize="small")
     fig.tight_layout()
     return fig
 
