@@ -181,3 +181,36 @@ def test_the_profiles_and_the_notebook_declare_exactly_the_parameters():
         Path(__file__).resolve().parents[1] / "notebooks" / "headline.ipynb")
     assert set(nb) - {"profile", "exec_config"} == set(H.Params.names())
     assert H.Params.from_values(nb) == H.profile("ci")
+
+
+def test_partial_results_give_verdicts_with_what_is_missing_and_never_crash():
+    p = _params()
+    full = _runs(p)
+    # the large batch has not run at the smallest n, and the penalty has 3 of 8 seeds
+    part = H.Runs([], full.eps_star, full.eps_reasons,
+                  [(c, r) for c, r in full.gap if not (c.n == p.n_min and c.arm == H.LARGE)],
+                  [], full.lam_star, full.lam_reasons, full.penalty[:3])
+    a = H.analyze(part, p)
+    assert a.verdicts["gap"] == "reproduced"  # the headline n is complete
+    assert f"n = {p.n_min:,} left out" in a.verdicts["n"] and "no GD run" in a.verdicts["n"]
+    assert "3 of 8 seeds" not in a.glue["hl_gap"] and "8 of 8 seeds" in a.glue["hl_gap"]
+    assert a.verdicts["penalty-gain"] == "reproduced"
+    assert a.closure is not None and a.closure.n == 3
+
+
+def test_the_closure_resamples_seeds_with_their_three_runs_together():
+    w = pd.DataFrame({H.SGD: [0.52, 0.53, 0.51, 0.52], H.LARGE: [0.50, 0.51, 0.49, 0.50],
+                      H.PENALTY: [0.51, 0.52, 0.50, 0.51]}, index=[0, 1, 2, 3])
+    e = H.paired_closure(w)
+    # every seed closes exactly half of its own gap: paired resampling leaves no spread
+    assert e.value == pytest.approx(0.5) and e.low == pytest.approx(0.5)
+    assert e.high == pytest.approx(0.5)
+
+
+def test_a_sweep_negative_needs_the_power_at_the_holm_level():
+    c = {"premise": None, "estimate": H.stats.mean_ci([0.001, -0.001, 0.0005]),
+         "p_holm": 0.9, "pairs": 8, "sd_premise": None}
+    assert H.holm_ladder(c, 2).startswith("not reproduced (a difference of")
+    assert H.detectable(H.SD_DIFF, 8, alpha=H.ALPHA / 2) > H.detectable(H.SD_DIFF, 8)
+    c["pairs"] = 2
+    assert H.holm_ladder(c, 2).startswith("inconclusive at this scale")

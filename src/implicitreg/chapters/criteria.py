@@ -163,19 +163,20 @@ SD out: a measured SD across seeds above this multiple of it fails the premise."
 
 
 def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
-               factor: float = SD_FACTOR, scale: float = 100, unit: str = " points") -> Premise:
+               factor: float = SD_FACTOR, scale: float = 100, unit: str = " points",
+               digits: int = 1) -> Premise:
     """"the SD across seeds of ``name`` is at most ``factor`` × the SD assumed for
     power", with the measured SD (fewer than two values: holds, nothing to measure)."""
     import numpy as np
 
     v = np.asarray([x for x in values if x == x], dtype=float)
     statement = (f"the SD across seeds of {name} is at most {factor:g}× the SD assumed for "
-                 f"power ({scale * sd_assumed:.1f}{unit})")
+                 f"power ({scale * sd_assumed:.{digits}f}{unit})")
     if len(v) < 2:
         return Premise(statement, True)
     sd = float(v.std(ddof=1))
     return Premise(statement, sd <= factor * sd_assumed,
-                   f"measured {scale * sd:.1f}{unit} over {len(v)} seeds")
+                   f"measured {scale * sd:.{digits}f}{unit} over {len(v)} seeds")
 
 
 def criteria_table(criteria: Iterable[Criterion], revisions: Iterable[Revision] = ()):

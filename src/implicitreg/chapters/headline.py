@@ -239,7 +239,8 @@ def choose_eps(p: Params, pilot_at: dict[float, pd.DataFrame]) -> tuple[float | 
             why[lr] = "every pilot run fits: chosen"
             return lr, why
         why[lr] = "; ".join(
-            f"{a}: {_fit_words(bad[bad.arm == a], p)}" for a in bad.arm.unique())
+            f"{a}: {_fit_words(bad[bad.arm == a], p)}" for a in bad.arm.unique()
+        ) or "no pilot run"
     return None, why
 
 
@@ -262,10 +263,14 @@ def choose_lambda(p: Params, d: pd.DataFrame) -> tuple[float | None, dict[float,
 def _fit_words(bad: pd.DataFrame, p: Params) -> str:
     div = int(bad.diverged.sum())
     levels = bad[~bad.diverged].fit_level
+    short = int(levels.isna().sum())  # fewer evaluations than the window
+    levels = levels.dropna()
     parts = [f"{div} run(s) diverged"] if div else []
     if len(levels):
         parts.append(f"{len(levels)} run(s) below {100 * p.fit_threshold:g}% training "
                      f"accuracy (lowest {100 * levels.min():.1f}%)")
+    if short:
+        parts.append(f"{short} run(s) with fewer than {p.window} evaluations")
     return ", ".join(parts)
 
 
@@ -415,15 +420,19 @@ def compare(rt: pd.DataFrame, p: Params, a: str, b: str, n: int, lr: float) -> d
     w = paired(rt[~rt.diverged], a, b, n, lr)
     diffs = w["diff"].to_numpy(dtype=float)
     est = stats.mean_ci(diffs)
-    pval = (float(st.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 1 and np.ptp(diffs) > 0
-            else float("nan"))
+    if len(diffs) < 2:
+        pval = float("nan")
+    elif np.ptp(diffs) == 0:  # every seed moved by the same amount
+        pval = 0.0 if diffs[0] != 0 else 1.0
+    else:
+        pval = float(st.ttest_1samp(diffs, 0.0).pvalue)
     if len(diffs) < 2:
         premises.append(Premise("at least two paired seeds", False, f"{len(diffs)} pair(s)"))
     return {"n": n, "lr": lr, "estimate": est, "pairs": len(diffs), "p": pval,
             "detectable": detectable(SD_DIFF, len(diffs)),
             "premise": premise_failure(premises),
             "sd_premise": premise_failure([sd_premise("the paired differences", diffs,
-                                                      SD_DIFF)]), "per_seed": w}
+                                                      SD_DIFF, digits=2)]), "per_seed": w}
 
 
 def _fit_premise(d: pd.DataFrame, p: Params, label: str) -> Premise:
@@ -454,6 +463,46 @@ def ladder(c: dict[str, Any]) -> str:
                "have been detected)"
     return (f"inconclusive at this scale (detectable {100 * c['detectable']:.2f} points, "
             "above 1.5)")
+
+
+def holm_ladder(c: dict[str, Any], family: int) -> str:
+    """The ladder of the gap criterion for one n of a sweep of ``family`` tests, on its
+    Holm-adjusted p-value; a negative verdict from power needs the difference detectable
+    at the first Holm step's level, α/family."""
+    if c["premise"]:
+        return c["premise"]
+    e, q = c["estimate"], c["p_holm"]
+    if q <= ALPHA:
+        return REPRODUCED if e.value > 0 else f"{NOT_REPRODUCED} (the other arm is ahead)"
+    det = detectable(SD_DIFF, c["pairs"], alpha=ALPHA / max(family, 1))
+    if det <= DECISIVE:
+        if c["sd_premise"]:
+            return c["sd_premise"]
+        return (f"{NOT_REPRODUCED} (a difference of {100 * det:.2f} points would have been "
+                "detected at the Holm level)")
+    return f"inconclusive at this scale (detectable {100 * det:.2f} points, above 1.5)"
+
+
+def paired_closure(w: pd.DataFrame, level: float = 0.95, n_boot: int = 10000,
+                   seed: int = 0):
+    """(penalty − large)/(SGD − large) of the means over the seeds that have all three
+    arms (``w``: one row per seed, a column per arm), with a percentile bootstrap interval
+    that resamples seeds, keeping each seed's three runs together."""
+    w = w[[SGD, LARGE, PENALTY]].dropna()
+    v = w.to_numpy(float)
+
+    def frac(a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (a[..., 2] - a[..., 1]).mean(-1) / (a[..., 0] - a[..., 1]).mean(-1)
+
+    point = float(frac(v))
+    if len(v) < 2:
+        return stats.Estimate(point, float("nan"), float("nan"), len(v))
+    idx = np.random.default_rng(seed).integers(0, len(v), (n_boot, len(v)))
+    boots = frac(v[idx])
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return stats.Estimate(point, float(lo), float(hi), len(v))
 
 
 @dataclass
@@ -493,6 +542,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     for n, c in sorted(per_n.items()):
         c["p_holm"] = adj.get(n, float("nan"))
         c["verdict"] = ladder(c)
+        c["verdict_holm"] = holm_ladder(c, len(family))
         rows.append(_row(f"SGD − {arm_label(p, LARGE, n)}", c))
     head = per_n.get(p.n_max)
     v["gap"] = no_eps if eps is None else head["verdict"]
@@ -508,12 +558,8 @@ def analyze(runs: Runs, p: Params) -> Analysis:
             if c["premise"]:
                 parts.append(f"n = {n:,} left out ({c['premise']})")  # with its numbers
             else:
-                e = c["estimate"]
-                sig = c["p_holm"] <= ALPHA
-                word = (REPRODUCED if sig and e.value > 0 else
-                        f"{NOT_REPRODUCED} (the other arm is ahead)" if sig else
-                        "no detectable difference")
-                parts.append(f"n = {n:,}: {word} (Holm-adjusted p = {c['p_holm']:.3f})")
+                parts.append(f"n = {n:,}: {c['verdict_holm']} "
+                             f"(Holm-adjusted p = {c['p_holm']:.3f})")
         v["n"] = "; ".join(parts)
 
     # The penalty at the headline cell.
@@ -541,9 +587,9 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         elif fail:
             v["penalty"] = fail
         else:
-            vals = {a: d[(d.arm == a) & ~d.diverged].stat.to_numpy() for a in
-                    (SGD, LARGE, PENALTY)}
-            closure = stats.gap_closure(vals[SGD], vals[LARGE], vals[PENALTY])
+            w = d[~d.diverged].pivot_table(index="seed", columns="arm", values="stat",
+                                           aggfunc="first")
+            closure = paired_closure(w)
             v["penalty"] = stats.closure_verdict(closure, CLOSURE_FULL)
 
     est = {}
@@ -567,7 +613,9 @@ def _row(what: str, c: dict[str, Any]) -> dict[str, Any]:
             "95% low": round(100 * e.low, 2) if e.n > 1 else float("nan"),
             "95% high": round(100 * e.high, 2) if e.n > 1 else float("nan"),
             "p": c["p"], "p (Holm over n)": c["p_holm"],
-            "detectable (points)": round(100 * c["detectable"], 2), "verdict": c["verdict"]}
+            "detectable (points)": round(100 * c["detectable"], 2),
+            "verdict (this comparison alone)": c["verdict"],
+            "verdict (Holm over n)": c.get("verdict_holm", "")}
 
 
 def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> dict[str, Any]:
@@ -582,15 +630,19 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
         "hl_n_max": f"{p.n_max:,}", "hl_seeds": len(p.seeds),
         "hl_large": arm_label(p, LARGE, p.n_max),
         "hl_sd_assumed": f"{100 * SD_DIFF:.2f} points",
-        "hl_detectable": f"{100 * detectable(SD_DIFF, len(p.seeds)):.2f} points",
+        "hl_detectable": (f"{100 * detectable(SD_DIFF, head['pairs']):.2f} points "
+                          f"with the {head['pairs']} paired seeds compared"
+                          if head and head["pairs"] > 1 else "not computed (fewer than two "
+                          "paired seeds)"),
+        "hl_ratio": f"{p.large_batch // p.batch_size}×",
         "hl_registered": REGISTERED.replace("T", " "),
         "hl_criteria_hash": registered_hash(),
         "hl_closure": a.closure.fmt(1, 2) if a.closure is not None else "not computed",
     }
     for claim, text in a.verdicts.items():
         g[f"hl_verdict_{claim.replace('-', '_')}"] = text
-    g["hl_gap"] = (head["estimate"].fmt(100, 2, " points") if head and head["pairs"] else
-                   "not measured")
+    g["hl_gap"] = (f"{head['estimate'].fmt(100, 2, ' points')} over {head['pairs']} of "
+                   f"{len(p.seeds)} seeds" if head and head["pairs"] else "not measured")
     g["hl_arms"] = "; ".join(f"{k} {e.fmt(100, 2, '%')}" for k, e in a.estimates.items()) \
         or "not run"
     return g
