@@ -50,6 +50,20 @@ class ConfigError(ValueError):
     the value and what is allowed."""
 
 
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+def parse_bool(text: str, name: str, error: type[Exception] = ConfigError) -> bool:
+    """The one boolean syntax of the project's environment variables."""
+    low = text.strip().lower()
+    if low in TRUE:
+        return True
+    if low in FALSE:
+        return False
+    raise error(f"{name}={text!r} is not allowed: one of {TRUE + FALSE}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # ---- data ---------------------------------------------------------------------

@@ -150,7 +150,9 @@ def _no_data_message(name: str, root: Path) -> str:
 
 
 def _download_allowed() -> bool:
-    return os.environ.get("IMPLICITREG_NO_DOWNLOAD", "") not in ("1", "true", "yes")
+    from .config import parse_bool
+
+    return not parse_bool(os.environ.get("IMPLICITREG_NO_DOWNLOAD", "0"), "IMPLICITREG_NO_DOWNLOAD")
 
 
 # ---------------------------------------------------------------------------- CIFAR-10

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..engine.config import ConfigError
+from ..engine.config import parse_bool as _parse_bool
 
 BACKENDS = ("local", "ray")
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off")
 
 # Field -> environment variable. The names are part of the user interface (README).
 ENV = {
@@ -44,13 +43,8 @@ class ExecError(ConfigError):
 
 
 def parse_bool(text: str, name: str) -> bool:
-    """The one boolean syntax of the project's environment variables."""
-    low = text.strip().lower()
-    if low in TRUE:
-        return True
-    if low in FALSE:
-        return False
-    raise ExecError(f"{name}={text!r} is not allowed: one of {TRUE + FALSE}")
+    """:func:`~implicitreg.engine.config.parse_bool`, refusing with an ExecError."""
+    return _parse_bool(text, name, ExecError)
 
 
 @dataclass(frozen=True)
