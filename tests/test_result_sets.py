@@ -24,3 +24,28 @@ def test_a_set_that_cannot_be_re_read_says_why(tmp_path, monkeypatch):
     table = result_sets.side_by_side(S, root=tmp_path)
     assert "could not be re-read" in table.loc["headline cell", "workstation"]
     assert "NO_TRAIN" in table.loc["headline cell", "workstation"]
+
+
+def test_a_committed_set_is_re_read_with_the_parameters_it_recorded(tmp_path):
+    """After a profile changes, a set that recorded its parameters is still re-read as it
+    was made; the driver records them with every committed execution."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from implicitreg.book.driver import record_committed_execution
+    from implicitreg.runs.committed import committed_entry
+
+    root = Path(__file__).resolve().parents[1]
+    made = S.profile("workstation")
+    recorded = {n: getattr(made, n) for n in S.Params.names()}
+    recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in recorded.items()}
+    record_committed_execution(tmp_path, "sgd_vs_gd", "workstation", "2026-12-02T00:00:00",
+                               1.0, {"profile": "workstation", **recorded})
+    entry = committed_entry(tmp_path, "workstation", "sgd_vs_gd")
+    assert entry["params"] == json.loads(json.dumps(recorded))
+    shutil.copytree(root / "results" / "workstation" / "runs",
+                    tmp_path / "results" / "workstation" / "runs")
+    p, a = result_sets.reread(S, "workstation", tmp_path / "results" / "workstation" / "runs",
+                              entry["params"])
+    assert p == made and a.glue["n_max"] == "4,096"

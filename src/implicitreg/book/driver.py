@@ -69,10 +69,12 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
 
 
 def record_committed_execution(root: Path, chapter: str, profile: str, stamp: str,
-                               wall_time_s: float) -> None:
+                               wall_time_s: float, params: dict[str, Any] | None = None
+                               ) -> None:
     """Enter a chapter executed at a committed profile into results/<profile>/manifest.json
-    (where and when its runs were made, under which criteria), so that the published
-    build picks it up."""
+    (where and when its runs were made, under which criteria, with which parameters), so
+    that the published build picks it up and the set can be re-read after its profile
+    changes."""
     import platform
 
     import torch
@@ -89,6 +91,9 @@ def record_committed_execution(root: Path, chapter: str, profile: str, stamp: st
         # The criteria the set was made under: a later edit of them fails a test unless
         # it is a recorded revision.
         entry["criteria"] = registry.criteria_hash(chapter, as_of=stamp)
+    if params:
+        entry["params"] = {k: v for k, v in params.items()
+                           if k not in ("profile", "executed_at", "exec_config")}
     (root / "results" / profile).mkdir(parents=True, exist_ok=True)
     write_manifest(root / "results" / profile / "manifest.json", {
         "created": stamp, "device": device, "torch": torch.__version__, "dry_run": False,
@@ -163,7 +168,7 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
                         cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
         seconds = time.time() - t0
         if chosen in COMMITTED_PROFILES and profile != PUBLISHED and not ex.no_train:
-            record_committed_execution(root, name, chosen, stamp, seconds)
+            record_committed_execution(root, name, chosen, stamp, seconds, params)
         timed.append({"chapter": name, "seconds": seconds, "profile": chosen,
                       "trained": _trained(site / "notebooks" / f"{name}.ipynb")})
         print(f"== {name}: " + budget.against_budget(

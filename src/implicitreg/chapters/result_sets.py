@@ -32,11 +32,13 @@ def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str,
     return out
 
 
-def reread(mod: ModuleType, profile: str, store: Path) -> tuple[Any, Any]:
-    """(params, analysis) of a committed set, loaded from its store; nothing trains."""
+def reread(mod: ModuleType, profile: str, store: Path,
+           recorded: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(params, analysis) of a committed set, loaded from its store; nothing trains. The
+    parameters are those the manifest recorded for the set, else the profile's."""
     from ..runs.execution import ExecConfig
 
-    p = mod.profile(profile)
+    p = mod.Params.from_values(recorded) if recorded else mod.profile(profile)
     runs = mod.run(p, store=store, progress=False,
                    exec_config=ExecConfig(no_train=True, progress=False))
     return p, mod.analyze(runs, p)
@@ -57,7 +59,7 @@ def side_by_side(mod: ModuleType, here: tuple[str, Any, Any] | None = None,
             continue
         made = f"{e['window'].replace('T', ' ')}, {e['device']}"
         try:
-            p, a = reread(mod, e["profile"], e["store"])
+            p, a = reread(mod, e["profile"], e["store"], e.get("params"))
         except Exception as err:  # a set the engine can no longer read is reported
             rows.append({"result set": e["profile"], "made": made,
                          "scale": "", "headline cell": f"could not be re-read: {err}"})
