@@ -87,8 +87,10 @@ def test_an_arm_that_did_not_fit_is_not_assessable_with_its_numbers():
     assert "at 90% training accuracy in 3 seeds, threshold 99%" in a.glue["lb_v2"]
     assert a.glue["lb_v2_registered"] == "reproduced"  # shown beside it
     a = L.analyze(_runs(p, train=0.95), p)
-    assert a.glue["lb_v1"].startswith("not assessable: ")
-    assert "B = 16 at 95% training accuracy" in a.glue["lb_v1"]
+    assert a.verdicts["slope-r1"].text.startswith("not assessable: ")
+    assert "B = 16 at 95% training accuracy" in a.verdicts["slope-r1"].text
+    # slope-r2 takes each best ε among the cells that fit: here none does
+    assert a.glue["lb_v1"].startswith("not assessable: 0 batch size(s) have a best ε")
 
 
 def test_a_best_eps_at_the_edge_of_its_grid_is_a_failed_premise():
@@ -144,5 +146,49 @@ def test_profiles_are_complete_instances_and_the_notebook_is_the_ci_profile():
 
 def test_registered_criteria_are_unchanged():
     assert L.registered_hash() == criteria_hash(L.CRITERIA) == REGISTERED_HASH
-    assert {r.original for r in L.REVISIONS} == {c.claim for c in L.CRITERIA}
+    assert {r.original for r in L.REVISIONS} == {c.claim for c in L.CRITERIA} | {
+        "slope-r1", "penalty-r1"}
     assert all(r.date >= L.REGISTERED for r in L.REVISIONS)
+
+
+def test_only_cells_that_fit_compete_for_the_best_eps_and_edges_are_extended():
+    p = _params()
+    runs = _runs(p, shift=-1)  # every best ε sits at the top edge of its grid
+    t = L.grid_table(runs.confirmation)
+    more = L.extension(runs.grid, t)
+    assert set(more) == set(p.batch_sizes)
+    assert all(more[B] == pytest.approx(max(runs.grid[B]) * math.sqrt(2), rel=1e-5)
+               for B in more)
+    # a best cell that does not fit is passed over for the best cell that does
+    top = {(B, max(runs.grid[B])) for B in p.batch_sizes}
+    for c, r in runs.confirmation:
+        if (c.B, c.lr) in top:
+            r.values[("accuracy", "train")] = 0.9
+    fb = L.best_fitted(L.grid_table(runs.confirmation))
+    assert all(fb[fb.B == B].lr.iloc[0] < max(runs.grid[B]) for B in p.batch_sizes)
+
+
+def test_the_slope_interval_comes_from_a_seed_bootstrap():
+    p = _params()
+    a = L.analyze(_runs(p, noise=0.001), p)
+    assert a.glue["lb_v1"] == "reproduced"
+    assert "(seed bootstrap)" in a.glue["lb_slope_fitted"]
+    lo, hi = L.slope_bootstrap(a.final, L.fitted_cells(a.final))
+    assert lo <= 1.0 <= hi
+
+
+def test_the_penalty_at_a_fitted_small_eps_and_the_old_rule_is_judged_not_assessable():
+    p = _params()
+    runs = _runs(p)
+    eps_s, eps_b = L.penalty_rates(p, runs.confirmation)
+    cells = L.fitted_cells(L.grid_table(runs.confirmation))
+    assert eps_s == cells[cells.B == p.penalty_batch].lr.min()
+    old = p.replace(penalty_eps="grid-min")
+    a = L.analyze(runs, old)
+    assert a.verdicts["penalty-r2"].text.startswith("not assessable")
+    assert "penalty_eps = grid-min" in a.verdicts["penalty-r2"].text
+
+
+def test_a_set_recorded_before_the_new_fields_reads_with_the_old_design():
+    p = L.Params.from_values({n: getattr(_params(), n) for n in L.Params.required()})
+    assert p.extend_rounds == 0 and p.penalty_eps == "grid-min"

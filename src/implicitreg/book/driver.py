@@ -161,6 +161,13 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
             print(f"using the committed {chosen} run store {committed}", flush=True)
         t0 = time.time()
         params = {**load_profile(root, name, chosen), **per_chapter[name]}
+        made = committed_entry(root, chosen, name) if chosen in COMMITTED_PROFILES else None
+        if made and made.get("params") and (profile == PUBLISHED or ex.no_train):
+            # Re-plotting a committed set: its own parameters, whatever the profile says now.
+            from ..chapters import registry, result_sets
+
+            params = {"profile": chosen, **result_sets.recorded_values(
+                registry.chapters()[name], made["params"]), **per_chapter[name]}
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
         print(f"== executing {name} (profile {chosen}) with {params}", flush=True)

@@ -54,24 +54,32 @@ class ChapterParams:
         return [f.name for f in fields(cls)]
 
     @classmethod
+    def required(cls) -> list[str]:
+        """Fields without a default. A field added to a chapter's design later takes a
+        default that reproduces the design before it, so that parameters recorded with
+        an earlier result set still describe that set."""
+        return [f.name for f in fields(cls) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+
+    @classmethod
     def from_values(cls: type[P], values: Mapping[str, Any]) -> P:
-        """From a mapping that holds every field (extra keys, such as the notebook's
-        ``profile``, are ignored)."""
-        missing = [n for n in cls.names() if n not in values]
+        """From a mapping that holds every required field (extra keys, such as the
+        notebook's ``profile``, are ignored)."""
+        missing = [n for n in cls.required() if n not in values]
         if missing:
             raise ValueError(f"{cls.CHAPTER}: no value for {missing}")
-        return cls(**{n: values[n] for n in cls.names()})
+        return cls(**{n: values[n] for n in cls.names() if n in values})
 
     @classmethod
     def profile(cls: type[P], name: str, **overrides: Any) -> P:
         """The named profile's values plus ``overrides``, checked: a profile must give
-        every field and nothing else."""
+        every required field and nothing else."""
         raw = profiles(cls.CHAPTER)
         if name not in raw:
             raise KeyError(f"{cls.CHAPTER}: no profile {name!r}; it has {sorted(raw)}")
         values = dict(raw[name] or {})
         unknown = sorted(set(values) - set(cls.names()))
-        missing = sorted(set(cls.names()) - set(values))
+        missing = sorted(set(cls.required()) - set(values))
         if unknown or missing:
             raise ValueError(f"{cls.CHAPTER} profile {name!r}: unknown {unknown}, "
                              f"missing {missing}")

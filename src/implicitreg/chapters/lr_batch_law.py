@@ -33,6 +33,7 @@ from .criteria import (NOT_ASSESSABLE, SD_FACTOR, Criterion, Premise, Revision, 
                        fit_premise, not_assessable, premise_failure, register)
 
 CHAPTER = "lr_batch_law"
+PENALTY_EPS = ("grid-min", "fitted")
 
 
 # ------------------------------------------------------------------ parameters
@@ -76,6 +77,14 @@ class Params(ChapterParams):
     """The pilot's training-set size."""
     penalty_batch: int
     """The batch size of the penalty experiment."""
+    extend_rounds: int = 0
+    """Rounds in which each B whose best ε among the cells that fit (:func:`best_fitted`)
+    lies at an edge of its confirmation grid gets the next ε, √2 beyond that edge, on the
+    same seeds and subset (0: the grid stays as the pilot set it)."""
+    penalty_eps: str = "grid-min"
+    """ε_s of the penalty experiment: ``grid-min``, the pilot grid's smallest ε; or
+    ``fitted``, the smallest confirmation ε at ``penalty_batch`` whose every run fits
+    (and ε_b the best among the cells that fit)."""
 
     CHAPTER: ClassVar[str] = CHAPTER
 
@@ -89,6 +98,10 @@ class Params(ChapterParams):
             raise ValueError(f"Params.lrs = {self.lrs!r}: learning rates > 0")
         if not self.seeds:
             raise ValueError("Params.seeds: at least one confirmation seed")
+        if not (isinstance(self.extend_rounds, int) and self.extend_rounds >= 0):
+            raise ValueError(f"Params.extend_rounds = {self.extend_rounds!r}: an integer >= 0")
+        if self.penalty_eps not in PENALTY_EPS:
+            raise ValueError(f"Params.penalty_eps = {self.penalty_eps!r}: one of {PENALTY_EPS}")
 
 
 # The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
@@ -140,6 +153,39 @@ def best_table(table: pd.DataFrame) -> pd.DataFrame:
             pd.DataFrame(columns=["B", "lr", "test accuracy"]))
 
 
+def fitted_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The (B, ε) cells whose every run reaches the fit threshold of training accuracy
+    and none diverged, with their mean test accuracy."""
+    if not len(table):
+        return pd.DataFrame(columns=["B", "lr", "test accuracy"])
+    g = table.groupby(["B", "lr"])
+    ok = g.apply(lambda d: bool((~d.diverged).all()
+                                and (d["train accuracy"] >= FIT_THRESHOLD).all()),
+                 include_groups=False)
+    means = g["test accuracy"].mean()
+    return (means[ok[ok].index].reset_index() if ok.any() else
+            pd.DataFrame(columns=["B", "lr", "test accuracy"]))
+
+
+def best_fitted(table: pd.DataFrame) -> pd.DataFrame:
+    """Per B, the ε with the highest mean test accuracy among the cells that fit."""
+    cells = fitted_cells(table)
+    return (stats.best_by_group(cells, "B", "lr", "test accuracy") if len(cells) else
+            pd.DataFrame(columns=["B", "lr", "test accuracy"]))
+
+
+def extension(grid: dict[int, list[float]], table: pd.DataFrame) -> dict[int, float]:
+    """The next ε per B whose best fitted ε lies at an edge of its grid: √2 beyond it."""
+    out = {}
+    for r in best_fitted(table).itertuples():
+        g = grid[int(r.B)]
+        if r.lr == max(g):
+            out[int(r.B)] = float(f"{r.lr * math.sqrt(2):.6g}")
+        elif r.lr == min(g):
+            out[int(r.B)] = float(f"{r.lr / math.sqrt(2):.6g}")
+    return out
+
+
 def choose(p: Params, pilot: Iterable[tuple[Run, Any]]) -> dict[int, list[float]]:
     """The confirmation grid per B: √2-spaced around the pilot's best (the whole coarse
     grid where the pilot has no best, e.g. every run diverged, or there is no pilot)."""
@@ -153,16 +199,27 @@ def choose(p: Params, pilot: Iterable[tuple[Run, Any]]) -> dict[int, list[float]
 
 
 def design_confirmation(p: Params, grid: dict[int, list[float]]) -> list[tuple[Run, Any]]:
-    """The confirmation on fresh seeds and a fresh subset, at the grid per B."""
+    """The confirmation on fresh seeds and a fresh subset, at the grid per B (the batch
+    sizes ``grid`` holds)."""
     confirm = base_config(p).replace(n_train=p.n_train, data_seed=p.data_seed)
     return [(Run("confirmation", "grid", B, lr, s), confirm.replace(batch_size=B, lr=lr, seed=s))
-            for B in p.batch_sizes for lr in grid[B] for s in p.seeds]
+            for B in p.batch_sizes if B in grid for lr in grid[B] for s in p.seeds]
 
 
 def penalty_rates(p: Params, confirmation: Iterable[tuple[Run, Any]]) -> tuple[float, float]:
-    """(ε_s, ε_b): the smallest ε of the pilot's grid and the confirmation's best ε at
-    ``penalty_batch`` (the largest of the grid when it has none)."""
-    best = best_table(grid_table(confirmation))
+    """(ε_s, ε_b) at ``penalty_batch``. ``grid-min``: the smallest ε of the pilot's grid
+    and the confirmation's best ε (the largest of the grid when it has none).
+    ``fitted``: the smallest and the best ε among the confirmation's cells that fit (both
+    the pilot grid's smallest when none fits: then there is no penalty experiment)."""
+    table = grid_table(confirmation)
+    if p.penalty_eps == "fitted":
+        cells = fitted_cells(table)
+        cells = cells[cells.B == p.penalty_batch]
+        if not len(cells):
+            return min(p.lrs), min(p.lrs)
+        b = best_fitted(table)
+        return float(cells.lr.min()), float(b[b.B == p.penalty_batch].lr.iloc[0])
+    best = best_table(table)
     b = best[best.B == p.penalty_batch]
     return min(p.lrs), float(b.lr.iloc[0]) if len(b) else max(p.lrs)
 
@@ -195,7 +252,7 @@ def design_penalty(p: Params, eps_s: float, eps_b: float) -> list[tuple[Run, Any
 class Runs:
     pilot: list[tuple[Run, Any]]
     grid: dict[int, list[float]]
-    """The confirmation's learning rates per B (from the pilot)."""
+    """The confirmation's learning rates per B (from the pilot, with any extensions)."""
     confirmation: list[tuple[Run, Any]]
     eps_s: float
     eps_b: float
@@ -213,6 +270,13 @@ def run(p: Params, **options: Any) -> Runs:
     pilot = run_labeled(design(p), **options) if p.pilot_seeds else []
     grid = choose(p, pilot)
     conf = run_labeled(design_confirmation(p, grid), **options)
+    for _ in range(p.extend_rounds):
+        more = extension(grid, grid_table(conf))
+        if not more:
+            break
+        conf += run_labeled(design_confirmation(p, {B: [lr] for B, lr in more.items()}),
+                            **options)
+        grid = {B: sorted(g + ([more[B]] if B in more else [])) for B, g in grid.items()}
     eps_s, eps_b = penalty_rates(p, conf)
     pairs = design_penalty(p, eps_s, eps_b)
     pen = run_labeled(pairs, **options) if pairs else []
@@ -296,7 +360,50 @@ REVISIONS = (
             sd_assumed=SD_ARM, aggregate="one test; no adjustment", registered=_TODAY),
         reason=_TODAY_REASON, date=_TODAY),
 )
-CURRENT = {"slope": "slope-r1", "penalty": "penalty-r1"}
+_V2 = "2026-12-01T06:04:00+00:00"
+_V2_REASON = (
+    "The design of the workstation set made after this date, registered before any of its "
+    "runs (the earlier set stays, re-read with the parameters it recorded): cells trained "
+    "long enough to fit, each B's best ε taken among the cells whose every run fits, a "
+    "grid extended where that best ε lies at an edge (Params.extend_rounds), the slope's "
+    "interval from a seed bootstrap instead of the residuals of a few points, and the "
+    "penalty's small ε a confirmation cell that fits (Params.penalty_eps = fitted).")
+BOOT = 2000
+"""Seed-bootstrap draws of the slope's interval (slope-r2)."""
+REVISIONS = REVISIONS + (
+    Revision(
+        original="slope-r1",
+        revised=dataclasses.replace(
+            CRITERIA[0], claim="slope-r2",
+            statistic=(f"per B, among the confirmation cells whose every run reaches "
+                       f"{100 * FIT_THRESHOLD:g}% training accuracy and none diverged (the "
+                       "grid extended where its best ε lies at an edge), the ε with the "
+                       "highest mean final test accuracy; least-squares slope of log best ε "
+                       f"on log B with a 95% percentile interval from {BOOT:,} seed-bootstrap "
+                       "draws (each cell's seeds resampled, each B's best ε and the slope "
+                       "recomputed); power from the SD of log best ε assumed"),
+            premises=("at least 3 batch sizes have a best ε among the cells that fit",
+                      "each B's best ε lies inside its (extended) grid, not at an edge",
+                      "where the verdict rests on the power (the interval includes 0): the "
+                      f"SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the "
+                      "SD assumed for power"),
+            sd_assumed=SD_LOG_EPS, aggregate="one fit; no adjustment", registered=_V2),
+        reason=_V2_REASON, date=_V2),
+    Revision(
+        original="penalty-r1",
+        revised=dataclasses.replace(
+            CRITERIA[1], claim="penalty-r2",
+            statement=CRITERIA[1].statement,
+            statistic=("at B = penalty_batch, with ε_s the smallest confirmation ε whose "
+                       "cell fits and ε_b the best of those: (penalized ε_s − plain ε_s)/"
+                       "(plain ε_b − plain ε_s) of the mean final test accuracies, with a 95% "
+                       "percentile bootstrap interval over seeds"),
+            premises=REVISIONS[1].revised.premises + (
+                "ε_s is a confirmation cell that fits (Params.penalty_eps = fitted)",),
+            sd_assumed=SD_ARM, aggregate="one test; no adjustment", registered=_V2),
+        reason=_V2_REASON, date=_V2),
+)
+CURRENT = {"slope": "slope-r2", "penalty": "penalty-r2"}
 
 
 def all_criteria() -> tuple[Criterion, ...]:
@@ -321,6 +428,30 @@ def detectable_slope(batch_sizes: Sequence[float], sd: float = SD_LOG_EPS,
     dof = len(x) - 2
     se = sd / math.sqrt(float(((x - x.mean()) ** 2).sum()))
     return float((st.t.ppf(0.5 + level / 2, dof) + st.t.ppf(power, dof)) * se)
+
+
+def slope_bootstrap(final: pd.DataFrame, cells: pd.DataFrame, n_boot: int = BOOT,
+                    seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the log-log slope of best ε on B: each draw resamples the
+    seeds of every cell that fits, takes each B's best ε among them and refits."""
+    rng = np.random.default_rng(seed)
+    Bs = sorted(int(b) for b in cells.B.unique())
+    best = np.empty((n_boot, len(Bs)))
+    for j, B in enumerate(Bs):
+        lrs = sorted(cells[cells.B == B].lr)
+        means = []
+        for lr in lrs:
+            v = final[(final.B == B) & (final.lr == lr) & ~final.diverged][
+                "test accuracy"].to_numpy(float)
+            means.append(v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1))
+        best[:, j] = np.asarray(lrs)[np.argmax(np.stack(means, 1), 1)]
+    # the least-squares slope of each draw, all draws at once
+    x = np.log(np.asarray(Bs, float))
+    xc = x - x.mean()
+    y = np.log(best)
+    slopes = ((y - y.mean(1, keepdims=True)) * xc).sum(1) / (xc ** 2).sum()
+    lo, hi = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def slope_verdict(slope: stats.Slope | None, detectable: float) -> str:
@@ -408,6 +539,31 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     if power_fail and slope is not None and not slope.low > 0:  # the verdict rests on power
         v["slope-r1"] = premise_failure(premises) or power_fail
 
+    # slope-r2: the best ε among the cells that fit, the interval from a seed bootstrap.
+    fbest = best_fitted(final)
+    slope2 = stats.loglog_slope(fbest.B, fbest.lr) if len(fbest) >= 3 else None
+    if slope2 is None:
+        v["slope-r2"] = not_assessable(
+            f"{len(fbest)} batch size(s) have a best ε among the cells that fit "
+            f"({100 * FIT_THRESHOLD:g}% training accuracy in every run), fewer than 3")
+    else:
+        lo, hi = slope_bootstrap(final, fitted_cells(final))
+        slope2 = dataclasses.replace(slope2, low=lo, high=hi)
+        edge2 = [int(r.B) for r in fbest.itertuples()
+                 if r.lr in (min(runs.grid[int(r.B)]), max(runs.grid[int(r.B)]))]
+        fail = premise_failure([Premise(
+            "each B's best ε lies inside its (extended) grid", not edge2,
+            "at the edge for B = " + ", ".join(map(str, edge2)))])
+        x = np.log(fbest.B.to_numpy(float))
+        resid = np.log(fbest.lr.to_numpy(float)) - (slope2.intercept + slope2.slope * x)
+        sd2 = float(np.sqrt((resid ** 2).sum() / (len(x) - 2)))
+        if not fail and not slope2.low > 0:  # the verdict rests on the power
+            fail = premise_failure([Premise(
+                f"the SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the "
+                f"SD assumed for power ({SD_LOG_EPS:.2f})", sd2 <= SD_FACTOR * SD_LOG_EPS,
+                f"measured {sd2:.2f}")])
+        v["slope-r2"] = fail or slope_verdict(slope2, detectable_slope(fbest.B))
+
     # The penalty experiment.
     small, pen_arm, best_arm = penalty_arms(runs.eps_s, runs.eps_b)
     arms = [small, pen_arm, best_arm]
@@ -442,6 +598,10 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                          FIT_THRESHOLD, f"B = {p.penalty_batch}") for a in arms]
 )
         v["penalty-r1"] = fail or stats.closure_verdict(closure, CLOSURE_FULL)
+    v["penalty-r2"] = (not_assessable(
+        f"the penalty experiment's small ε is the pilot grid's smallest (ε = {runs.eps_s:g}), "
+        "not a confirmation cell that fits (this set was made with penalty_eps = grid-min)")
+        if p.penalty_eps != "fitted" else v["penalty-r1"])
     pen_det = (stats.detectable_from_sd(SD_ARM, len(vals[1]), len(vals[0]))
                if not why_pen else float("nan"))
 
@@ -452,6 +612,11 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         f"{slope.slope:.2f} [{slope.low:.2f}, {slope.high:.2f}]",
         "lb_detectable": "n/a" if slope is None else f"{det_sd:.2f}",
         "lb_v1": v[CURRENT["slope"]], "lb_v1_registered": v["slope"],
+        "lb_slope_fitted": "n/a (fewer than 3 batch sizes with a best ε among the cells "
+        "that fit)" if slope2 is None else
+        f"{slope2.slope:.2f} [{slope2.low:.2f}, {slope2.high:.2f}] (seed bootstrap)",
+        "lb_best_fitted": ", ".join(f"B = {int(r.B)}: {r.lr:.3g}" for r in fbest.itertuples())
+        or "none (no cell fits)",
         "lb_closure": closure.fmt(1, 2) if closure is not None else f"not computed: {why_pen}",
         "lb_v2": v[CURRENT["penalty"]], "lb_v2_registered": v["penalty"],
         "lb_pen_detectable": f"{100 * pen_det:.1f} percentage points (SD across seeds "
@@ -580,6 +745,7 @@ def fig_penalty(runs: Runs, p: Params):
 
 __all__ = ["Params", "profile", "Run", "design", "choose", "design_confirmation",
            "penalty_rates", "design_penalty", "Runs", "run", "CRITERIA", "REVISIONS",
-           "CURRENT", "registered_hash", "criteria_table", "detectable_slope",
+           "CURRENT", "registered_hash", "criteria_table", "detectable_slope", "fitted_cells",
+           "best_fitted", "extension", "slope_bootstrap",
            "slope_verdict", "Analysis", "analyze", "grid_table", "best_table",
            "scale_description", "fig_pilot", "pilot_table", "fig_confirmation", "fig_penalty"]

@@ -32,6 +32,14 @@ def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str,
     return out
 
 
+def recorded_values(mod: ModuleType, recorded: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter of the chapter for a set that recorded ``recorded``: a field added
+    to the design after the set was made takes its default, the design before it."""
+    p = mod.Params.from_values(recorded)
+    return {n: list(v) if isinstance(v, tuple) else v
+            for n in mod.Params.names() for v in [getattr(p, n)]}
+
+
 def reread(mod: ModuleType, profile: str, store: Path,
            recorded: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(params, analysis) of a committed set, loaded from its store; nothing trains. The
@@ -70,4 +78,4 @@ def side_by_side(mod: ModuleType, here: tuple[str, Any, Any] | None = None,
     return pd.DataFrame(rows).set_index("result set").T if rows else pd.DataFrame()
 
 
-__all__ = ["committed_profiles", "reread", "side_by_side"]
+__all__ = ["committed_profiles", "recorded_values", "reread", "side_by_side"]
