@@ -7,7 +7,7 @@ def test_the_committed_sgd_vs_gd_sets_are_shown_side_by_side_under_the_current_p
     table = result_sets.side_by_side(S)
     assert {"workstation", "gpu"} <= set(table.columns)
     for col in ("workstation", "gpu"):
-        assert "could not be re-read" not in table.loc["headline cell", col]
+        assert "could not be re-read" not in table.loc["scale", col]
     # the gpu set's SGD did not fit its training set: its gap is not assessable, with numbers
     assert table.loc["gap", "gpu"].startswith("not assessable")
     assert "91–97% training accuracy" in table.loc["gap", "gpu"]
@@ -22,8 +22,8 @@ def test_a_set_that_cannot_be_re_read_says_why(tmp_path, monkeypatch):
         "chapters": [{"chapter": "sgd_vs_gd", "status": "complete", "window": "2026-01-01",
                       "device": "CPU"}]}))
     table = result_sets.side_by_side(S, root=tmp_path)
-    assert "could not be re-read" in table.loc["headline cell", "workstation"]
-    assert "NO_TRAIN" in table.loc["headline cell", "workstation"]
+    assert "could not be re-read" in table.loc["scale", "workstation"]
+    assert "training is switched off" in table.loc["scale", "workstation"]
 
 
 def test_a_committed_set_is_re_read_with_the_parameters_it_recorded(tmp_path):
@@ -49,3 +49,31 @@ def test_a_committed_set_is_re_read_with_the_parameters_it_recorded(tmp_path):
     p, a = result_sets.reread(S, "workstation", tmp_path / "results" / "workstation" / "runs",
                               entry["params"])
     assert p == made and a.glue["n_max"] == "4,096"
+
+
+def test_a_superseded_design_stays_listed_beside_the_latest(tmp_path):
+    """A profile's earlier entry made with other recorded parameters is shown, marked
+    superseded; the latest entry is the profile's own column."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from implicitreg.book.driver import record_committed_execution
+    from implicitreg.chapters import lr_batch_law as L
+
+    root = Path(__file__).resolve().parents[1]
+    dest = tmp_path / "results" / "workstation"
+    dest.mkdir(parents=True)
+    shutil.copy(root / "results" / "workstation" / "manifest.json", dest / "manifest.json")
+    shutil.copytree(root / "results" / "workstation" / "runs", dest / "runs")
+    new = {**json.loads((dest / "manifest.json").read_text())["chapters"][1]["params"],
+           "epochs": 40}
+    record_committed_execution(tmp_path, "lr_batch_law", "workstation",
+                               "2026-12-09T00:00:00+00:00", 1.0, new)
+    found = result_sets.committed_profiles("lr_batch_law", tmp_path)
+    labels = [e["label"] for e in found]
+    assert labels[0] == "workstation" and labels[1].endswith("(superseded)")
+    table = result_sets.side_by_side(L, root=tmp_path)
+    old = table[labels[1]]
+    assert "could not be re-read" not in old["scale"]  # the earlier set re-reads
+    assert "could not be re-read" in table["workstation"]["scale"]  # its runs are not made

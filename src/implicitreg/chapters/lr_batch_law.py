@@ -656,6 +656,15 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     return a
 
 
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """This set's best ε per B and the current verdict of each claim (a row of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    g = a.glue
+    return {"best ε per B": f"all cells: {g['lb_best']}; cells that fit: {g['lb_best_fitted']}; "
+                            f"training accuracy at the best ε: {g['lb_train_fit']}",
+            "slope": g["lb_v1"], "penalty": g["lb_v2"]}
+
+
 def scale_description(p: Params) -> str:
     """What the runs were, for the sentence on the scale (after the profile's name)."""
     n = "all" if p.pilot_n_train is None else f"{p.pilot_n_train:,}"
@@ -746,6 +755,6 @@ def fig_penalty(runs: Runs, p: Params):
 __all__ = ["Params", "profile", "Run", "design", "choose", "design_confirmation",
            "penalty_rates", "design_penalty", "Runs", "run", "CRITERIA", "REVISIONS",
            "CURRENT", "registered_hash", "criteria_table", "detectable_slope", "fitted_cells",
-           "best_fitted", "extension", "slope_bootstrap",
+           "best_fitted", "extension", "slope_bootstrap", "summary",
            "slope_verdict", "Analysis", "analyze", "grid_table", "best_table",
            "scale_description", "fig_pilot", "pilot_table", "fig_confirmation", "fig_penalty"]

@@ -17,7 +17,11 @@ import pandas as pd
 
 
 def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """Manifest entries of the committed sets that hold ``chapter`` complete."""
+    """Manifest entries of the committed sets that hold ``chapter`` complete: each
+    profile's latest, then any earlier entry of that profile made with other recorded
+    parameters (a design the latest superseded), newest first."""
+    import json
+
     from ..runs.committed import COMMITTED_PROFILES, committed_entry
     from ..runs.store import project_root
 
@@ -27,8 +31,20 @@ def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str,
     out = []
     for prof in COMMITTED_PROFILES:
         e = committed_entry(root, prof, chapter)
-        if e is not None and e.get("status") == "complete":
-            out.append({**e, "profile": prof, "store": root / "results" / prof / "runs"})
+        if e is None or e.get("status") != "complete":
+            continue
+        store = root / "results" / prof / "runs"
+        out.append({**e, "profile": prof, "store": store, "label": prof})
+        seen = [e.get("params")]
+        manifest = json.loads((root / "results" / prof / "manifest.json").read_text())
+        for w in reversed(manifest.get("windows", [])):
+            for old in w.get("chapters", []):
+                if (old.get("chapter") == chapter and old.get("status") == "complete"
+                        and old.get("params") and old["params"] not in seen):
+                    seen.append(old["params"])
+                    out.append({**old, "window": w["created"], "device": w["device"],
+                                "profile": prof, "store": store,
+                                "label": f"{prof}, made {w['created'][:10]} (superseded)"})
     return out
 
 
@@ -63,16 +79,16 @@ def side_by_side(mod: ModuleType, here: tuple[str, Any, Any] | None = None,
         rows.append({"result set": f"{prof} (this page)", "made": "this build",
                      "scale": mod.scale_description(p), **mod.summary(a, p)})
     for e in committed_profiles(mod.CHAPTER, root):
-        if here is not None and e["profile"] == here[0]:
+        if here is not None and e["label"] == here[0]:
             continue
         made = f"{e['window'].replace('T', ' ')}, {e['device']}"
         try:
             p, a = reread(mod, e["profile"], e["store"], e.get("params"))
         except Exception as err:  # a set the engine can no longer read is reported
-            rows.append({"result set": e["profile"], "made": made,
-                         "scale": "", "headline cell": f"could not be re-read: {err}"})
+            rows.append({"result set": e["label"], "made": made,
+                         "scale": f"could not be re-read: {err}"})
             continue
-        rows.append({"result set": e["profile"], "made": made,
+        rows.append({"result set": e["label"], "made": made,
                      "scale": mod.scale_description(p), **mod.summary(a, p)})
     # the sets as columns, so that each row (scale, verdict of a claim) reads across them
     return pd.DataFrame(rows).set_index("result set").T if rows else pd.DataFrame()
