@@ -677,8 +677,12 @@ def fig_headline(a: Analysis, runs: Runs, p: Params):
     """Left: each seed's statistic per arm at the headline cell, lines joining a seed's
     arms. Right: each paired difference with its 95% interval, per n; shaded: the
     difference detectable at 80% power."""
+    import dataclasses
+
     import matplotlib.pyplot as plt
     import seaborn as sns
+
+    from ..analysis import plots
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     d = a.runs[(a.runs.stage.isin(["gap", "penalty"])) & (a.runs.n == p.n_max)]
@@ -690,9 +694,11 @@ def fig_headline(a: Analysis, runs: Runs, p: Params):
         for _, s in d.groupby("seed"):
             s = s.set_index("arm").reindex(order)
             axes[0].plot(range(len(order)), s.stat_pct, color="0.8", lw=0.8, zorder=0)
-        sns.pointplot(data=d, x="arm", y="stat_pct", order=order, ax=axes[0],
-                      errorbar=("ci", 95), color="C3", linestyle="none", capsize=0.1)
         sns.stripplot(data=d, x="arm", y="stat_pct", order=order, ax=axes[0], color="0.3")
+        # means with their Student-t intervals over seeds (those of the verdicts' tables)
+        plots.ci_errorbars(axes[0], {k: dataclasses.replace(
+            a.estimates[k], value=100 * a.estimates[k].value, low=100 * a.estimates[k].low,
+            high=100 * a.estimates[k].high) for k in order if k in a.estimates})
     axes[0].set(xlabel="", ylabel="test accuracy, mean of the last evaluations (%)",
                 title=f"Headline cell, n = {p.n_max:,}" +
                       (f", ε = {runs.eps_star:g}" if runs.eps_star else ""))
