@@ -192,3 +192,23 @@ def test_the_penalty_at_a_fitted_small_eps_and_the_old_rule_is_judged_not_assess
 def test_a_set_recorded_before_the_new_fields_reads_with_the_old_design():
     p = L.Params.from_values({n: getattr(_params(), n) for n in L.Params.required()})
     assert p.extend_rounds == 0 and p.penalty_eps == "grid-min"
+
+
+def test_extensions_stay_on_the_grid_lattice_and_an_exact_law_is_reproduced():
+    from implicitreg.analysis.pilot import refined_grid
+
+    base = {16: refined_grid(0.1, 3)}
+    table = pd.DataFrame({"B": 16, "lr": [x for x in base[16] for _ in range(3)],
+                          "seed": [0, 1, 2] * 3, "diverged": False, "train accuracy": 1.0,
+                          "test accuracy": [0.5] * 3 + [0.55] * 3 + [0.6] * 3})
+    grid = {16: list(base[16])}
+    for _ in range(3):  # the top keeps winning: each round adds the next lattice point
+        nxt = L.extension(grid, table, base)[16]
+        grid[16] = sorted(grid[16] + [nxt])
+        table = pd.concat([table, pd.DataFrame({
+            "B": 16, "lr": nxt, "seed": [0, 1, 2], "diverged": False,
+            "train accuracy": 1.0, "test accuracy": 0.6 + 0.01 * len(grid[16])})])
+    assert grid[16] == refined_grid(0.1, 9)[3:]  # where a wider grid puts them
+    # a law of slope exactly 1 on rounded grids reads as reproduced
+    s = L.stats.Slope(1.0000005, 0.0, 0.0, 1.0000005, 1.0000005, 0.1)
+    assert L.slope_verdict(s, 0.5) == "reproduced"

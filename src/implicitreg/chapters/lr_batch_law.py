@@ -81,6 +81,9 @@ class Params(ChapterParams):
     """Rounds in which each B whose best ε among the cells that fit (:func:`best_fitted`)
     lies at an edge of its confirmation grid gets the next ε, √2 beyond that edge, on the
     same seeds and subset (0: the grid stays as the pilot set it)."""
+    penalty_seeds: tuple[int, ...] = ()
+    """Seeds of the penalty experiment's three arms; empty: the confirmation seeds (whose
+    runs at ε_s and ε_b are then the very runs that chose ε_b)."""
     penalty_eps: str = "grid-min"
     """ε_s of the penalty experiment: ``grid-min``, the pilot grid's smallest ε; or
     ``fitted``, the smallest confirmation ε at ``penalty_batch`` whose every run fits
@@ -89,7 +92,7 @@ class Params(ChapterParams):
     CHAPTER: ClassVar[str] = CHAPTER
 
     def __post_init__(self) -> None:
-        self._tuples("widths", "batch_sizes", "lrs", "seeds", "pilot_seeds")
+        self._tuples("widths", "batch_sizes", "lrs", "seeds", "pilot_seeds", "penalty_seeds")
         self._positive_ints("downsample", "cnn_width", "refine_points",
                              "epochs", "eval_examples", "penalty_batch")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -174,15 +177,22 @@ def best_fitted(table: pd.DataFrame) -> pd.DataFrame:
             pd.DataFrame(columns=["B", "lr", "test accuracy"]))
 
 
-def extension(grid: dict[int, list[float]], table: pd.DataFrame) -> dict[int, float]:
-    """The next ε per B whose best fitted ε lies at an edge of its grid: √2 beyond it."""
+def extension(grid: dict[int, list[float]], table: pd.DataFrame,
+              base: dict[int, list[float]] | None = None) -> dict[int, float]:
+    """The next ε per B whose best fitted ε lies at an edge of its grid: one √2 step
+    beyond it, on the lattice of the B's first grid ``base`` (centred on its geometric
+    mean, rounded as :func:`~implicitreg.analysis.pilot.refined_grid` rounds), so that
+    extensions land where a wider grid would have put them."""
     out = {}
     for r in best_fitted(table).itertuples():
-        g = grid[int(r.B)]
+        B = int(r.B)
+        g = grid[B]
+        centre = float(np.exp(np.mean(np.log((base or grid)[B]))))
+        k = round(math.log(r.lr / centre) / math.log(math.sqrt(2)))
         if r.lr == max(g):
-            out[int(r.B)] = float(f"{r.lr * math.sqrt(2):.6g}")
+            out[B] = float(f"{centre * math.sqrt(2) ** (k + 1):.6g}")
         elif r.lr == min(g):
-            out[int(r.B)] = float(f"{r.lr / math.sqrt(2):.6g}")
+            out[B] = float(f"{centre * math.sqrt(2) ** (k - 1):.6g}")
     return out
 
 
@@ -245,7 +255,7 @@ def design_penalty(p: Params, eps_s: float, eps_b: float) -> list[tuple[Run, Any
                                        reg_scale=max(eps_b / eps_s - 1, 0.0))),
             (best, eps_b, pbase.replace(lr=eps_b))]
     return [(Run("penalty", arm, p.penalty_batch, lr, s), cfg.replace(seed=s))
-            for arm, lr, cfg in arms for s in p.seeds]
+            for arm, lr, cfg in arms for s in (p.penalty_seeds or p.seeds)]
 
 
 @dataclass
@@ -268,10 +278,10 @@ def run(p: Params, **options: Any) -> Runs:
     from ..runs.sweeps import run_labeled
 
     pilot = run_labeled(design(p), **options) if p.pilot_seeds else []
-    grid = choose(p, pilot)
+    grid = base = choose(p, pilot)
     conf = run_labeled(design_confirmation(p, grid), **options)
     for _ in range(p.extend_rounds):
-        more = extension(grid, grid_table(conf))
+        more = extension(grid, grid_table(conf), base)
         if not more:
             break
         conf += run_labeled(design_confirmation(p, {B: [lr] for B, lr in more.items()}),
@@ -360,7 +370,7 @@ REVISIONS = (
             sd_assumed=SD_ARM, aggregate="one test; no adjustment", registered=_TODAY),
         reason=_TODAY_REASON, date=_TODAY),
 )
-_V2 = "2026-12-01T06:04:00+00:00"
+_V2 = "2026-12-01T06:12:00+00:00"
 _V2_REASON = (
     "The design of the workstation set made after this date, registered before any of its "
     "runs (the earlier set stays, re-read with the parameters it recorded): cells trained "
@@ -380,10 +390,12 @@ REVISIONS = REVISIONS + (
                        "grid extended where its best ε lies at an edge), the ε with the "
                        "highest mean final test accuracy; least-squares slope of log best ε "
                        f"on log B with a 95% percentile interval from {BOOT:,} seed-bootstrap "
-                       "draws (each cell's seeds resampled, each B's best ε and the slope "
-                       "recomputed); power from the SD of log best ε assumed"),
+                       "draws (each B's seeds resampled once for all its cells, each B's best "
+                       "ε recomputed and moved uniformly within ±½ grid step, the slope "
+                       "refitted); power from the SD of log best ε assumed"),
             premises=("at least 3 batch sizes have a best ε among the cells that fit",
                       "each B's best ε lies inside its (extended) grid, not at an edge",
+                      "at least 3 seeds per cell",
                       "where the verdict rests on the power (the interval includes 0): the "
                       f"SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the "
                       "SD assumed for power"),
@@ -395,9 +407,10 @@ REVISIONS = REVISIONS + (
             CRITERIA[1], claim="penalty-r2",
             statement=CRITERIA[1].statement,
             statistic=("at B = penalty_batch, with ε_s the smallest confirmation ε whose "
-                       "cell fits and ε_b the best of those: (penalized ε_s − plain ε_s)/"
-                       "(plain ε_b − plain ε_s) of the mean final test accuracies, with a 95% "
-                       "percentile bootstrap interval over seeds"),
+                       "cell fits and ε_b the best of those, the three arms trained on the "
+                       "penalty's own seeds (Params.penalty_seeds): (penalized ε_s − plain "
+                       "ε_s)/(plain ε_b − plain ε_s) of the mean final test accuracies, with a "
+                       "95% percentile bootstrap interval over seeds"),
             premises=REVISIONS[1].revised.premises + (
                 "ε_s is a confirmation cell that fits (Params.penalty_eps = fitted)",),
             sd_assumed=SD_ARM, aggregate="one test; no adjustment", registered=_V2),
@@ -432,24 +445,29 @@ def detectable_slope(batch_sizes: Sequence[float], sd: float = SD_LOG_EPS,
 
 def slope_bootstrap(final: pd.DataFrame, cells: pd.DataFrame, n_boot: int = BOOT,
                     seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the log-log slope of best ε on B: each draw resamples the
-    seeds of every cell that fits, takes each B's best ε among them and refits."""
+    """Percentile interval of the log-log slope of best ε on B. Each draw resamples the
+    seeds of each B once for all its cells that fit (a seed is one initialization and data
+    order across the B's learning rates), takes each B's best ε among those cells, moves
+    it uniformly within ±½ of the grid's √2 step (the resolution of a best ε read off the
+    grid) and refits."""
     rng = np.random.default_rng(seed)
     Bs = sorted(int(b) for b in cells.B.unique())
-    best = np.empty((n_boot, len(Bs)))
+    half = 0.5 * math.log(math.sqrt(2))
+    logbest = np.empty((n_boot, len(Bs)))
     for j, B in enumerate(Bs):
         lrs = sorted(cells[cells.B == B].lr)
-        means = []
-        for lr in lrs:
-            v = final[(final.B == B) & (final.lr == lr) & ~final.diverged][
-                "test accuracy"].to_numpy(float)
-            means.append(v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1))
-        best[:, j] = np.asarray(lrs)[np.argmax(np.stack(means, 1), 1)]
+        d = final[(final.B == B) & final.lr.isin(lrs)]
+        wide = d.pivot_table(index="seed", columns="lr", values="test accuracy",
+                             aggfunc="first")[lrs].dropna()
+        v = wide.to_numpy(float)  # seeds x learning rates
+        idx = rng.integers(0, len(v), (n_boot, len(v)))
+        means = v[idx].mean(1)  # draws x learning rates
+        logbest[:, j] = (np.log(np.asarray(lrs))[np.argmax(means, 1)]
+                         + rng.uniform(-half, half, n_boot))
     # the least-squares slope of each draw, all draws at once
     x = np.log(np.asarray(Bs, float))
     xc = x - x.mean()
-    y = np.log(best)
-    slopes = ((y - y.mean(1, keepdims=True)) * xc).sum(1) / (xc ** 2).sum()
+    slopes = ((logbest - logbest.mean(1, keepdims=True)) * xc).sum(1) / (xc ** 2).sum()
     lo, hi = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
@@ -459,7 +477,8 @@ def slope_verdict(slope: stats.Slope | None, detectable: float) -> str:
     when it excludes 0 only; a fit that cannot see a slope of 1 is inconclusive."""
     if slope is None:
         return not_assessable("fewer than 3 batch sizes with a best ε")
-    if slope.low > 0 and slope.low <= 1 <= slope.high:
+    # learning rates are stored to 6 significant digits: a slope of 1 fits as 1 ± 1e-6
+    if slope.low > 0 and slope.low - 1e-6 <= 1 <= slope.high + 1e-6:
         return "reproduced"
     if slope.low > 0:
         return "partly reproduced"
@@ -485,6 +504,10 @@ class Analysis:
     closure: Any
     verdicts: dict[str, Verdict]
     glue: dict[str, Any] = field(default_factory=dict)
+    best_fitted: pd.DataFrame | None = None
+    """Per B, the best ε among the cells that fit (the current slope criterion's)."""
+    slope_fitted: stats.Slope | None = None
+    """The slope through :attr:`best_fitted`, with its seed-bootstrap interval."""
 
     def verdict_table(self) -> pd.DataFrame:
         current = set(CURRENT.values())
@@ -536,33 +559,38 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     det_sd = detectable_slope(best.B)
     v["slope-r1"] = (v["slope"] if slope is None else
                      premise_failure(premises) or slope_verdict(slope, det_sd))
-    if power_fail and slope is not None and not slope.low > 0:  # the verdict rests on power
+    if power_fail and slope is not None and slope.low <= 0 <= slope.high:  # rests on power
         v["slope-r1"] = premise_failure(premises) or power_fail
 
     # slope-r2: the best ε among the cells that fit, the interval from a seed bootstrap.
     fbest = best_fitted(final)
     slope2 = stats.loglog_slope(fbest.B, fbest.lr) if len(fbest) >= 3 else None
+    det2 = detectable_slope(fbest.B) if len(fbest) >= 3 else float("nan")
+    cells = fitted_cells(final)
+    few = sorted({int(b) for b, d in final.groupby("B") if d.seed.nunique() < 3})
+    edge2 = [int(r.B) for r in fbest.itertuples()
+             if r.lr in (min(runs.grid[int(r.B)]), max(runs.grid[int(r.B)]))]
     if slope2 is None:
         v["slope-r2"] = not_assessable(
             f"{len(fbest)} batch size(s) have a best ε among the cells that fit "
             f"({100 * FIT_THRESHOLD:g}% training accuracy in every run), fewer than 3")
     else:
-        lo, hi = slope_bootstrap(final, fitted_cells(final))
+        lo, hi = slope_bootstrap(final, cells)
         slope2 = dataclasses.replace(slope2, low=lo, high=hi)
-        edge2 = [int(r.B) for r in fbest.itertuples()
-                 if r.lr in (min(runs.grid[int(r.B)]), max(runs.grid[int(r.B)]))]
-        fail = premise_failure([Premise(
-            "each B's best ε lies inside its (extended) grid", not edge2,
-            "at the edge for B = " + ", ".join(map(str, edge2)))])
+        fail = premise_failure([
+            Premise("each B's best ε lies inside its (extended) grid", not edge2,
+                    "at the edge for B = " + ", ".join(map(str, edge2))),
+            Premise("at least 3 seeds per cell", not few,
+                    "fewer at B = " + ", ".join(map(str, few)))])
         x = np.log(fbest.B.to_numpy(float))
         resid = np.log(fbest.lr.to_numpy(float)) - (slope2.intercept + slope2.slope * x)
         sd2 = float(np.sqrt((resid ** 2).sum() / (len(x) - 2)))
-        if not fail and not slope2.low > 0:  # the verdict rests on the power
+        if not fail and slope2.low <= 0 <= slope2.high:  # the verdict rests on the power
             fail = premise_failure([Premise(
                 f"the SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the "
                 f"SD assumed for power ({SD_LOG_EPS:.2f})", sd2 <= SD_FACTOR * SD_LOG_EPS,
                 f"measured {sd2:.2f}")])
-        v["slope-r2"] = fail or slope_verdict(slope2, detectable_slope(fbest.B))
+        v["slope-r2"] = fail or slope_verdict(slope2, det2)
 
     # The penalty experiment.
     small, pen_arm, best_arm = penalty_arms(runs.eps_s, runs.eps_b)
@@ -571,8 +599,13 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         pd.DataFrame(columns=["arm", "seed", "value", "diverged"])
     vals = [fv[(fv.arm == a) & ~fv.diverged.astype(bool)].value.to_numpy() for a in arms]
     est = tables.arm_estimates(fv, arms)
+    cells_pb = fitted_cells(final)
+    cells_pb = cells_pb[cells_pb.B == p.penalty_batch]
     why_pen = (tables.not_assessable(est) if runs.penalty else
-               f"the best ε ({runs.eps_b:.3g}) is not above the smallest ε of the grid "
+               f"no confirmation cell at B = {p.penalty_batch} fits "
+               f"({100 * FIT_THRESHOLD:g}% training accuracy in every run), so there is no "
+               "fitted small ε" if p.penalty_eps == "fitted" and not len(cells_pb) else
+               f"the best ε ({runs.eps_b:.3g}) is not above the smallest ε "
                f"({runs.eps_s:.3g})")
     closure = None if why_pen else stats.gap_closure(vals[2], vals[0], vals[1])
     best_gap = stats.diff_ci(vals[2], vals[0]) if not why_pen else None
@@ -606,11 +639,12 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                if not why_pen else float("nan"))
 
     verdicts = {cid: _verdict(cid, text) for cid, text in v.items()}
-    a = Analysis(pilot, pilot_best, final, best, slope, fv, est, closure, verdicts)
+    a = Analysis(pilot, pilot_best, final, best, slope, fv, est, closure, verdicts,
+                 best_fitted=fbest, slope_fitted=slope2)
     g: dict[str, Any] = {
         "lb_slope": "n/a" if slope is None else
         f"{slope.slope:.2f} [{slope.low:.2f}, {slope.high:.2f}]",
-        "lb_detectable": "n/a" if slope is None else f"{det_sd:.2f}",
+        "lb_detectable": "n/a" if slope2 is None else f"{det2:.2f}",
         "lb_v1": v[CURRENT["slope"]], "lb_v1_registered": v["slope"],
         "lb_slope_fitted": "n/a (fewer than 3 batch sizes with a best ε among the cells "
         "that fit)" if slope2 is None else
@@ -642,16 +676,18 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                      if p.model == "cnn" else p.model)
     g["lb_n_train"] = "all" if p.n_train is None else f"{p.n_train:,}"
     fit_best = ok.merge(best[["B", "lr"]], on=["B", "lr"])["train accuracy"]
-    g["lb_train_fit"] = (f"{100 * fit_best.min():.1f}% to {100 * fit_best.max():.1f}%"
+    g["lb_train_fit"] = (f"{100 * fit_best.min():.1f}% to {100 * fit_best.max():.1f}% at each "
+                         "B's best ε among all cells (the current criterion takes only cells "
+                         f"whose every run reaches {100 * FIT_THRESHOLD:g}%)"
                          if len(fit_best) else "not measured")
     all_div = [int(B) for B, d in final.groupby("B") if d.diverged.all()]
     g["lb_all_diverged"] = "" if not all_div else (
         f"At B = {', '.join(map(str, all_div))} every run diverged, so that batch size has "
         "no best ε and is left out of the fit.")
-    g["lb_edge"] = "" if not at_edge else (
-        f"For B = {', '.join(map(str, at_edge))} the best ε lies at the edge of the "
-        "confirmation's grid, so the true optimum may lie outside it and the fitted slope "
-        "is not reliable.")
+    g["lb_edge"] = "" if not edge2 else (
+        f"For B = {', '.join(map(str, edge2))} the best ε among the cells that fit lies at "
+        "the edge of the (extended) grid, so the true optimum may lie outside it and the "
+        "fitted slope is not reliable.")
     a.glue = g
     return a
 
@@ -724,12 +760,16 @@ def fig_confirmation(a: Analysis, p: Params):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     accuracy_panel(axes[0], a.final, a.best, p,
                    "Confirmation: test accuracy vs ε (★ best per B, × diverged)")
-    axes[1].loglog(a.best.B, a.best.lr, "o", ms=9)
-    if a.slope is not None:
-        xs = np.array([min(p.batch_sizes), max(p.batch_sizes)])
-        s = a.slope
-        axes[1].plot(xs, np.exp(s.intercept) * xs ** s.slope, "--",
-                     label=f"fit: slope {s.slope:.2f} [{s.low:.2f}, {s.high:.2f}]")
+    axes[1].loglog(a.best.B, a.best.lr, "o", ms=9, mfc="none", label="best, all cells")
+    fb = a.best_fitted if a.best_fitted is not None else a.best.iloc[:0]
+    axes[1].loglog(fb.B, fb.lr, "o", ms=6, color="C1", label="best, cells that fit")
+    xs = np.array([min(p.batch_sizes), max(p.batch_sizes)])
+    for s, ls, what in ((a.slope, "--", "all cells, t interval"),
+                        (a.slope_fitted, "-", "cells that fit, seed bootstrap")):
+        if s is not None:
+            axes[1].plot(xs, np.exp(s.intercept) * xs ** s.slope, ls,
+                         label=f"slope {s.slope:.2f} [{s.low:.2f}, {s.high:.2f}] ({what})")
+    if len(a.best):
         axes[1].plot(xs, a.best.lr.iloc[0] * xs / xs[0], ":", color="0.5", label="slope 1")
     axes[1].set(xlabel="batch size B", ylabel="best ε", title="Best learning rate vs batch size")
     axes[1].legend(fontsize="small")

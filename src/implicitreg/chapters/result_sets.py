@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 
-def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str, Any]]:
+def committed_profiles(chapter: str, root: Path | None = None,
+                       mod: ModuleType | None = None) -> list[dict[str, Any]]:
     """Manifest entries of the committed sets that hold ``chapter`` complete: each
     profile's latest, then any earlier entry of that profile made with other recorded
     parameters (a design the latest superseded), newest first."""
@@ -35,13 +36,18 @@ def committed_profiles(chapter: str, root: Path | None = None) -> list[dict[str,
             continue
         store = root / "results" / prof / "runs"
         out.append({**e, "profile": prof, "store": store, "label": prof})
-        seen = [e.get("params")]
+
+        def norm(params: dict[str, Any] | None) -> Any:
+            # parameters compared as the chapter reads them (later fields at defaults)
+            return recorded_values(mod, params) if mod is not None and params else params
+
+        seen = [norm(e.get("params"))]
         manifest = json.loads((root / "results" / prof / "manifest.json").read_text())
         for w in reversed(manifest.get("windows", [])):
             for old in w.get("chapters", []):
                 if (old.get("chapter") == chapter and old.get("status") == "complete"
-                        and old.get("params") and old["params"] not in seen):
-                    seen.append(old["params"])
+                        and old.get("params") and norm(old["params"]) not in seen):
+                    seen.append(norm(old["params"]))
                     out.append({**old, "window": w["created"], "device": w["device"],
                                 "profile": prof, "store": store,
                                 "label": f"{prof}, made {w['created'][:10]} (superseded)"})
@@ -78,9 +84,18 @@ def side_by_side(mod: ModuleType, here: tuple[str, Any, Any] | None = None,
         prof, p, a = here
         rows.append({"result set": f"{prof} (this page)", "made": "this build",
                      "scale": mod.scale_description(p), **mod.summary(a, p)})
-    for e in committed_profiles(mod.CHAPTER, root):
-        if here is not None and e["label"] == here[0]:
+    mine = None
+    if here is not None:
+        mine = {n: list(v) if isinstance(v, tuple) else v
+                for n in mod.Params.names() for v in [getattr(here[1], n)]}
+    for e in committed_profiles(mod.CHAPTER, root, mod):
+        # this page's own set is its first column; a committed set made otherwise (an
+        # earlier design, or a set the page is not re-plotting) keeps a column of its own
+        if mine is not None and e["profile"] == here[0] and (
+                not e.get("params") or recorded_values(mod, e["params"]) == mine):
             continue
+        if here is not None and e["label"] == here[0]:  # the profile's set, another design
+            e = {**e, "label": f"{e['profile']}, made {e['window'][:10]}"}
         made = f"{e['window'].replace('T', ' ')}, {e['device']}"
         try:
             p, a = reread(mod, e["profile"], e["store"], e.get("params"))
