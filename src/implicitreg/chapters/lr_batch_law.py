@@ -488,6 +488,18 @@ def slope_verdict(slope: stats.Slope | None, detectable: float) -> str:
     return "not reproduced"
 
 
+def line_sd_failure(best: pd.DataFrame, slope: stats.Slope) -> str | None:
+    """The power premise of a slope verdict: the SD of log best ε about the fitted line
+    is at most SD_FACTOR × the SD assumed (None when it holds)."""
+    x = np.log(best.B.to_numpy(float))
+    resid = np.log(best.lr.to_numpy(float)) - (slope.intercept + slope.slope * x)
+    sd = float(np.sqrt((resid ** 2).sum() / (len(x) - 2))) if len(x) > 2 else 0.0
+    return premise_failure([Premise(
+        f"the SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the SD "
+        f"assumed for power ({SD_LOG_EPS:.2f})", sd <= SD_FACTOR * SD_LOG_EPS,
+        f"measured {sd:.2f}")])
+
+
 @dataclass
 class Analysis:
     pilot: pd.DataFrame
@@ -547,15 +559,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         d = final[(final.B == r.B) & (final.lr == r.lr)]
         premises.append(fit_premise(f"B = {int(r.B)}", d["train accuracy"].tolist(),
                                     d.diverged.tolist(), FIT_THRESHOLD, f"ε = {r.lr:.3g}"))
-    power_fail = None
-    if slope is not None:
-        x = np.log(best.B.to_numpy(float))
-        resid = np.log(best.lr.to_numpy(float)) - (slope.intercept + slope.slope * x)
-        sd_line = float(np.sqrt((resid ** 2).sum() / (len(x) - 2))) if len(x) > 2 else 0.0
-        power_fail = premise_failure([Premise(
-            f"the SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the SD "
-            f"assumed for power ({SD_LOG_EPS:.2f})", sd_line <= SD_FACTOR * SD_LOG_EPS,
-            f"measured {sd_line:.2f}")])
+    power_fail = line_sd_failure(best, slope) if slope is not None else None
     det_sd = detectable_slope(best.B)
     v["slope-r1"] = (v["slope"] if slope is None else
                      premise_failure(premises) or slope_verdict(slope, det_sd))
@@ -582,14 +586,8 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                     "at the edge for B = " + ", ".join(map(str, edge2))),
             Premise("at least 3 seeds per cell", not few,
                     "fewer at B = " + ", ".join(map(str, few)))])
-        x = np.log(fbest.B.to_numpy(float))
-        resid = np.log(fbest.lr.to_numpy(float)) - (slope2.intercept + slope2.slope * x)
-        sd2 = float(np.sqrt((resid ** 2).sum() / (len(x) - 2)))
         if not fail and slope2.low <= 0 <= slope2.high:  # the verdict rests on the power
-            fail = premise_failure([Premise(
-                f"the SD of log best ε about the fitted line is at most {SD_FACTOR:g}× the "
-                f"SD assumed for power ({SD_LOG_EPS:.2f})", sd2 <= SD_FACTOR * SD_LOG_EPS,
-                f"measured {sd2:.2f}")])
+            fail = line_sd_failure(fbest, slope2)
         v["slope-r2"] = fail or slope_verdict(slope2, det2)
 
     # The penalty experiment.
