@@ -10,6 +10,8 @@ from implicitreg.chapters import headline as H
 
 # The fingerprint of the criteria as registered (H.REGISTERED), before any of its runs.
 REGISTERED_HASH = "3e44e46a97b7c650"
+# The recorded revisions (penalty-r1, penalty-gain-r1), fixed before their runs.
+REVISIONS_HASH = "f987de63df06bab1"
 
 
 class FakeResult:
@@ -53,7 +55,8 @@ def _runs(p, gap=0.02, pen=0.8, base=0.5, noise=0.002, train=None, diverged=(), 
                               lam if arm == H.PENALTY else 0.0, s)
                 (pens if arm == H.PENALTY else gaps).append((cell, r))
     return H.Runs([], eps, {eps: "every pilot run fits: chosen"}, gaps, [], lam,
-                  {lam: "every run fits: chosen"}, pens)
+                  {lam: "every run fits: chosen"}, pens, [], lam,
+                  {lam: "every run fits: chosen"})
 
 
 def test_an_injected_gap_is_reproduced_and_the_penalty_closes_most_of_it():
@@ -63,7 +66,10 @@ def test_an_injected_gap_is_reproduced_and_the_penalty_closes_most_of_it():
     assert a.verdicts["penalty-gain"] == "reproduced"
     assert a.verdicts["penalty"] == "reproduced", a.glue["hl_closure"]
     assert a.verdicts["n"].count("reproduced") == len(p.n_grid)
-    assert set(a.verdicts) == {c.claim for c in H.CRITERIA}
+    assert set(a.verdicts) == {c.claim for c in H.CRITERIA} | {
+        r.revised.claim for r in H.REVISIONS}
+    # nothing diverged: the revision's λ is λ*, and its verdicts are the registered ones
+    assert a.verdicts["penalty-r1"] == a.verdicts["penalty"]
     assert "nan" not in a.glue["hl_gap"] and "nan" not in a.glue["hl_arms"]
 
 
@@ -166,7 +172,50 @@ def test_bad_parameters_are_refused_by_name(bad, match):
 
 def test_the_registered_criteria_have_not_moved():
     assert H.registered_hash() == REGISTERED_HASH
-    assert H.REVISIONS == ()
+    assert H.revisions_hash() == REVISIONS_HASH
+    assert [r.original for r in H.REVISIONS] == ["penalty-gain", "penalty"]
+    assert all(r.date > H.REGISTERED for r in H.REVISIONS)
+
+
+def _penalty_runs(p, lam, stage, seeds_diverged, acc, eps):
+    return [(H.Cell(stage, H.PENALTY, p.n_max, eps, lam, s),
+             FakeResult(s, acc + 0.001 * s, 1.0, diverged=s in seeds_diverged))
+            for s in p.seeds]
+
+
+def test_a_diverged_lambda_star_is_not_assessable_and_the_revision_steps_down():
+    p = _params()
+    base = _runs(p, lam=0.02)
+    eps = base.eps_star
+    pilot = pd.DataFrame({"lam": [0.005, 0.01, 0.02], "fits": True, "diverged": False,
+                          "fit_level": 1.0, "stat": [0.50, 0.51, 0.52]})
+    reg = _penalty_runs(p, 0.02, "penalty", {0, 2}, 0.515, eps)
+    lam, why = H.choose_lambda_r1(p, pilot, H.run_table(reg, p))
+    assert lam == 0.01 and "2 of 8 confirmation runs" in why[0.02] and "chosen" in why[0.01]
+    # with no divergence the rule is the pilot's
+    assert H.choose_lambda_r1(p, pilot, H.run_table(reg[1:2], p))[0] == 0.02
+    r1 = _penalty_runs(p, 0.01, "penalty-r1", set(), 0.515, eps)
+    runs = H.Runs([], eps, base.eps_reasons, base.gap, [], 0.02, {0.02: "chosen"}, reg,
+                  r1, lam, why)
+    a = H.analyze(runs, p)
+    assert a.verdicts["penalty"].startswith("not assessable") and "2 diverged" in \
+        a.verdicts["penalty"]
+    assert a.verdicts["penalty-gain-r1"] == "reproduced"
+    assert a.verdicts["penalty-r1"] == "reproduced", a.glue["hl_closure_r1"]
+    assert "revision penalty-r1, λ = 0.01" in a.glue["hl_verdict_penalty_both"]
+    names = list(H.per_seed_table(a, p).columns.get_level_values(1).unique())
+    assert any("λ = 0.02" in x for x in names) and any("λ = 0.01" in x for x in names)
+    assert (H.per_seed_table(a, p).xs("stat", axis=1, level=0).loc[0]
+            .str.contains("diverged").sum() == 1)
+    assert {"penalty-r1", "penalty-gain-r1"} <= set(H.summary(a, p))
+    # every λ below the diverged one diverges too: not assessable, with the steps
+    bad = _penalty_runs(p, 0.01, "penalty-r1", {1}, 0.5, eps) + \
+        _penalty_runs(p, 0.005, "penalty-r1", {3}, 0.5, eps)
+    lam, why = H.choose_lambda_r1(p, pilot, H.run_table(reg + bad, p))
+    assert lam is None
+    a = H.analyze(H.Runs([], eps, base.eps_reasons, base.gap, [], 0.02, {0.02: "chosen"},
+                         reg, bad, lam, why), p)
+    assert a.verdicts["penalty-r1"].startswith("not assessable: every λ of the grid")
 
 
 def test_the_profiles_and_the_notebook_declare_exactly_the_parameters():

@@ -19,6 +19,11 @@ The design, fixed with its criteria before any of its runs (:data:`REGISTERED`):
    statistic among those whose every run fits and none diverged.
 4. **Penalty confirmation**: the large batch with λ* at the headline cell, same seeds.
 
+Revision ``penalty-r1`` (:data:`REVISIONS`, registered after λ* = 0.02 diverged at the
+headline cell and before any run of its own): λ_r1 is the λ pilot's rule over the grid's
+λ below the smallest λ with a diverged confirmation run there, stepping down again while
+a confirmation run diverges (:func:`choose_lambda_r1`).
+
 Every arm of a seed starts from the same initialization and draws the same first
 permutation of the data. The compared statistic is a run's mean test accuracy over its
 last ``window`` evaluations (evaluations every ``1/evals_per_run`` of training), on all
@@ -34,7 +39,8 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, not_assessable, premise_failure, register, sd_premise)
+from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, Revision,
+                       not_assessable, premise_failure, register, sd_premise)
 
 CHAPTER = "headline"
 PUBLISHED_GAP = 0.9264 - 0.8983
@@ -120,6 +126,7 @@ profile = Params.profile
 
 # ------------------------------------------------------------------ design
 SGD, LARGE, PENALTY = "SGD", "large batch", "large batch + penalty"
+ARMS = (SGD, LARGE, PENALTY)
 
 
 @dataclass(frozen=True, order=True)
@@ -132,6 +139,21 @@ class Cell:
     lr: float
     lam: float
     seed: int
+
+
+def arm_name(p: Params, arm: str, n: int, lam: float) -> str:
+    """:func:`arm_label`, with λ for the penalized arm (the registered λ* and λ_r1 are
+    shown side by side)."""
+    return arm_label(p, arm, n) + (f" (λ = {lam:g})" if arm == PENALTY else "")
+
+
+def _headline_runs(rt: pd.DataFrame, p: Params) -> pd.DataFrame:
+    """The confirmation runs at the headline cell, each named by :func:`arm_name`, in the
+    order SGD, large batch, penalized (by λ, largest first)."""
+    d = rt[rt.stage.isin(["gap", "penalty", "penalty-r1"]) & (rt.n == p.n_max)]
+    d = d.assign(name=[arm_name(p, a, n, lam) for a, n, lam in zip(d.arm, d.n, d.lam)],
+                 order=[(ARMS.index(a), -lam) for a, lam in zip(d.arm, d.lam)])
+    return d.sort_values(["order", "seed"], kind="stable").drop(columns="order")
 
 
 def arm_label(p: Params, arm: str, n: int) -> str:
@@ -185,9 +207,11 @@ def design_lambda_pilot(p: Params, lr: float) -> list[tuple[Cell, Any]]:
                       for lam in p.lambda_grid for s in p.pilot_seeds], p.pilot_data_seed)
 
 
-def design_penalty(p: Params, lr: float, lam: float) -> list[tuple[Cell, Any]]:
-    """The penalized large batch at the headline cell with λ*, every confirmation seed."""
-    return _pairs(p, [Cell("penalty", PENALTY, p.n_max, lr, lam, s) for s in p.seeds],
+def design_penalty(p: Params, lr: float, lam: float, stage: str = "penalty"
+                   ) -> list[tuple[Cell, Any]]:
+    """The penalized large batch at the headline cell with λ* (``stage`` "penalty") or
+    λ_r1 ("penalty-r1"), every confirmation seed."""
+    return _pairs(p, [Cell(stage, PENALTY, p.n_max, lr, lam, s) for s in p.seeds],
                   p.data_seed)
 
 
@@ -260,6 +284,23 @@ def choose_lambda(p: Params, d: pd.DataFrame) -> tuple[float | None, dict[float,
     return best, why
 
 
+def choose_lambda_r1(p: Params, pilot: pd.DataFrame, confirmed: pd.DataFrame
+                     ) -> tuple[float | None, dict[float, str]]:
+    """λ_r1 (revision penalty-r1): the λ pilot's rule (:func:`choose_lambda`) over the
+    grid's λ below the smallest λ at which a confirmation run at the headline cell
+    diverged; with no such divergence, the registered λ*."""
+    div = confirmed[confirmed.diverged]
+    if not len(div):
+        return choose_lambda(p, pilot)
+    below = float(div.lam.min())
+    lam, why = choose_lambda(p, pilot[pilot.lam < below])
+    for x in sorted(set(pilot.lam[pilot.lam >= below])):
+        g = confirmed[confirmed.lam == x]
+        why[x] = (f"{int(g.diverged.sum())} of {len(g)} confirmation runs at the headline "
+                  "cell diverged" if len(g) else f"not below λ = {below:g}, which diverged")
+    return lam, why
+
+
 def _fit_words(bad: pd.DataFrame, p: Params) -> str:
     div = int(bad.diverged.sum())
     levels = bad[~bad.diverged].fit_level
@@ -285,9 +326,14 @@ class Runs:
     lam_star: float | None
     lam_reasons: dict[float, str]
     penalty: list[tuple[Cell, Any]]
+    penalty_r1: list[tuple[Cell, Any]] = field(default_factory=list)
+    """Revision penalty-r1's confirmation runs, at each λ it stepped through."""
+    lam_r1: float | None = None
+    lam_r1_reasons: dict[float, str] = field(default_factory=dict)
 
     def all(self) -> list[tuple[Cell, Any]]:
-        return self.eps_pilot + self.gap + self.lambda_pilot + self.penalty
+        return (self.eps_pilot + self.gap + self.lambda_pilot + self.penalty
+                + self.penalty_r1)
 
 
 def run(p: Params, **options: Any) -> Runs:
@@ -312,7 +358,23 @@ def run(p: Params, **options: Any) -> Runs:
     lam_star, lam_why = choose_lambda(p, run_table(lam_pilot, p))
     pen = (run_labeled(design_penalty(p, eps_star, lam_star), **options)
            if lam_star is not None else [])
-    return Runs(eps_pilot, eps_star, eps_why, gap, lam_pilot, lam_star, lam_why, pen)
+    # Revision penalty-r1: step down the grid below any λ that diverged at the headline
+    # cell; a λ_r1 equal to λ* reuses the registered runs.
+    pen_r1: list = []
+    lam_r1, r1_why = None, {}
+    if lam_star is not None:
+        pilot_t = run_table(lam_pilot, p)
+        while True:
+            confirmed = run_table(pen + pen_r1, p)
+            lam_r1, r1_why = choose_lambda_r1(p, pilot_t, confirmed)
+            if lam_r1 is None or lam_r1 == lam_star:
+                break
+            got = run_labeled(design_penalty(p, eps_star, lam_r1, "penalty-r1"), **options)
+            pen_r1 += got
+            if not any(r.summary.get("diverged") for _, r in got):
+                break
+    return Runs(eps_pilot, eps_star, eps_why, gap, lam_pilot, lam_star, lam_why, pen,
+                pen_r1, lam_r1, r1_why)
 
 
 # ------------------------------------------------------------------ criteria
@@ -383,7 +445,48 @@ CRITERIA = (
                   "the λ pilot found a λ* at which every pilot run fits"),
         alpha=ALPHA, sd_assumed=SD_DIFF, registered=REGISTERED),
 )
-REVISIONS: tuple = ()
+_R1 = "2026-12-01T10:54:00+00:00"
+"""When revision penalty-r1 was fixed: after λ* diverged at the headline cell, before any
+run of a smaller λ there."""
+_R1_LAM = ("λ_r1: the λ pilot's rule (the highest mean pilot statistic among the λ whose "
+           "every pilot run fits) over the grid's λ below the smallest λ at which a "
+           "confirmation run at the headline cell diverged, stepping down again while one "
+           "diverges; its runs are the large batch with the penalty on the confirmation "
+           "seeds, paired with the gap's runs")
+_R1_REASON = (
+    "Under the registered rule λ* = 0.02, chosen by full-batch GD on the 640 images of the λ "
+    "pilot, diverged at the headline cell (B = 640 on 1,920 images, ε = 0.2) in 2 of the "
+    "first 3 confirmation seeds: seeds 0 and 2, loss non-finite at update 720 of 2,400 "
+    "with about 96% training accuracy; seed 1 fit. Both penalty verdicts as registered are "
+    "therefore not assessable. A λ stable for GD at n = 640 need not be stable for B = 640 "
+    "at n = 1,920; the revision keeps the λ pilot's runs and rule and applies it to the "
+    "grid's λ below the one that diverged (Novack et al.'s 0.01 comes first). Registered "
+    "before any run of a λ below 0.02 at the headline cell; the registered criteria and "
+    "their verdicts stay shown.")
+REVISIONS = (
+    Revision(
+        original="penalty-gain",
+        revised=Criterion(
+            claim="penalty-gain-r1", statement=CRITERIA[3].statement,
+            statistic="at the headline cell, with λ_r1: the mean paired difference "
+                      "penalty − large batch of the statistic, with a 95% paired t interval",
+            threshold=_LADDER,
+            premises=(_FIT + " (both arms)", _SD, _R1_LAM + " (the rule finds a λ)"),
+            alpha=ALPHA, sd_assumed=SD_DIFF, registered=_R1),
+        reason=_R1_REASON, date=_R1),
+    Revision(
+        original="penalty",
+        revised=Criterion(
+            claim="penalty-r1", statement=CRITERIA[2].statement,
+            statistic="at the headline cell, with λ_r1: (penalty − large)/(SGD − large) of "
+                      "the mean statistics, with a 95% percentile bootstrap interval over "
+                      "seeds (each seed's three runs kept together)",
+            threshold=CRITERIA[2].threshold,
+            premises=("the gap criterion is reproduced", _FIT + " (all three arms)",
+                      _R1_LAM + " (the rule finds a λ)"),
+            alpha=ALPHA, registered=_R1),
+        reason=_R1_REASON, date=_R1),
+)
 
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
 
@@ -516,6 +619,8 @@ class Analysis:
     """Headline cell: the statistic per arm (Estimate)."""
     closure: Any
     verdicts: dict[str, str]
+    closure_r1: Any = None
+    """The closure under revision penalty-r1 (λ_r1)."""
     glue: dict[str, Any] = field(default_factory=dict)
 
 
@@ -562,48 +667,68 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                              f"(Holm-adjusted p = {c['p_holm']:.3f})")
         v["n"] = "; ".join(parts)
 
-    # The penalty at the headline cell.
+    # The penalty at the headline cell: with λ* as registered, then with λ_r1.
     no_lam = not_assessable(
         "the λ pilot found no λ at which every pilot run fits (" + "; ".join(
             f"λ = {lam:g}: {w}" for lam, w in sorted(runs.lam_reasons.items())) + ")"
         if runs.lambda_pilot else "the λ pilot has not been run")
-    closure = None
+    gap_runs = rt[rt.stage == "gap"]
+    closure, closure_r1 = None, None
     if eps is None:
-        v["penalty"] = v["penalty-gain"] = no_eps
+        v["penalty"] = v["penalty-gain"] = v["penalty-r1"] = v["penalty-gain-r1"] = no_eps
     elif runs.lam_star is None:
-        v["penalty"] = v["penalty-gain"] = no_lam
+        v["penalty"] = v["penalty-gain"] = v["penalty-r1"] = v["penalty-gain-r1"] = no_lam
     else:
-        g = compare(conf, p, PENALTY, LARGE, p.n_max, eps)
-        g["p_holm"] = float("nan")
-        g["verdict"] = ladder(g)
-        rows.append(_row(f"penalty − {arm_label(p, LARGE, p.n_max)}", g))
-        v["penalty-gain"] = g["verdict"]
-        d = conf[(conf.n == p.n_max) & (conf.lr == eps)]
-        fail = premise_failure([_fit_premise(d[d.arm == a], p, arm_label(p, a, p.n_max))
-                                for a in (SGD, LARGE, PENALTY)])
-        if v["gap"] != REPRODUCED:
-            v["penalty"] = not_assessable("there is no established gap to close (gap: "
-                                          f"{v['gap']})")
-        elif fail:
-            v["penalty"] = fail
+        pen = rt[(rt.stage == "penalty") & (rt.lam == runs.lam_star)]
+        v["penalty-gain"], v["penalty"], closure = _penalty(
+            pd.concat([gap_runs, pen]), p, eps, v["gap"], rows, runs.lam_star)
+        if not runs.lam_r1_reasons:
+            v["penalty-r1"] = v["penalty-gain-r1"] = not_assessable(
+                "the rule of revision penalty-r1 has not been applied to these runs")
+        elif runs.lam_r1 is None:
+            v["penalty-r1"] = v["penalty-gain-r1"] = not_assessable(
+                "every λ of the grid diverged at the headline cell or failed the pilot ("
+                + "; ".join(f"λ = {lam:g}: {w}" for lam, w in
+                            sorted(runs.lam_r1_reasons.items())) + ")")
+        elif runs.lam_r1 == runs.lam_star:  # nothing diverged: the registered runs
+            v["penalty-r1"], v["penalty-gain-r1"], closure_r1 = (
+                v["penalty"], v["penalty-gain"], closure)
         else:
-            w = d[~d.diverged].pivot_table(index="seed", columns="arm", values="stat",
-                                           aggfunc="first")
-            closure = paired_closure(w)
-            v["penalty"] = stats.closure_verdict(closure, CLOSURE_FULL)
+            pen = rt[(rt.stage == "penalty-r1") & (rt.lam == runs.lam_r1)]
+            v["penalty-gain-r1"], v["penalty-r1"], closure_r1 = _penalty(
+                pd.concat([gap_runs, pen]), p, eps, v["gap"], rows, runs.lam_r1)
 
     est = {}
     if eps is not None:
-        d = conf[(conf.n == p.n_max) & (conf.lr == eps)]
-        for a in (SGD, LARGE, PENALTY):
-            x = d[d.arm == a]
-            if len(x):
-                est[arm_label(p, a, p.n_max)] = stats.mean_ci_runs(x.stat.to_numpy(),
-                                                                   x.diverged.to_numpy())
+        d = _headline_runs(rt, p)
+        for name, x in d[d.lr == eps].groupby("name", sort=False):
+            est[name] = stats.mean_ci_runs(x.stat.to_numpy(), x.diverged.to_numpy())
     comparisons = pd.DataFrame(rows)
-    a = Analysis(rt, comparisons, est, closure, v)
+    a = Analysis(rt, comparisons, est, closure, v, closure_r1)
     a.glue = _glue(a, runs, p, head)
     return a
+
+
+def _penalty(conf: pd.DataFrame, p: Params, eps: float, gap_verdict: str,
+             rows: list[dict[str, Any]], lam: float) -> tuple[str, str, Any]:
+    """The penalty-gain and penalty (closure) verdicts at the headline cell from the gap
+    runs and the penalized runs at one λ; appends the comparison's row."""
+    g = compare(conf, p, PENALTY, LARGE, p.n_max, eps)
+    g["p_holm"] = float("nan")
+    g["verdict"] = ladder(g)
+    rows.append(_row(f"penalty (λ = {lam:g}) − {arm_label(p, LARGE, p.n_max)}", g))
+    d = conf[(conf.n == p.n_max) & (conf.lr == eps)]
+    fail = premise_failure([_fit_premise(d[d.arm == a], p, arm_label(p, a, p.n_max))
+                            for a in (SGD, LARGE, PENALTY)])
+    if gap_verdict != REPRODUCED:
+        return g["verdict"], not_assessable("there is no established gap to close (gap: "
+                                            f"{gap_verdict})"), None
+    if fail:
+        return g["verdict"], fail, None
+    w = d[~d.diverged].pivot_table(index="seed", columns="arm", values="stat",
+                                   aggfunc="first")
+    closure = paired_closure(w)
+    return g["verdict"], stats.closure_verdict(closure, CLOSURE_FULL), closure
 
 
 def _row(what: str, c: dict[str, Any]) -> dict[str, Any]:
@@ -638,6 +763,13 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
         "hl_registered": REGISTERED.replace("T", " "),
         "hl_criteria_hash": registered_hash(),
         "hl_closure": a.closure.fmt(1, 2) if a.closure is not None else "not computed",
+        "hl_lam_r1": "none" if runs.lam_r1 is None else f"{runs.lam_r1:g}",
+        "hl_lam_r1_steps": "; ".join(f"λ = {lam:g}: {w}" for lam, w in
+                                     sorted(runs.lam_r1_reasons.items())) or "not run",
+        "hl_closure_r1": (a.closure_r1.fmt(1, 2) if a.closure_r1 is not None
+                          else "not computed"),
+        "hl_revised": _R1.replace("T", " "),
+        "hl_revisions_hash": revisions_hash(),
     }
     for claim, text in a.verdicts.items():
         g[f"hl_verdict_{claim.replace('-', '_')}"] = text
@@ -645,19 +777,30 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
                    f"{len(p.seeds)} seeds" if head and head["pairs"] else "not measured")
     g["hl_arms"] = "; ".join(f"{k} {e.fmt(100, 2, '%')}" for k, e in a.estimates.items()) \
         or "not run"
+    # The claims ledger's one line: the revision's verdict beside the registered one.
+    g["hl_verdict_penalty_both"] = (
+        a.verdicts["penalty"] if runs.lam_r1 == runs.lam_star else
+        f"{a.verdicts['penalty-r1']} (revision penalty-r1, λ = {g['hl_lam_r1']}); as "
+        f"registered (λ* = {g['hl_lam_star']}): {a.verdicts['penalty']}")
     return g
 
 
 def per_seed_table(a: Analysis, p: Params) -> pd.DataFrame:
     """The headline cell, one row per seed: each arm's statistic, final test accuracy and
-    the lowest training accuracy of its window (percent)."""
-    d = a.runs[(a.runs.stage.isin(["gap", "penalty"])) & (a.runs.n == p.n_max)]
+    the lowest training accuracy of its window (percent; "diverged" for a run whose loss
+    went non-finite)."""
+    d = _headline_runs(a.runs, p)
     if not len(d):
         return pd.DataFrame()
-    d = d.assign(arm=[arm_label(p, x, p.n_max) for x in d.arm])
-    t = d.pivot_table(index="seed", columns="arm", values=["stat", "final", "fit_level"],
-                      aggfunc="first")
-    return (100 * t).round(2)
+    names = list(dict.fromkeys(d.name))
+    cols = {}
+    for what in ("stat", "final", "fit_level"):
+        for name in names:
+            x = d[d.name == name].set_index("seed")
+            cols[(what, name)] = pd.Series(
+                ["diverged" if div else f"{100 * val:.2f}" for val, div in
+                 zip(x[what], x.diverged)], index=x.index, dtype=object)
+    return pd.DataFrame(cols).sort_index()
 
 
 def pilot_table(a: Analysis, p: Params) -> pd.DataFrame:
@@ -685,16 +828,16 @@ def fig_headline(a: Analysis, runs: Runs, p: Params):
     from ..analysis import plots
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    d = a.runs[(a.runs.stage.isin(["gap", "penalty"])) & (a.runs.n == p.n_max)]
+    d = _headline_runs(a.runs, p)
+    d = d[~d.diverged]  # a diverged run has no statistic; the tables count it
     if len(d):
-        d = d.assign(arm=[arm_label(p, x, p.n_max) for x in d.arm],
-                     stat_pct=100 * d.stat)
-        order = [arm_label(p, x, p.n_max) for x in (SGD, LARGE, PENALTY)
-                 if arm_label(p, x, p.n_max) in set(d.arm)]
+        d = d.assign(arm=d.name, stat_pct=100 * d.stat)
+        order = list(dict.fromkeys(d.arm))
         for _, s in d.groupby("seed"):
             s = s.set_index("arm").reindex(order)
             axes[0].plot(range(len(order)), s.stat_pct, color="0.8", lw=0.8, zorder=0)
         sns.stripplot(data=d, x="arm", y="stat_pct", order=order, ax=axes[0], color="0.3")
+        axes[0].tick_params(axis="x", labelsize="small", labelrotation=15)
         # means with their Student-t intervals over seeds (those of the verdicts' tables)
         plots.ci_errorbars(axes[0], {k: dataclasses.replace(
             a.estimates[k], value=100 * a.estimates[k].value, low=100 * a.estimates[k].low,
@@ -720,14 +863,15 @@ def fig_headline(a: Analysis, runs: Runs, p: Params):
 
 
 def fig_curves(runs: Runs, p: Params):
-    """Test and training accuracy along training at the headline cell (means over seeds,
-    95% bands)."""
+    """Test and training accuracy along training at the headline cell (means over the
+    seeds that did not diverge, 95% bands)."""
     import matplotlib.pyplot as plt
 
     from ..analysis import plots, tables
 
-    head = [(arm_label(p, c.arm, c.n), r) for c, r in runs.gap + runs.penalty
-            if c.n == p.n_max]
+    head = [(arm_name(p, c.arm, c.n, c.lam), r) for c, r in
+            runs.gap + runs.penalty + runs.penalty_r1
+            if c.n == p.n_max and not r.summary.get("diverged")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     if head:
         order = list(dict.fromkeys(label for label, _ in head))
@@ -745,14 +889,16 @@ def summary(a: Analysis, p: Params) -> dict[str, str]:
     """This set's headline cell in words and the verdict of each claim (a row of
     :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
     g = a.glue
-    d = a.runs[a.runs.stage.isin(["gap", "penalty"]) & (a.runs.n == p.n_max)]
-    fit = "; ".join(f"{arm_label(p, arm, p.n_max)} {int(x.fits.sum())} of {len(x)} runs fit"
-                    for arm, x in d.groupby("arm", sort=False)) or "no run"
+    d = _headline_runs(a.runs, p)
+    fit = "; ".join(f"{name} {int(x.fits.sum())} of {len(x)} runs fit"
+                    + (f", {int(x.diverged.sum())} diverged" if x.diverged.any() else "")
+                    for name, x in d.groupby("name", sort=False)) or "no run"
     return {"headline cell": f"n = {g['hl_n_max']}, ε* = {g['hl_eps_star']}, "
-                             f"λ* = {g['hl_lam_star']}: SGD − {g['hl_large']} {g['hl_gap']}; "
-                             f"{fit}",
+                             f"λ* = {g['hl_lam_star']}, λ_r1 = {g['hl_lam_r1']}: SGD − "
+                             f"{g['hl_large']} {g['hl_gap']}; {fit}",
             **{claim: a.verdicts[claim] for claim in ("gap", "n", "penalty-gain",
-                                                      "penalty")}}
+                                                      "penalty", "penalty-gain-r1",
+                                                      "penalty-r1")}}
 
 
 def scale_description(p: Params) -> str:
@@ -765,8 +911,9 @@ def scale_description(p: Params) -> str:
             f"{'all' if p.n_test is None else f'{p.n_test:,}'} test images")
 
 
-__all__ = ["Params", "profile", "Cell", "arm_label", "config", "design_eps_pilot",
-           "design_gap", "design_lambda_pilot", "design_penalty", "statistic", "fit_level",
+__all__ = ["Params", "profile", "Cell", "arm_label", "arm_name", "config",
+           "design_eps_pilot", "design_gap", "design_lambda_pilot", "design_penalty",
+           "choose_lambda_r1", "statistic", "fit_level",
            "fits", "run_table", "choose_eps", "choose_lambda", "Runs", "run", "CRITERIA",
            "REVISIONS", "registered_hash", "revisions_hash", "criteria_table", "Analysis",
            "analyze", "compare", "ladder", "detectable", "per_seed_table", "pilot_table",
