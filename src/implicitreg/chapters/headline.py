@@ -543,11 +543,11 @@ def _fit_premise(d: pd.DataFrame, p: Params, label: str) -> Premise:
                  f"each of the last {p.window} evaluations) and none diverged")
     if not len(d):
         return Premise(statement, False, f"no {label} run")
+    level = d[~d.diverged].fit_level  # a diverged run's accuracy is chance, not a level
     return Premise(statement, bool(d.fits.all()),
                    f"{label}: {int(d.fits.sum())} of {len(d)} runs fit"
-                   + (f", lowest {100 * d.fit_level.min():.1f}%" if d.fit_level.notna().any()
-                      else "") + (f", {int(d.diverged.sum())} diverged"
-                                  if d.diverged.any() else ""))
+                   + (f", lowest {100 * level.min():.1f}%" if level.notna().any() else "")
+                   + (f", {int(d.diverged.sum())} diverged" if d.diverged.any() else ""))
 
 
 def ladder(c: dict[str, Any]) -> str:
