@@ -216,6 +216,9 @@ def test_a_diverged_lambda_star_is_not_assessable_and_the_revision_steps_down():
     a = H.analyze(H.Runs([], eps, base.eps_reasons, base.gap, [], 0.02, {0.02: "chosen"},
                          reg, bad, lam, why), p)
     assert a.verdicts["penalty-r1"].startswith("not assessable: every λ of the grid")
+    shown = set(a.comparisons.comparison)  # each λ stepped past keeps its comparison row
+    assert {f"penalty (λ = {x:g}) − B = {p.large_batch}" for x in (0.02, 0.01, 0.005)} \
+        <= shown or {f"penalty (λ = {x:g}) − GD" for x in (0.02, 0.01, 0.005)} <= shown
 
 
 def test_the_profiles_and_the_notebook_declare_exactly_the_parameters():

@@ -682,6 +682,12 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         pen = rt[(rt.stage == "penalty") & (rt.lam == runs.lam_star)]
         v["penalty-gain"], v["penalty"], closure = _penalty(
             pd.concat([gap_runs, pen]), p, eps, v["gap"], rows, runs.lam_star)
+        # Each λ the revision stepped past: its comparison over the seeds that did not
+        # diverge, shown for what it is (its premise failed; no verdict of its own).
+        stepped = rt[(rt.stage == "penalty-r1") & (rt.lam != runs.lam_r1)]
+        for lam in sorted(set(stepped.lam), reverse=True):
+            _penalty(pd.concat([gap_runs, stepped[stepped.lam == lam]]), p, eps, v["gap"],
+                     rows, lam)
         if not runs.lam_r1_reasons:
             v["penalty-r1"] = v["penalty-gain-r1"] = not_assessable(
                 "the rule of revision penalty-r1 has not been applied to these runs")
