@@ -786,7 +786,8 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
     # The claims ledger's one line: the revision's verdict beside the registered one.
     g["hl_verdict_penalty_both"] = (
         a.verdicts["penalty"] if runs.lam_r1 == runs.lam_star else
-        f"{a.verdicts['penalty-r1']} (revision penalty-r1, λ = {g['hl_lam_r1']}); as "
+        f"{a.verdicts['penalty-r1']} (revision penalty-r1"
+        + (f", λ = {g['hl_lam_r1']}" if runs.lam_r1 is not None else "") + "); as "
         f"registered (λ* = {g['hl_lam_star']}): {a.verdicts['penalty']}")
     return g
 
