@@ -116,6 +116,23 @@ def test_pristine_and_corrupt_fractions_sum_to_one():
     torch.testing.assert_close(f[0], want_c)
 
 
+@pytest.mark.parametrize("model_kind", ["mlp", "cnn"])
+def test_coherence_fractions_of_many_masks_match_explicit_per_example_gradients(model_kind):
+    """The forward-mode form (g_i · g for every example at once) against the masked sums
+    of vmapped per-example gradients, for several masks and chunk sizes."""
+    torch.manual_seed(2)
+    shape = (5,) if model_kind == "mlp" else (3, 8, 8)
+    model = build_model(model_kind, shape, 4, widths=(7,), cnn_width=3).double()
+    x, y = torch.randn(23, *shape, dtype=torch.float64), torch.randint(0, 4, (23,))
+    masks = torch.rand(6, 23) < 0.3
+    _, gs = per_example_grads(model, x, y)
+    G = torch.cat([g.flatten(1) for g in gs], 1) / 23
+    g = G.sum(0)
+    want = (masks.double() @ G) @ g / (g @ g)
+    for chunk in (23, 5):
+        torch.testing.assert_close(coherence_fractions(model, x, y, masks, chunk=chunk), want)
+
+
 def test_label_noise_bookkeeping_and_proper_accuracy(store):
     cfg = ir.RunConfig(dataset="synthetic", n_train=300, n_test=100, widths=(16,),
                        batch_size=30, epochs=2, label_noise=0.4, progress=False,

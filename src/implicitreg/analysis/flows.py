@@ -98,30 +98,37 @@ def hvp_at(loss_grad: Callable[[torch.Tensor], torch.Tensor], th: torch.Tensor,
     return jvp(loss_grad, (th,), (v,))[1]
 
 
+def _grad_at(p: Problem, th: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+             create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(θ as a leaf that requires grad, ∇ of the loss on (x, y) at θ)."""
+    t = th.detach().requires_grad_(True)
+    return t, torch.autograd.grad(p.loss(t, x, y), t, create_graph=create_graph)[0]
+
+
 def field(p: Problem, kind: str, eps: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """The negative gradient of C (``plain``), C̃_GD (``gd``) or C̃_SGD (``sgd``).
 
     ∇‖∇C‖² = 2H∇C, so ∇C̃_GD = ∇C + (ε/2)H∇C and ∇C̃_SGD = ∇C + (ε/2m)Σ_k Ĥ_k∇Ĉ_k.
+    Plain autograd rather than torch.func: the solver calls a field some 10⁴ times on
+    problems this small, where each call's cost is the transforms' overhead (about 8x
+    for the GD flow), and Σ_k Ĥ_k∇Ĉ_k = ∇(½Σ_k‖∇Ĉ_k‖²) takes one double backward.
     """
-    gfull = grad_c(p)
     if kind == "plain":
-        return lambda th: -gfull(th)
+        return lambda th: -_grad_at(p, th, p.x, p.y)[1]
     if kind == "gd":
         def f_gd(th: torch.Tensor) -> torch.Tensor:
-            g = gfull(th)
-            return -(g + 0.5 * eps * hvp_at(gfull, th, g))
+            t, g = _grad_at(p, th, p.x, p.y, create_graph=True)
+            hg = torch.autograd.grad(0.5 * (g * g).sum(), t)[0]
+            return -(g.detach() + 0.5 * eps * hg)
         return f_gd
     if kind == "sgd":
-        xb, yb = p.xb, p.yb
-
-        def one(th: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor) -> torch.Tensor:
-            gk_fn = lambda t: grad(p.loss)(t, xk, yk)  # noqa: E731
-            gk = gk_fn(th)
-            return hvp_at(gk_fn, th, gk)
-
         def f_sgd(th: torch.Tensor) -> torch.Tensor:
-            hg = vmap(one, in_dims=(None, 0, 0))(th, xb, yb).mean(0)
-            return -(gfull(th) + 0.5 * eps * hg)
+            t = th.detach().requires_grad_(True)
+            half_sq = sum(0.5 * (g * g).sum() for g in (
+                torch.autograd.grad(p.loss(t, xk, yk), t, create_graph=True)[0]
+                for xk, yk in zip(p.xb, p.yb)))
+            hg = torch.autograd.grad(half_sq, t)[0] / p.m
+            return -(_grad_at(p, th, p.x, p.y)[1] + 0.5 * eps * hg)
         return f_sgd
     raise ValueError(f"unknown flow {kind!r}; one of plain, gd, sgd")
 
@@ -161,11 +168,10 @@ def solve_flow(f: Callable[[torch.Tensor], torch.Tensor], theta0: torch.Tensor, 
 # ------------------------------------------------------------------ discrete iterations
 def gd(p: Problem, eps: float, steps: int, record: bool = False) -> torch.Tensor:
     """GD iterates; the endpoint, or all iterates (steps+1, dim) with ``record``."""
-    g = grad_c(p)
     th = p.theta0.clone()
     path = [th]
     for _ in range(steps):
-        th = th - eps * g(th)
+        th = th - eps * _grad_at(p, th, p.x, p.y)[1]
         if record:
             path.append(th)
     return torch.stack(path) if record else th

@@ -147,15 +147,17 @@ def fd_penalty_grad(loss_fn: Callable, p: tuple[torch.Tensor, ...], xs: torch.Te
 
 def functional_loss(model: nn.Module, autocast: Autocast = _no_autocast) -> Callable:
     """``f(params, x, y)``: the model's mean loss at a tuple of parameters (in
-    ``model.parameters()`` order), its buffers fixed; for torch.func transforms."""
+    ``model.parameters()`` order), its buffers fixed; for torch.func transforms.
+    ``f(params, x, y, reduction="none")`` gives the per-example losses."""
     names = [n for n, _ in model.named_parameters()]
     buffers = dict(model.named_buffers())
     kind = loss_name(model)
 
-    def f(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def f(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor,
+          reduction: str = "mean") -> torch.Tensor:
         with autocast():
             out = functional_call(model, ({**dict(zip(names, params)), **buffers}), (x,))
-        return criterion(out, y, kind)
+        return criterion(out, y, kind, reduction=reduction)
     return f
 
 

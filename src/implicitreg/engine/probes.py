@@ -12,10 +12,9 @@ import torch
 from torch import nn
 
 from .device import upcast
-from .gradients import (Autocast, _no_autocast, batch_grad, criterion, hvp,
-                        microbatch_grads_loop,
-                        microbatch_grads_vmap, params_of, per_example_grads, rowwise_sq_norm,
-                        split_microbatches, sq_norm)
+from .gradients import (Autocast, _no_autocast, batch_grad, criterion, functional_loss, hvp,
+                        microbatch_grads_loop, microbatch_grads_vmap, params_of,
+                        rowwise_sq_norm, split_microbatches, sq_norm)
 
 
 @contextlib.contextmanager
@@ -209,28 +208,26 @@ def gd_multiplier(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 def coherence_fractions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        masks: torch.Tensor, chunk: int = 64,
+                        masks: torch.Tensor, chunk: int = 1024,
                         autocast: Autocast = _no_autocast) -> torch.Tensor:
     """Chatterjee's f for each bool mask in ``masks`` (K, n): the fraction of ‖g‖², g the
     mean per-example gradient over (x, y), due to the masked examples, with the cross
     terms between masked and unmasked examples split equally:
     f = (g_M · g) / ‖g‖² with g_M = (1/n) Σ_{i∈M} g_i, so f(M) + f(not M) = 1.
 
-    Per-example gradients come from vmap, a chunk at a time; only their masked sums are
-    kept, so memory does not grow with n."""
+    No per-example gradient is formed: g_M · g = (1/n) Σ_{i∈M} g_i · g, and g_i · g is
+    the derivative of example i's loss along g, so one forward-mode pass along g (a
+    chunk of examples at a time) gives every g_i · g, whatever the number of masks."""
     n = x.shape[0]
-    n_params = sum(p.numel() for p in model.parameters())
-    chunk = max(1, min(chunk, int(2**26 // n_params)))  # at most ~256 MB of gradients
-    sums = None
-    total = None
+    params = tuple(p.detach() for p in params_of(model))
+    f = functional_loss(model, autocast)
+    along = []
     with frozen_buffers(model):
+        _, g = batch_grad(model, x, y, chunk, autocast)
+        g = tuple(g)
         for i in range(0, n, chunk):
-            _, gs = per_example_grads(model, x[i:i + chunk], y[i:i + chunk], autocast)
-            flat = torch.cat([g.flatten(1) for g in gs], 1)  # (c, P)
-            w = masks[:, i:i + chunk].to(flat.dtype)  # (K, c)
-            part = w @ flat  # (K, P)
-            sums = part if sums is None else sums + part
-            tot = flat.sum(0)
-            total = tot if total is None else total + tot
-    g = total / n
-    return (sums / n) @ g / torch.clamp(g @ g, min=1e-30)
+            xc, yc = x[i:i + chunk], y[i:i + chunk]
+            along.append(torch.func.jvp(
+                lambda *q: f(q, xc, yc, reduction="none"), params, g)[1])
+    s = upcast(torch.cat(along))  # (n,) the g_i · g
+    return (masks.to(s.dtype) @ s / n) / torch.clamp(sq_norm(g), min=1e-30)
