@@ -124,6 +124,7 @@ def test_sweep_in_worker_processes(tiny, tmp_path):
     results = ir.sweep(tiny.replace(gd_chunk=64), grid, st, workers=2)
     assert [r.config.method for r in results] == ["sgd", "gd", "sgd", "gd"]
     assert sorted(st.keys()) == sorted(r.key for r in results)
+    assert not any(r.cached for r in results), "trained in a worker counts as trained"
     again = ir.sweep(tiny.replace(gd_chunk=64), grid, st, workers=2)
     assert all(r.cached for r in again)
 
@@ -148,6 +149,7 @@ def test_ray_backend_on_a_local_ray_instance(tiny, tmp_path):
     finally:
         ray.shutdown()
     assert sorted(st.keys()) == sorted(r.key for r in results) and len(results) == 6
+    assert not any(r.cached for r in results)
     local = ir.sweep(tiny, grid, ir.RunStore(tmp_path / "local"), batch=False)
     for a, b in zip(local, results):
         assert a.key == b.key

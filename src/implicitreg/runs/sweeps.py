@@ -16,6 +16,7 @@ One progress bar counts runs for the whole grid.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 import sys
 import tempfile
@@ -69,9 +70,10 @@ def _worker_init(threads: int) -> None:
 
 
 def _process_task(cfg_dicts: list[dict[str, Any]], keys: list[str], root: str,
-                  opts: dict[str, Any]) -> list[str]:
+                  opts: dict[str, Any]) -> list[tuple[str, bool]]:
+    """In a worker process: (key, whether it was loaded rather than trained) per run."""
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
-    return [r.key for r in execute(cfgs, RunStore(root), keys=keys, **opts)]
+    return [(r.key, r.cached) for r in execute(cfgs, RunStore(root), keys=keys, **opts)]
 
 
 def _ray_task(cfg_dicts: list[dict[str, Any]], opts: dict[str, Any]
@@ -159,7 +161,10 @@ def _run_processes(p, tasks, st, opts, bar, workers) -> None:
                                [p.keys[i] for i in t], str(st.root), opts): t for t in tasks}
         for fut in cf.as_completed(futures):
             t = futures[fut]
-            p.fill(t, [st.load(key) for key in fut.result()])
+            # Loading the worker's run back would mark it as cached: keep what the
+            # worker did, so that a chapter counts the runs it trained.
+            p.fill(t, [dataclasses.replace(st.load(key), cached=cached)
+                       for key, cached in fut.result()])
             bar.update(len(t))
 
 
@@ -190,5 +195,6 @@ def _ray_loop(ray, configs, tasks, st, opts, results, bar, gpus) -> None:
             # source (say, a download instead of the offline archive) stores its runs
             # under that source's keys, as a local run there would.
             for i, (key, files) in zip(t, ray.get(ref)):
-                results[i] = st.ingest(key, files)
+                # Trained on the worker (its scratch store starts empty), not loaded.
+                results[i] = dataclasses.replace(st.ingest(key, files), cached=False)
             bar.update(len(t))
