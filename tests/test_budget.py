@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from implicitreg.book import budget, parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,3 +26,39 @@ def test_time_against_budget_in_words():
                             {"chapter": "b", "seconds": 50.0, "trained": 1}],
                            {"a": 90, "b": 40, "book": 100})
     assert "over budget by 10 s" in lines[1] and "over budget by 10 s" in lines[2]
+
+
+def test_worker_hints_name_chapters_of_the_toc_and_are_read_per_profile(tmp_path):
+    hints = budget.load_workers(ROOT, "ci")
+    assert set(hints) <= set(parameters.toc_chapters(ROOT)) and all(
+        n >= 1 for n in hints.values())
+    assert budget.load_workers(ROOT, "smoke") == {}
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / budget.BUDGETS_FILE).write_text("ci: {book: 9}\nworkers: {ci: {a: 0}}\n")
+    with pytest.raises(ValueError, match="workers must be integers >= 1"):
+        budget.load_workers(tmp_path, "ci")
+
+
+def test_the_driver_applies_a_worker_hint_only_when_asked(tmp_path, monkeypatch):
+    """A chapter named in the workers section gets that many processes (at most one per
+    CPU) where the command line chose none; otherwise the given ExecConfig stands."""
+    from implicitreg.book import driver
+    from implicitreg.runs.execution import ExecConfig
+
+    seen = {}
+    monkeypatch.setattr(driver, "execute_chapter",
+                        lambda src, out, params, timeout, ex: seen.update({src.stem: ex}))
+    monkeypatch.setattr(driver, "_trained", lambda nb: None)
+    monkeypatch.setattr(budget, "load_workers", lambda root, profile: {"headline": 2})
+    monkeypatch.setattr(driver.os, "cpu_count", lambda: 2)
+    ex = ExecConfig(store_root=str(tmp_path / "runs"))
+    only = ["headline", "lr_batch_law"]
+    driver.build_book("smoke", root=ROOT, only=only, build=False, exec_config=ex,
+                      worker_hints=True)
+    assert seen["headline"].workers == 2 and seen["lr_batch_law"].workers == 1
+    driver.build_book("smoke", root=ROOT, only=only, build=False, exec_config=ex)
+    assert seen["headline"].workers == 1
+    monkeypatch.setattr(driver.os, "cpu_count", lambda: 1)
+    driver.build_book("smoke", root=ROOT, only=only, build=False, exec_config=ex,
+                      worker_hints=True)
+    assert seen["headline"].workers == 1

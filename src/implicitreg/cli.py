@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_book.add_argument("--backend", choices=["local", "ray"], default=None,
                         help="where the chapters' runs train (default: local)")
     p_book.add_argument("--workers", type=int, default=None,
-                        help="local worker processes for the chapters' runs (default: 1)")
+                        help="local worker processes for the chapters' runs (default: 1, or a "
+                             "chapter's entry in the workers section of "
+                             "notebooks/budgets.yaml)")
     p_book.add_argument("--ray-address", default=None,
                         help="Ray cluster address, e.g. ray://head:10001 (default: a "
                              "local Ray instance)")
@@ -155,14 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1 if bad else 0
         elif args.cmd == "book":
             from .book.driver import build_book
-            from .runs.execution import ExecConfig
+            from .runs.execution import ExecConfig, in_environment
 
             ex = ExecConfig.from_env(backend=args.backend, workers=args.workers,
                                      ray_address=args.ray_address, ray_gpus=args.ray_gpus)
             build_book(profile=args.profile, params_file=args.params,
                        only=args.only.split(",") if args.only else None,
                        build=not args.no_build, cell_timeout=args.timeout,
-                       exec_config=ex)
+                       exec_config=ex,
+                       worker_hints=args.workers is None and not in_environment("workers"))
     except (ConfigError, ExecError) as exc:
         print(f"implicitreg: error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,21 @@ def load_budgets(root: Path, profile: str) -> dict[str, float]:
                                      .get(profile) or {}).items()}
 
 
+def load_workers(root: Path, profile: str) -> dict[str, int]:
+    """Local worker processes for each chapter's runs at ``profile`` (the ``workers``
+    section of the budgets file), used where the build is given no worker count; empty
+    when the profile names none."""
+    f = root / BUDGETS_FILE
+    if not f.is_file():
+        return {}
+    section = ((yaml.safe_load(f.read_text()) or {}).get("workers") or {}).get(profile) or {}
+    out = {k: int(v) for k, v in section.items()}
+    bad = {k: v for k, v in out.items() if v < 1}
+    if bad:
+        raise ValueError(f"{BUDGETS_FILE}: workers must be integers >= 1, not {bad}")
+    return out
+
+
 def against_budget(seconds: float | None, budget: float | None,
                    trained: int | None = None) -> str:
     """One phrase: the time against the budget, or why it cannot be compared."""
@@ -49,4 +64,4 @@ def summary(rows: list[dict[str, Any]], budgets: dict[str, float]) -> list[str]:
     return lines
 
 
-__all__ = ["BUDGETS_FILE", "load_budgets", "against_budget", "summary"]
+__all__ = ["BUDGETS_FILE", "load_budgets", "load_workers", "against_budget", "summary"]

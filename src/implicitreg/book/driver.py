@@ -113,9 +113,11 @@ def published_profile(root: Path, chapter: str) -> str:
 def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None,
                only: Iterable[str] | None = None, build: bool = True,
                cell_timeout: int | None = None, root: Path | None = None,
-               exec_config: ExecConfig | None = None) -> Path:
+               exec_config: ExecConfig | None = None, worker_hints: bool = False) -> Path:
     """Execute the chapters at ``profile`` (plus overrides from ``params_file``) and
-    build the HTML book. Returns the path of ``_build/html``."""
+    build the HTML book. Returns the path of ``_build/html``. With ``worker_hints`` (the
+    command line gave no worker count), a chapter that the budgets file's ``workers``
+    section names trains its runs in that many local processes (at most one per CPU)."""
     root = root or project_root()
     if root is None:
         raise BookError("run this from inside the project (no _config.yml with "
@@ -138,6 +140,8 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
             raise BookError(f"params file {p} must hold a mapping of names to values")
     per_chapter = split_overrides(overrides, chapters)
     base_ex = exec_config or ExecConfig.from_env()
+    hints = budget.load_workers(root, profile) if worker_hints and base_ex.backend == "local" \
+        else {}
     site = root / "_build" / "site"
     site.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -150,6 +154,8 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
             print(f"{name} has no {chosen} profile: executing it at ci", flush=True)
             chosen = "ci"
         ex = base_ex
+        if name in hints:
+            ex = ex.replace(workers=max(1, min(hints[name], os.cpu_count() or 1)))
         committed = root / "results" / chosen / "runs"
         if chosen in COMMITTED_PROFILES and ex.store_root is None and (
                 committed.is_dir() or profile != PUBLISHED):
@@ -170,7 +176,9 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
                 registry.chapters()[name], made["params"]), **per_chapter[name]}
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
-        print(f"== executing {name} (profile {chosen}) with {params}", flush=True)
+        print(f"== executing {name} (profile {chosen}) with {params}"
+              + (f", runs in {ex.workers} worker processes" if ex.workers > 1 else ""),
+              flush=True)
         execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params,
                         cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
         seconds = time.time() - t0

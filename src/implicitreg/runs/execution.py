@@ -116,6 +116,11 @@ class ExecConfig:
         return dataclasses.replace(self, **changes)
 
 
+def in_environment(field: str, environ: dict[str, str] | None = None) -> bool:
+    """Whether the shell sets the variable of ExecConfig field ``field``."""
+    return (os.environ if environ is None else environ).get(ENV[field], "") != ""
+
+
 @contextlib.contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables for the duration of a block (a papermill kernel or the
