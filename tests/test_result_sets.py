@@ -66,8 +66,9 @@ def test_a_superseded_design_stays_listed_beside_the_latest(tmp_path):
     dest.mkdir(parents=True)
     shutil.copy(root / "results" / "workstation" / "manifest.json", dest / "manifest.json")
     shutil.copytree(root / "results" / "workstation" / "runs", dest / "runs")
-    new = {**json.loads((dest / "manifest.json").read_text())["chapters"][1]["params"],
-           "epochs": 40}
+    made = json.loads((dest / "manifest.json").read_text())["chapters"][1]
+    assert made["chapter"] == "lr_batch_law"
+    new = {**made["params"], "epochs": made["params"]["epochs"] + 1}
     record_committed_execution(tmp_path, "lr_batch_law", "workstation",
                                "2026-12-09T00:00:00+00:00", 1.0, new)
     found = result_sets.committed_profiles("lr_batch_law", tmp_path)
