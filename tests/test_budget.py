@@ -62,3 +62,10 @@ def test_the_driver_applies_a_worker_hint_only_when_asked(tmp_path, monkeypatch)
     driver.build_book("smoke", root=ROOT, only=only, build=False, exec_config=ex,
                       worker_hints=True)
     assert seen["headline"].workers == 1
+    import torch
+
+    monkeypatch.setattr(driver.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(driver, "resolve_device", lambda name: torch.device("cuda"))
+    driver.build_book("smoke", root=ROOT, only=only, build=False, exec_config=ex,
+                      worker_hints=True)
+    assert seen["headline"].workers == 1, "the hints were measured on CPUs"

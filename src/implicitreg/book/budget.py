@@ -13,25 +13,23 @@ import yaml
 BUDGETS_FILE = Path("notebooks") / "budgets.yaml"
 
 
+def _read(root: Path) -> dict[str, Any]:
+    f = root / BUDGETS_FILE
+    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+
+
 def load_budgets(root: Path, profile: str) -> dict[str, float]:
     """Seconds per chapter (and ``book`` for the whole build) at ``profile``; empty when
     the profile has no budget."""
-    f = root / BUDGETS_FILE
-    if not f.is_file():
-        return {}
-    return {k: float(v) for k, v in ((yaml.safe_load(f.read_text()) or {})
-                                     .get(profile) or {}).items()}
+    return {k: float(v) for k, v in (_read(root).get(profile) or {}).items()}
 
 
 def load_workers(root: Path, profile: str) -> dict[str, int]:
     """Local worker processes for each chapter's runs at ``profile`` (the ``workers``
     section of the budgets file), used where the build is given no worker count; empty
     when the profile names none."""
-    f = root / BUDGETS_FILE
-    if not f.is_file():
-        return {}
-    section = ((yaml.safe_load(f.read_text()) or {}).get("workers") or {}).get(profile) or {}
-    out = {k: int(v) for k, v in section.items()}
+    out = {k: int(v) for k, v in ((_read(root).get("workers") or {}).get(profile)
+                                  or {}).items()}
     bad = {k: v for k, v in out.items() if v < 1}
     if bad:
         raise ValueError(f"{BUDGETS_FILE}: workers must be integers >= 1, not {bad}")

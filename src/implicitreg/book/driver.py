@@ -27,6 +27,7 @@ from .parameters import (PROFILES, PUBLISHED, BookError, chapter_profiles, check
                          load_profile, named_profile, notebook_parameters, split_overrides,
                          toc_chapters)
 from .report import glued_values
+from ..engine.device import resolve_device
 from ..runs.committed import COMMITTED_PROFILES, committed_entry, write_manifest
 from ..runs.execution import ExecConfig, environment
 from ..runs.store import project_root
@@ -117,7 +118,8 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
     """Execute the chapters at ``profile`` (plus overrides from ``params_file``) and
     build the HTML book. Returns the path of ``_build/html``. With ``worker_hints`` (the
     command line gave no worker count), a chapter that the budgets file's ``workers``
-    section names trains its runs in that many local processes (at most one per CPU)."""
+    section names trains its runs in that many local processes (at most one per CPU;
+    none on a machine with a GPU)."""
     root = root or project_root()
     if root is None:
         raise BookError("run this from inside the project (no _config.yml with "
@@ -140,8 +142,10 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
             raise BookError(f"params file {p} must hold a mapping of names to values")
     per_chapter = split_overrides(overrides, chapters)
     base_ex = exec_config or ExecConfig.from_env()
-    hints = budget.load_workers(root, profile) if worker_hints and base_ex.backend == "local" \
-        else {}
+    # The hints were measured on CPUs; where a GPU trains the runs, one process feeds it.
+    hints = budget.load_workers(root, profile) if (
+        worker_hints and base_ex.backend == "local"
+        and resolve_device("auto").type == "cpu") else {}
     site = root / "_build" / "site"
     site.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
