@@ -187,6 +187,29 @@ def test_the_kernel_gives_the_same_bits_at_every_vector_width(c):
         assert torch.equal(out, outs[0])
 
 
+@pytest.mark.parametrize("c", [1, 3, 8])
+def test_the_kernel_finds_the_bias_bounds_that_topk_finds(c):
+    """The bias gradients are clipped to bounds from the kernel: they must be the values
+    top-k finds (zeros and ties included), at every vector width, so that the winsorized
+    bias gradient keeps the bits of ``winsorize(d, c).mean(0)``."""
+    import platform
+
+    from implicitreg.engine import native
+    if native.kernel() is None or platform.machine() != "x86_64":
+        pytest.skip("needs a C++ compiler and an x86-64 CPU")
+    torch.manual_seed(10 + c)
+    d = torch.randint(-3, 4, (41, 37)).float() * torch.randn(41, 37).relu_()
+    hi = torch.topk(d, c + 1, dim=0).values[-1]
+    lo = -torch.topk(-d, c + 1, dim=0).values[-1]
+    try:
+        for march in ("native", "haswell", "x86-64"):
+            native.set_target(march)
+            got = native.winsorize_bounds(d, c)
+            assert torch.equal(got[0], hi) and torch.equal(got[1], lo), march
+    finally:
+        native.set_target("native")
+
+
 def test_the_run_layer_passes_the_kernel_settings_to_the_engine(monkeypatch):
     from implicitreg.engine import native
     from implicitreg.runs import runner

@@ -351,7 +351,13 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
             return None
         by_param[id(m.weight)] = w
         if m.bias is not None:
-            by_param[id(m.bias)] = winsorize(d.detach(), c).mean(0)
+            # Example i's bias gradient is d_i itself: clipped to the kernel's bounds,
+            # which are the values winsorize() finds by top-k, so the numbers are its own.
+            bounds = native.winsorize_bounds(d, c)
+            if bounds is None:
+                return None
+            by_param[id(m.bias)] = torch.maximum(torch.minimum(d.detach(), bounds[0]),
+                                                 bounds[1]).mean(0)
     grads = [by_param[id(p)] for p in params_of(model)]
     return losses.detach().mean(), grads
 

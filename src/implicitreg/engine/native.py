@@ -124,6 +124,8 @@ def kernel() -> ctypes.CDLL | None:
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 5
     lib.winsorize_lanes.restype = ctypes.c_int
+    lib.winsorize_bounds.restype = ctypes.c_int
+    lib.winsorize_bounds.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3
     _lib = lib
     return lib
 
@@ -153,3 +155,20 @@ def winsorized_outer_mean(d: torch.Tensor, a: torch.Tensor, c: int) -> torch.Ten
     if rc != 0:
         return None
     return out[:, :k].div_(n)
+
+
+def winsorize_bounds(d: torch.Tensor, c: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The (c+1)-th largest and the (c+1)-th smallest value of each column of ``d``
+    (B x J, float32 on the CPU): the bounds :func:`implicitreg.engine.gradients.winsorize`
+    clips to, found in one pass instead of two top-k sorts; ``None`` when the kernel
+    cannot take this case."""
+    n, j = d.shape
+    if not can_take(n, c, d.device, d.dtype):
+        return None
+    jp = -(-j // LANES) * LANES
+    dp = d.detach()
+    dp = (torch.nn.functional.pad(dp, (0, jp - j)) if jp != j else dp).contiguous()
+    hi, lo = torch.empty(jp), torch.empty(jp)
+    if kernel().winsorize_bounds(dp.data_ptr(), hi.data_ptr(), lo.data_ptr(), n, jp, c) != 0:
+        return None
+    return hi[:j], lo[:j]

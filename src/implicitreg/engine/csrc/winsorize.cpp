@@ -6,6 +6,8 @@
 // which equals the sum of the clipped values, ties included, whenever B >= 2c + 2.
 // Examples with d_ij = 0 (ReLU units that are off) give the value 0 for the whole row:
 // they are entered into the buffers once, as zeros, instead of being looped over.
+// A second entry point gives the clipping bounds of each column of a B x J matrix, for
+// the bias gradients (there d_i itself is the per-example gradient).
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -94,6 +96,28 @@ void run(const float* d, const float* a, float* out, int B, int J, int K, int th
     for (int j = 0; j < J; ++j) row<C>(d + (long)j * B, a, out + (long)j * K, B, K, live.data());
   }
 }
+
+// The (c+1)-th largest and smallest of each column of d (B x J, J a multiple of L): the
+// bounds a winsorized bias gradient clips to. Zeros count as values here.
+template <int C>
+void bounds(const float* d, float* hi, float* lo, int B, int J) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int j0 = 0; j0 < J; j0 += L) {
+    vec top[C + 1], bot[C + 1];
+    for (int t = 0; t <= C; ++t) {
+      top[t] = vec{} - inf;
+      bot[t] = vec{} + inf;
+    }
+    for (int i = 0; i < B; ++i) {
+      vec v;
+      std::memcpy(&v, d + (long)i * J + j0, sizeof(vec));
+      insert<C, true>(top, v);
+      insert<C, false>(bot, v);
+    }
+    std::memcpy(hi + j0, &top[C], sizeof(vec));
+    std::memcpy(lo + j0, &bot[C], sizeof(vec));
+  }
+}
 }  // namespace
 
 // d: J x B (row j holds d_ij for the B examples), a: B x K with K a multiple of 16
@@ -110,6 +134,21 @@ extern "C" int winsorized_outer_sum(const float* d, const float* a, float* out, 
     case 6: run<6>(d, a, out, B, J, K, threads); return 0;
     case 7: run<7>(d, a, out, B, J, K, threads); return 0;
     case 8: run<8>(d, a, out, B, J, K, threads); return 0;
+    default: return 1;
+  }
+}
+
+// d: B x J with J a multiple of 16; hi, lo: J values. Returns 0, or 1 when c is outside 1..8.
+extern "C" int winsorize_bounds(const float* d, float* hi, float* lo, int B, int J, int c) {
+  switch (c) {
+    case 1: bounds<1>(d, hi, lo, B, J); return 0;
+    case 2: bounds<2>(d, hi, lo, B, J); return 0;
+    case 3: bounds<3>(d, hi, lo, B, J); return 0;
+    case 4: bounds<4>(d, hi, lo, B, J); return 0;
+    case 5: bounds<5>(d, hi, lo, B, J); return 0;
+    case 6: bounds<6>(d, hi, lo, B, J); return 0;
+    case 7: bounds<7>(d, hi, lo, B, J); return 0;
+    case 8: bounds<8>(d, hi, lo, B, J); return 0;
     default: return 1;
   }
 }
