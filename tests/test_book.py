@@ -145,6 +145,30 @@ def test_the_driver_passes_its_exec_config_to_the_chapter_as_one_parameter(tmp_p
     assert injected["parameters"]["exec_config"]["no_train"] is True
 
 
+def test_the_chapter_kernel_starts_with_the_allocator_settings_unless_given(tmp_path,
+                                                                             monkeypatch):
+    """The kernel (and the worker processes it spawns) inherit the malloc settings that
+    keep freed memory; a value the caller set wins, and the caller's environment is as
+    it was afterwards."""
+    import os
+
+    import papermill as pm
+
+    seen = {}
+    monkeypatch.setattr(pm, "execute_notebook",
+                        lambda *a, **k: seen.update({n: os.environ.get(n)
+                                                     for n in driver.ALLOCATOR}))
+    monkeypatch.setattr(driver, "hide_parameter_cells", lambda out: None)
+    monkeypatch.setattr(driver, "insert_rerun_box", lambda out, box: None)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "123")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    src = ROOT / "notebooks" / "headline.ipynb"
+    driver.execute_chapter(src, tmp_path / "out.ipynb", {"profile": "smoke"}, 600)
+    assert seen["MALLOC_TOP_PAD_"] == "123"
+    assert seen["MALLOC_TRIM_THRESHOLD_"] == driver.ALLOCATOR["MALLOC_TRIM_THRESHOLD_"]
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+
+
 def test_cli_run_prints_a_json_summary(tmp_path):
     out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--dataset",
                           "synthetic", "--n-train", "64", "--n-test", "32", "--widths", "8",

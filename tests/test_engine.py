@@ -110,6 +110,28 @@ def test_unknown_field_in_dict_raises():
         RunConfig.from_dict({"learning_rate": 0.1})
 
 
+def test_gradient_and_layer_statistics_change_no_other_number(tiny, store):
+    """``grad_stats=False`` only leaves the three statistics out: every other metric,
+    the examples' fit steps and the layer statistics are the same bits (and so with
+    ``layer_stats``). The default (on) leaves the key as it was before the field
+    existed."""
+    cfg = tiny.replace(label_noise=0.25, layer_stats=True, sharpness=True, sharpness_iters=5)
+    on, off = ir.run(cfg, store), ir.run(cfg.replace(grad_stats=False), store)
+    assert on.key != off.key and "grad_stats" not in cfg.key_dict()
+    stats = {"grad_norm2_full", "grad_norm2_minibatch", "grad_variance"}
+    assert stats <= set(on.metrics.metric) and not stats & set(off.metrics.metric)
+    kept = on.metrics[~on.metrics.metric.isin(stats)].drop(columns="run")
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True),
+                                  off.metrics.drop(columns="run").reset_index(drop=True))
+    pd.testing.assert_frame_equal(on.examples, off.examples)
+    # Layer statistics are measurements too: one run can serve a study that reads them
+    # and one that does not.
+    plain = ir.run(cfg.replace(layer_stats=False), store).metrics
+    layers = on.metrics.split.str.startswith("layer:")
+    pd.testing.assert_frame_equal(on.metrics[~layers].drop(columns="run").reset_index(drop=True),
+                                  plain.drop(columns="run").reset_index(drop=True))
+
+
 def test_measurements_are_recorded(tiny, store):
     r = ir.run(tiny.replace(reg="sgd-modified", micro_batch=8, sharpness=True,
                             sharpness_iters=5, label_noise=0.25), store)

@@ -47,18 +47,17 @@ def fake(p: W.Params, *, drift: bool = True, basins: bool = True, mem_factor: fl
     steps = np.arange(0, p.steps + 1, p.eval_every)
     runs = {}
     for run, _ in W.design(p):
-        if run.section == "snr":
-            snr = 3.0 * np.exp(-steps / (p.steps / 4)) if drift else np.full(len(steps), 0.5)
-            vals = {("test", "accuracy"): np.linspace(0.1, 0.4, len(steps))}
-            for layer in ("0.weight", "2.weight"):
-                vals[(f"layer:{layer}", "grad_mean_norm")] = snr
-                vals[(f"layer:{layer}", "grad_std")] = np.ones(len(steps))
-            runs[run] = FakeResult(rows(vals, steps))
-        elif run.section in ("final", "order"):
+        if run.section in ("final", "order"):
             acc = train_acc[run.arm]
-            runs[run] = FakeResult(rows({("train", "accuracy"): np.linspace(0.1, acc, len(steps)),
-                                         ("test", "accuracy"): np.linspace(0.1, 0.4,
-                                                                           len(steps))}, steps))
+            vals = {("train", "accuracy"): np.linspace(0.1, acc, len(steps)),
+                    ("test", "accuracy"): np.linspace(0.1, 0.4, len(steps))}
+            if run.in_section_1:
+                snr = (3.0 * np.exp(-steps / (p.steps / 4)) if drift
+                       else np.full(len(steps), 0.5))
+                for layer in ("0.weight", "2.weight"):
+                    vals[(f"layer:{layer}", "grad_mean_norm")] = snr
+                    vals[(f"layer:{layer}", "grad_std")] = np.ones(len(steps))
+            runs[run] = FakeResult(rows(vals, steps))
         else:
             msteps = np.arange(0, p.mem_steps + 1, p.mem_eval_every)
             fit_at = 400 * (mem_factor if run.noise == 1 else 1)
@@ -141,7 +140,7 @@ def test_diverged_runs_are_not_assessable_or_left_out():
     assert v["averaging"].verdict.startswith("not assessable")
     assert "diverged" in v["averaging"].verdict
     assert v["memorization"].verdict.startswith("not assessable")
-    runs, m = fake(P, diverged=(W.Run("snr", "GD", s0),))
+    runs, m = fake(P, diverged=(W.Run("final", "GD", s0),))
     v = W.analyze(runs, P, m).verdicts["drift"]
     assert v.verdict == "reproduced" and "left out" in v.detail
 
@@ -169,7 +168,10 @@ def test_design_keeps_weights_only_where_they_are_measured():
     s0 = P.seeds[0]
     assert cfg[W.Run("order", "SGD", s0)].order_seed == 1000 + s0
     assert cfg[W.Run("final", "GD + penalty", s0)].reg == "sgd-modified"
-    assert all(cfg[r].layer_stats for r in runs if r.section == "snr")
+    # Section 1 reads the layer statistics of SGD's and GD's final runs: no run of its own.
+    assert {r.arm for r in runs if cfg[r].layer_stats} == set(W.SECTION_1_ARMS)
+    assert all(cfg[r].layer_stats == r.in_section_1 for r in runs)
+    assert not cfg[W.Run("final", "GD + penalty", s0)].layer_stats
 
 
 def test_registered_criteria_are_unchanged_and_marked_late():

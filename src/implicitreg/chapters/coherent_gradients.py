@@ -133,9 +133,12 @@ class Arm:
 def base_config(p: Params):
     from ..engine.config import RunConfig
 
+    # No analysis here reads the gradient statistics (grad_stats), which cost an
+    # epoch of minibatch gradients at every evaluation.
     return RunConfig(dataset="mnist", n_train=p.mnist_n_train, model="mlp",
                      widths=(p.hidden,), init="xavier", batch_size=p.batch_size, lr=p.lr,
-                     steps=p.steps, eval_every=p.eval_every, seed=p.seed, progress=False)
+                     steps=p.steps, eval_every=p.eval_every, seed=p.seed,
+                     grad_stats=False, progress=False)
 
 
 def design(p: Params) -> list[tuple[Arm, Any]]:

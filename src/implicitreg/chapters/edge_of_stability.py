@@ -113,12 +113,15 @@ class Arm:
 def base_config(p: Params):
     from ..engine.config import RunConfig
 
+    # No analysis here reads the gradient statistics (grad_stats), which cost an
+    # epoch of minibatch gradients at every evaluation.
     return RunConfig(dataset="cifar10", n_train=p.n_train, n_test=p.n_test,
                      downsample=p.downsample, model="mlp", widths=tuple(p.widths),
                      activation="tanh", loss="mse", method="gd", steps=p.steps,
                      eval_every=p.eval_every, sharpness=True, sharpness_method="lanczos",
                      sharpness_iters=p.sharpness_iters, eval_examples=p.n_train,
-                     gd_chunk=min(p.n_train, 1000), seed=p.seed, progress=False)
+                     gd_chunk=min(p.n_train, 1000), seed=p.seed, grad_stats=False,
+                     progress=False)
 
 
 def design(p: Params) -> list[tuple[Arm, Any]]:

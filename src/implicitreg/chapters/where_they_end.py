@@ -96,9 +96,10 @@ profile = Params.profile
 # ------------------------------------------------------------------ design
 @dataclass(frozen=True, order=True)
 class Run:
-    """One run: ``section`` is ``snr`` (section 1, layer statistics), ``final`` (the
-    solutions of sections 2–3), ``order`` (SGD from the first seed's initialization with
-    another minibatch order) or ``mem`` (section 4, ``noise`` of its labels)."""
+    """One run: ``section`` is ``final`` (the solutions of sections 2–3; SGD's and GD's
+    runs also record the layer statistics of section 1), ``order`` (SGD from the first
+    seed's initialization with another minibatch order) or ``mem`` (section 4, ``noise``
+    of its labels)."""
     section: str
     arm: str = "SGD"
     seed: int = 0
@@ -109,13 +110,26 @@ class Run:
         """Sections 2 and 3 measure the trained network itself."""
         return self.section in ("final", "order")
 
+    @property
+    def in_section_1(self) -> bool:
+        """Whether section 1 reads this run's layer statistics."""
+        return self.section == "final" and self.arm in SECTION_1_ARMS
+
+
+SECTION_1_ARMS = ("SGD", "GD")
+"""The arms whose final runs record layer statistics (section 1). Recording them changes
+no other number of a run, so one run serves sections 1–3."""
+
 
 def base_config(p: Params):
     from ..engine.config import RunConfig
 
+    # No analysis here reads the gradient statistics (grad_stats), which cost an
+    # epoch of minibatch gradients at every evaluation.
     return RunConfig(dataset=p.dataset, n_train=p.n_train, n_test=p.n_test, model="mlp",
                      widths=tuple(p.widths), batch_size=p.batch_size, lr=p.lr,
-                     steps=p.steps, eval_every=p.eval_every, progress=False)
+                     steps=p.steps, eval_every=p.eval_every, grad_stats=False,
+                     progress=False)
 
 
 def arm_configs(p: Params) -> dict[str, Any]:
@@ -129,11 +143,9 @@ def design(p: Params) -> list[tuple[Run, Any]]:
     """Every run of the chapter; those with ``keep_model`` must be run with
     ``keep_model=True``."""
     base = base_config(p)
-    out = [(Run("snr", arm, s), base.replace(method=m, seed=s, layer_stats=True))
-           for arm, m in (("SGD", "sgd"), ("GD", "gd")) for s in p.seeds]
     arms = arm_configs(p)
-    out += [(Run("final", arm, s), c.replace(seed=s)) for arm, c in arms.items()
-            for s in p.seeds]
+    out = [(Run("final", arm, s), c.replace(seed=s, layer_stats=arm in SECTION_1_ARMS))
+           for arm, c in arms.items() for s in p.seeds]
     s0 = p.seeds[0]
     out.append((Run("order", "SGD", s0), arms["SGD"].replace(seed=s0, order_seed=1000 + s0)))
     mbase = base.replace(n_train=p.mem_n_train, steps=p.mem_steps, eval_every=p.mem_eval_every)
@@ -313,7 +325,7 @@ class Analysis:
 def _snr(runs: Mapping[Run, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     frames, acc = [], []
     for run, r in sorted(runs.items()):
-        if run.section != "snr":
+        if not run.in_section_1:
             continue
         m = r.metrics[r.metrics.split.str.startswith("layer:")
                       & r.metrics.split.str.endswith("weight")]
@@ -545,7 +557,7 @@ def _glue_values(a: Analysis, p: Params, runs: Mapping[Run, Any], peak: pd.Serie
         g[f"we_avg_{key}"] = (f"{r['accuracy of the average']:.3f} (ends "
                               f"{r['accuracy at t=0']:.3f} and {r['accuracy at t=1']:.3f})")
     g["we_mem"] = mem_text
-    snr_runs = [r for run, r in runs.items() if run.section == "snr"]
+    snr_runs = [r for run, r in runs.items() if run.in_section_1]
     n_div = sum(bool(r.summary["diverged"]) for r in snr_runs)
     g["we_snr_diverged"] = "" if not n_div else (
         f"({stats.diverged_text(n_div, len(snr_runs), 'runs')} of this section; their "

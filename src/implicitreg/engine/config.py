@@ -37,6 +37,7 @@ ADDED_FIELD_DEFAULTS = {
     "loss": "cross-entropy",
     "activation": "relu",
     "sharpness_method": "power",
+    "grad_stats": True,
 }
 
 # Fields that say where or how verbosely a run executes, not what it computes. They are
@@ -197,6 +198,11 @@ class RunConfig:
     """Evaluate every this many steps (``None``: once per epoch, at least 10 times)."""
     eval_examples: int = 2048
     """Size of the fixed training subset on which gradient statistics are measured."""
+    grad_stats: bool = True
+    """At each evaluation, record ``grad_norm2_full``, ``grad_norm2_minibatch`` and
+    ``grad_variance`` on the evaluation subset (see :func:`engine.probes.grad_stats`).
+    They cost the gradients of every minibatch of that subset, as much as an epoch of
+    training on it; a study that reads none of them turns them off."""
     sharpness: bool = False
     """Measure the top Hessian eigenvalue (power iteration on Hessian-vector products)."""
     sharpness_iters: int = 20

@@ -322,11 +322,12 @@ class Trainer:
             return
         xe, ye = d.x_train[self.eval_idx], d.y_train[self.eval_idx]
         b = min(cfg.batch_size, xe.shape[0])
-        stats = grad_stats(model, xe, ye, b,
-                           cfg.micro_batch if cfg.reg == "sgd-modified" else None,
-                           use_vmap=self.use_vmap, autocast=self.autocast)
-        for k, v in stats.items():
-            self._record("eval", k, v)
+        if cfg.grad_stats:
+            stats = grad_stats(model, xe, ye, b,
+                               cfg.micro_batch if cfg.reg == "sgd-modified" else None,
+                               use_vmap=self.use_vmap, autocast=self.autocast)
+            for k, v in stats.items():
+                self._record("eval", k, v)
         params = params_of(model)
         self._record("eval", "weight_norm", torch.sqrt(sq_norm(params)))
         self._record("eval", "distance_from_init", torch.sqrt(sq_norm(
