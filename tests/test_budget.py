@@ -20,6 +20,7 @@ def test_every_chapter_has_a_ci_budget_and_they_fit_the_book():
 def test_time_against_budget_in_words():
     assert "within budget" in budget.against_budget(50, 90)
     assert "over budget by 10 s" in budget.against_budget(100, 90)
+    assert "over budget by 0.4 s" in budget.against_budget(77.4, 77)
     assert "not a test of the budget" in budget.against_budget(5, 90, trained=0)
     assert "no budget" in budget.against_budget(5, None)
     lines = budget.summary([{"chapter": "a", "seconds": 60.0, "trained": 3},

@@ -44,7 +44,10 @@ def against_budget(seconds: float | None, budget: float | None,
     if budget is None:
         return f"{seconds:.0f} s (no budget at this profile)"
     share = seconds / budget
-    verdict = "within budget" if share <= 1 else f"over budget by {seconds - budget:.0f} s"
+    over = seconds - budget
+    # Under a second over reads "over budget by 0 s" in whole seconds: give the tenths.
+    verdict = ("within budget" if over <= 0 else
+               f"over budget by {over:.0f} s" if over >= 0.5 else f"over budget by {over:.1f} s")
     text = f"{seconds:.0f} s of {budget:.0f} s ({share:.0%}): {verdict}"
     if trained == 0:
         text += " (every run loaded from the store: not a test of the budget)"
