@@ -282,6 +282,11 @@ def winsorize(g: torch.Tensor, c: int) -> torch.Tensor:
         return g
     hi = torch.topk(g, c + 1, dim=0).values[-1]
     lo = -torch.topk(-g, c + 1, dim=0).values[-1]
+    return clip(g, hi, lo)
+
+
+def clip(g: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
+    """``g`` clipped coordinate-wise to [lo, hi] (the last step of :func:`winsorize`)."""
     return torch.maximum(torch.minimum(g, hi), lo)
 
 
@@ -356,8 +361,7 @@ def _winsorized_grad_linear(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
             bounds = native.winsorize_bounds(d, c)
             if bounds is None:
                 return None
-            by_param[id(m.bias)] = torch.maximum(torch.minimum(d.detach(), bounds[0]),
-                                                 bounds[1]).mean(0)
+            by_param[id(m.bias)] = clip(d.detach(), *bounds).mean(0)
     grads = [by_param[id(p)] for p in params_of(model)]
     return losses.detach().mean(), grads
 

@@ -136,6 +136,15 @@ def can_take(n: int, c: int, device: torch.device, dtype: torch.dtype) -> bool:
             and n >= 2 * c + 2 and kernel() is not None)
 
 
+def _padded(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (rows x columns) detached and contiguous, its columns padded with zeros to a
+    multiple of LANES (the kernels read whole vectors)."""
+    cols = t.shape[1]
+    width = -(-cols // LANES) * LANES
+    t = t.detach()
+    return (torch.nn.functional.pad(t, (0, width - cols)) if width != cols else t).contiguous()
+
+
 def winsorized_outer_mean(d: torch.Tensor, a: torch.Tensor, c: int) -> torch.Tensor | None:
     """Mean over examples of the per-coordinate winsorized outer products d_i a_i^T
     (``d``: B x J, ``a``: B x K, float32 on the CPU), i.e. the winsorized weight gradient
@@ -145,10 +154,9 @@ def winsorized_outer_mean(d: torch.Tensor, a: torch.Tensor, c: int) -> torch.Ten
         return None
     lib = kernel()
     k = a.shape[1]
-    kp = -(-k // LANES) * LANES
     dt = d.detach().t().contiguous()
-    ap = a.detach()
-    ap = (torch.nn.functional.pad(ap, (0, kp - k)) if kp != k else ap).contiguous()
+    ap = _padded(a)
+    kp = ap.shape[1]
     out = torch.empty(d.shape[1], kp)
     rc = lib.winsorized_outer_sum(dt.data_ptr(), ap.data_ptr(), out.data_ptr(), n,
                                   d.shape[1], kp, c, torch.get_num_threads())
@@ -165,9 +173,8 @@ def winsorize_bounds(d: torch.Tensor, c: int) -> tuple[torch.Tensor, torch.Tenso
     n, j = d.shape
     if not can_take(n, c, d.device, d.dtype):
         return None
-    jp = -(-j // LANES) * LANES
-    dp = d.detach()
-    dp = (torch.nn.functional.pad(dp, (0, jp - j)) if jp != j else dp).contiguous()
+    dp = _padded(d)
+    jp = dp.shape[1]
     hi, lo = torch.empty(jp), torch.empty(jp)
     if kernel().winsorize_bounds(dp.data_ptr(), hi.data_ptr(), lo.data_ptr(), n, jp, c) != 0:
         return None

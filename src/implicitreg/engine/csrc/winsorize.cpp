@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -118,6 +119,23 @@ void bounds(const float* d, float* hi, float* lo, int B, int J) {
     std::memcpy(lo + j0, &bot[C], sizeof(vec));
   }
 }
+
+// Calls f with c as a compile-time constant (std::integral_constant); false when c is
+// outside 1..8, the clip levels the kernels are instantiated for.
+template <class F>
+bool with_clip(int c, F&& f) {
+  switch (c) {
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 5: f(std::integral_constant<int, 5>{}); return true;
+    case 6: f(std::integral_constant<int, 6>{}); return true;
+    case 7: f(std::integral_constant<int, 7>{}); return true;
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+    default: return false;
+  }
+}
 }  // namespace
 
 // d: J x B (row j holds d_ij for the B examples), a: B x K with K a multiple of 16
@@ -125,32 +143,13 @@ void bounds(const float* d, float* hi, float* lo, int B, int J) {
 // out: J x K. Returns 0, or 1 when c is outside 1..8.
 extern "C" int winsorized_outer_sum(const float* d, const float* a, float* out, int B, int J,
                                     int K, int c, int threads) {
-  switch (c) {
-    case 1: run<1>(d, a, out, B, J, K, threads); return 0;
-    case 2: run<2>(d, a, out, B, J, K, threads); return 0;
-    case 3: run<3>(d, a, out, B, J, K, threads); return 0;
-    case 4: run<4>(d, a, out, B, J, K, threads); return 0;
-    case 5: run<5>(d, a, out, B, J, K, threads); return 0;
-    case 6: run<6>(d, a, out, B, J, K, threads); return 0;
-    case 7: run<7>(d, a, out, B, J, K, threads); return 0;
-    case 8: run<8>(d, a, out, B, J, K, threads); return 0;
-    default: return 1;
-  }
+  return with_clip(c, [&](auto C) { run<decltype(C)::value>(d, a, out, B, J, K, threads); })
+             ? 0 : 1;
 }
 
 // d: B x J with J a multiple of 16; hi, lo: J values. Returns 0, or 1 when c is outside 1..8.
 extern "C" int winsorize_bounds(const float* d, float* hi, float* lo, int B, int J, int c) {
-  switch (c) {
-    case 1: bounds<1>(d, hi, lo, B, J); return 0;
-    case 2: bounds<2>(d, hi, lo, B, J); return 0;
-    case 3: bounds<3>(d, hi, lo, B, J); return 0;
-    case 4: bounds<4>(d, hi, lo, B, J); return 0;
-    case 5: bounds<5>(d, hi, lo, B, J); return 0;
-    case 6: bounds<6>(d, hi, lo, B, J); return 0;
-    case 7: bounds<7>(d, hi, lo, B, J); return 0;
-    case 8: bounds<8>(d, hi, lo, B, J); return 0;
-    default: return 1;
-  }
+  return with_clip(c, [&](auto C) { bounds<decltype(C)::value>(d, hi, lo, B, J); }) ? 0 : 1;
 }
 
 // The vector width this build uses, in floats (reported by the benchmark).
