@@ -136,10 +136,19 @@ def lanczos_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: int =
     A fixed number of steps, not a tolerance, so that the cost of a measurement is known
     in advance; Lanczos converges to the extreme eigenvalue much faster than power
     iteration when the top of the spectrum is not well separated."""
+    with frozen_buffers(model):
+        return lanczos_operator(lambda v: hvp(model, x, y, v, chunk, loss_fn),
+                                params_of(model), iters, v0, seed)
+
+
+def lanczos_operator(matvec, like: Sequence[torch.Tensor], iters: int = 20,
+                     v0: Sequence[torch.Tensor] | None = None, seed: int = 0
+                     ) -> tuple[float, list[torch.Tensor]]:
+    """:func:`lanczos_top` for any symmetric operator ``matvec`` on lists of tensors
+    shaped like ``like`` (e.g. the curvature of a penalized objective)."""
     from scipy.linalg import eigh_tridiagonal
 
-    params = params_of(model)
-    shapes, sizes = [p.shape for p in params], [p.numel() for p in params]
+    shapes, sizes = [p.shape for p in like], [p.numel() for p in like]
 
     def flat(ts: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.cat([t.reshape(-1) for t in ts])
@@ -149,29 +158,28 @@ def lanczos_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, iters: int =
 
     if v0 is None:
         g = torch.Generator(device="cpu").manual_seed(seed)
-        v = torch.randn(sum(sizes), generator=g, dtype=params[0].dtype).to(params[0].device)
+        v = torch.randn(sum(sizes), generator=g, dtype=like[0].dtype).to(like[0].device)
     else:
         v = flat(v0).detach().clone()
     v = v / torch.clamp(v.norm(), min=1e-30)
     basis = [v]
     alphas: list[float] = []
     betas: list[float] = []
-    with frozen_buffers(model):
-        for j in range(iters):
-            w = flat(hvp(model, x, y, unflat(basis[-1]), chunk, loss_fn))
-            alpha = float(w @ basis[-1])
-            alphas.append(alpha)
-            q = torch.stack(basis)
-            # Full reorthogonalization (twice, for float32): without it the basis loses
-            # orthogonality as soon as the top Ritz value converges, and ghost copies of
-            # it appear.
-            for _ in range(2):
-                w = w - q.T @ (q @ w)
-            beta = float(w.norm())
-            if j == iters - 1 or beta <= 1e-6 * max(abs(a) for a in alphas):
-                break
-            betas.append(beta)
-            basis.append(w / beta)
+    for j in range(iters):
+        w = flat(matvec(unflat(basis[-1])))
+        alpha = float(w @ basis[-1])
+        alphas.append(alpha)
+        q = torch.stack(basis)
+        # Full reorthogonalization (twice, for float32): without it the basis loses
+        # orthogonality as soon as the top Ritz value converges, and ghost copies of
+        # it appear.
+        for _ in range(2):
+            w = w - q.T @ (q @ w)
+        beta = float(w.norm())
+        if j == iters - 1 or beta <= 1e-6 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
     vals, vecs = eigh_tridiagonal(np.asarray(alphas, dtype=np.float64),
                                   np.asarray(betas, dtype=np.float64))
     coef = torch.as_tensor(vecs[:, -1], dtype=basis[0].dtype, device=basis[0].device)
