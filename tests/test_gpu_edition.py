@@ -13,6 +13,10 @@ def test_dry_run_runs_every_chapter_with_a_gpu_profile(tmp_path):
     from conftest import copy_project
 
     from implicitreg.book.gpu_edition import gpu_chapters, gpu_edition
+    from implicitreg.book.parameters import load_profile
+
+    def chapter_values(root, chapter):
+        return load_profile(root, chapter, "smoke")
     from implicitreg.chapters import registry
 
     project_copy = copy_project(tmp_path / "project")
@@ -22,8 +26,9 @@ def test_dry_run_runs_every_chapter_with_a_gpu_profile(tmp_path):
     assert [e["chapter"] for e in manifest["chapters"]] == chapters
     for entry in manifest["chapters"]:
         assert entry["status"] == "complete" and entry["runs"] > 0, entry
-        assert entry["criteria"] == registry.criteria_hash(entry["chapter"],
-                                                           as_of=manifest["created"])
+        assert entry["design"] == registry.design_fingerprint(
+            entry["chapter"], registry.params_values(entry["chapter"], chapter_values(
+                project_copy, entry["chapter"])))
     assert (project_copy / "_build" / "gpu-dry-run" / "manifest.json").is_file()
     # nothing of the notebooks is executed: the module's design is the source of the runs
     import implicitreg.book.gpu_edition as G

@@ -99,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="skip the bench (a window that resumes an earlier one)")
     p_gpu.add_argument("--out", default=None, help="also pack the results into "
                        "OUT/gpu-edition.tar.gz")
+    p_reg = sub.add_parser("register", help="register a chapter's design (criteria, "
+                           "revisions, profile) in results/registry.json before its runs")
+    p_reg.add_argument("chapter")
+    p_reg.add_argument("--profile", default="workstation",
+                       help="the committed profile whose parameters are registered")
     p_gold = sub.add_parser("golden", help="check (or --write) the golden runs of "
                             "tests/golden/ against the engine")
     p_gold.add_argument("--write", action="store_true",
@@ -137,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpu_edition(args.only.split(",") if args.only else None, args.deadline,
                         args.dry_run, Path(args.out) if args.out else None,
                         bench=not args.no_bench)
+        elif args.cmd == "register":
+            from .chapters import registry
+
+            entry = registry.register(args.chapter, args.profile)
+            print(f"registered {entry['chapter']} at {entry['profile']}: design "
+                  f"{entry['fingerprint']} at {entry['time']} (commit {entry['commit'][:12]}); "
+                  f"commit {registry.REGISTRY} to keep it")
         elif args.cmd == "golden":
             from . import golden
 
@@ -173,7 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .book.parameters import BookError
         from .engine.data import DataError
 
-        if isinstance(exc, (DataError, BookError)):
+        from .chapters.registry import RegistrationError
+
+        if isinstance(exc, (DataError, BookError, RegistrationError)):
             print(f"implicitreg: error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -128,13 +128,16 @@ def chapter_parameters(namespace: MutableMapping[str, Any], notebook: str) -> di
     return params
 
 
-def execution(values: Mapping[str, Any]):
+def execution(values: Mapping[str, Any], chapter_name: str | None = None):
     """How this chapter's runs execute (:class:`~implicitreg.runs.execution.ExecConfig`):
     the notebook's ``exec_config`` parameter, one mapping of ExecConfig fields that the
     book driver passes as a value; fields it leaves out come from the ``IMPLICITREG_*``
-    variables of the shell, as for any run started by hand."""
+    variables of the shell, as for any run started by hand. At a committed profile with
+    training allowed, ``chapter_name``'s design must be registered (a notebook run by hand
+    meets the guard the book driver meets)."""
     import dataclasses
 
+    from ..chapters import registry
     from ..runs.execution import ExecConfig
 
     given = dict(values.get("exec_config") or {})
@@ -142,7 +145,10 @@ def execution(values: Mapping[str, Any]):
     if unknown:
         raise BookError(f"exec_config: unknown field(s) {unknown}; the fields are "
                         f"{[f.name for f in dataclasses.fields(ExecConfig)]}")
-    return ExecConfig.from_env(**given)
+    ex = ExecConfig.from_env(**given)
+    if chapter_name is not None and not ex.no_train:
+        registry.require_registered(chapter_name, str(values.get("profile")), values)
+    return ex
 
 
 def _glue_execution(params: Mapping[str, Any], given: Mapping[str, Any]) -> None:
@@ -185,6 +191,11 @@ def glue_run_counts(*collections: Any) -> None:
     total, loaded = len(seen), sum(seen.values())
     glue("exec_runs", total)
     glue("exec_runs_loaded", loaded)
+    # When the runs themselves were made (their provenance), for the committed-set record.
+    from ..chapters.registry import run_interval
+
+    interval = run_interval({r.key: r for r in _results(collections)}.values())
+    glue("exec_runs_made", " / ".join(interval) if interval else "")
 
 
 def parameter_table(params: Mapping[str, Any], dataset: str | None = None,

@@ -80,12 +80,14 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
 
 
 def record_committed_execution(root: Path, chapter: str, profile: str, stamp: str,
-                               wall_time_s: float, params: dict[str, Any] | None = None
-                               ) -> None:
+                               wall_time_s: float, params: dict[str, Any] | None = None,
+                               trained: int | None = None, runs_made: str = "") -> None:
     """Enter a chapter executed at a committed profile into results/<profile>/manifest.json
-    (where and when its runs were made, under which criteria, with which parameters), so
+    (where its runs were made, under which registered design, with which parameters), so
     that the published build picks it up and the set can be re-read after its profile
-    changes."""
+    changes. ``runs_made`` ("first start / last end", from the runs' provenance) is when
+    the runs were made; ``stamp`` only when this execution started, and an execution
+    that trained nothing is marked a re-plot."""
     import platform
 
     import torch
@@ -98,10 +100,15 @@ def record_committed_execution(root: Path, chapter: str, profile: str, stamp: st
 
     entry = {"chapter": chapter, "profile": profile, "status": "complete",
              "wall_time_s": round(wall_time_s, 1)}
-    if chapter in registry.chapters():
-        # The criteria the set was made under: a later edit of them fails a test unless
-        # it is a recorded revision.
-        entry["criteria"] = registry.criteria_hash(chapter, as_of=stamp)
+    if trained is not None:
+        entry["trained"] = trained
+        entry["replot"] = trained == 0
+    if runs_made:
+        entry["runs_made"] = runs_made
+    if chapter in registry.chapters() and params is not None:
+        # The registered design the set was made under: a later edit of a criterion fails
+        # a test unless it is a recorded (and registered) revision.
+        entry["design"] = registry.design_fingerprint(chapter, params)
     if params:
         entry["params"] = {k: v for k, v in params.items()
                            if k not in ("profile", "executed_at", "exec_config")}
@@ -190,16 +197,23 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
                 registry.chapters()[name], made["params"]), **per_chapter[name]}
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
+        if chosen in COMMITTED_PROFILES and not ex.no_train:
+            from ..chapters import registry
+
+            registry.require_registered(name, chosen, params, root)
         print(f"== executing {name} (profile {chosen}) with {params}"
               + (f", runs in {ex.workers} worker processes" if ex.workers > 1 else ""),
               flush=True)
         execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params,
                         cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
         seconds = time.time() - t0
-        if chosen in COMMITTED_PROFILES and profile != PUBLISHED and not ex.no_train:
-            record_committed_execution(root, name, chosen, stamp, seconds, params)
+        executed = site / "notebooks" / f"{name}.ipynb"
         timed.append({"chapter": name, "seconds": seconds, "profile": chosen,
-                      "trained": _trained(site / "notebooks" / f"{name}.ipynb")})
+                      "trained": _trained(executed)})
+        if chosen in COMMITTED_PROFILES and profile != PUBLISHED and not ex.no_train:
+            record_committed_execution(
+                root, name, chosen, stamp, seconds, params, timed[-1]["trained"],
+                glued_values(executed).get("exec_runs_made", "") if executed.is_file() else "")
         print(f"== {name}: " + budget.against_budget(
             seconds, load_budgets(root, chosen).get(name), timed[-1]["trained"]), flush=True)
     missing = [n for n in chapters if not (site / "notebooks" / f"{n}.ipynb").is_file()]

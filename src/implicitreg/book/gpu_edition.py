@@ -67,14 +67,19 @@ def run_chapter(chapter: str, params, **options: Any) -> list[tuple[Any, Any]]:
     return run_labeled(mod.design(params), **options)
 
 
-def train_chapter(root: Path, chapter: str, profile: str, exec_config,
-                  as_of: str | None = None) -> dict[str, Any]:
-    """Run the chapter's design at its ``profile`` parameters; the entry records the
-    fingerprint of the chapter's criteria as of ``as_of`` (the window's start)."""
+def train_chapter(root: Path, chapter: str, profile: str, exec_config) -> dict[str, Any]:
+    """Run the chapter's design at its ``profile`` parameters (a committed profile's
+    design must be registered); the entry records the design's fingerprint and when the
+    runs were made."""
+    import dataclasses
+
     from ..chapters import registry
     from ..engine.training import DeadlineReached
 
     params = chapter_params(root, chapter, profile)
+    values = dataclasses.asdict(params)
+    if not getattr(exec_config, "no_train", False):
+        registry.require_registered(chapter, profile, values, root)
     t0 = time.time()
     status, runs = "complete", []
     try:
@@ -85,7 +90,10 @@ def train_chapter(root: Path, chapter: str, profile: str, exec_config,
              "wall_time_s": round(time.time() - t0, 1), "runs": len(runs),
              "trained": sum(not r.cached for _, r in runs) if status == "complete" else None}
     if chapter in registry.chapters():
-        entry["criteria"] = registry.criteria_hash(chapter, as_of=as_of)
+        entry["design"] = registry.design_fingerprint(chapter, values)
+    interval = registry.run_interval(r for _, r in runs)
+    if interval:
+        entry["runs_made"] = " / ".join(interval)
     return entry
 
 
@@ -131,8 +139,7 @@ def gpu_edition(chapters: Iterable[str] | None = None, deadline_s: float = 480.0
             manifest["chapters"].append({"chapter": chapter, "status": "not started"})
             continue
         print(f"== {chapter}", flush=True)
-        entry = train_chapter(root, chapter, "smoke" if dry_run else "gpu", ex,
-                              as_of=manifest["created"])
+        entry = train_chapter(root, chapter, "smoke" if dry_run else "gpu", ex)
         print(f"   {entry}", flush=True)
         manifest["chapters"].append(entry)
     manifest["wall_time_s"] = round(time.time() - t_start, 1)

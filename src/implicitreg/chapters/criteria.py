@@ -32,8 +32,11 @@ class Criterion:
     premises: tuple[str, ...]
     """Conditions without which the statistic says nothing about the claim; a verdict
     whose premise fails is "not assessable", never "not reproduced"."""
-    registered: str
-    """Date (ISO) the criterion was fixed, before the runs it judges."""
+    registered: str = ""
+    """Legacy: the date typed when the criterion was written, kept because the
+    fingerprints of the result sets committed before the registry existed hash it. The
+    time a criterion was fixed is what ``results/registry.json`` records (see
+    :mod:`implicitreg.chapters.registry`); a new criterion leaves this empty."""
     alpha: float | None = None
     """Significance level of a test, where the statistic is one."""
     sd_assumed: float | None = None
@@ -69,7 +72,9 @@ class Revision:
     """``claim`` of the criterion it revises."""
     revised: Criterion
     reason: str
-    date: str
+    date: str = ""
+    """Legacy, as :attr:`Criterion.registered`: the registry records when a revision was
+    fixed; a new revision leaves this empty."""
 
 
 @dataclass(frozen=True)
@@ -179,15 +184,21 @@ def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
                    f"measured {scale * sd:.{digits}f}{unit} over {len(v)} seeds")
 
 
-def criteria_table(criteria: Iterable[Criterion], revisions: Iterable[Revision] = ()):
+def criteria_table(criteria: Iterable[Criterion], revisions: Iterable[Revision] = (),
+                   times: Mapping[str, str] | None = None):
     """A chapter's criteria as registered, then each revision with what it revises and
-    why; ``note`` marks a criterion registered after its results were made."""
+    why; ``times`` (claim → when the registry says it was fixed) fills the column
+    "registered" (the typed legacy date where it has none); ``note`` marks a criterion
+    registered after its results were made."""
     import pandas as pd
 
+    times = times or {}
     rows = [(c, "", "") for c in criteria] + [(r.revised, r.original, r.reason)
                                               for r in revisions]
     return pd.DataFrame([{
-        "claim": c.claim, "registered": c.registered.replace("T", " "), "revises": rev,
+        "claim": c.claim,
+        "registered": (times.get(c.claim) or c.registered or "not registered").replace("T", " "),
+        "revises": rev,
         "statistic": c.statistic, "threshold": c.threshold,
         "premises": "; ".join(c.premises), "why revised": why,
         "note": (f"registered after its results were made ({c.results_before})"
@@ -203,21 +214,29 @@ def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
         # an empty results_before is left out, so that fingerprints taken before the
         # field existed stay valid
         for x in (d, d.get("revised")):
-            if isinstance(x, dict) and not x.get("results_before", True):
-                del x["results_before"]
+            for name in ("results_before", "registered", "date"):
+                if isinstance(x, dict) and not x.get(name, True):
+                    del x[name]
         return d
 
     blob = json.dumps([as_dict(c) for c in criteria], sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def register(criteria: tuple[Criterion, ...], revisions: tuple[Revision, ...] = ()):
+def register(criteria: tuple[Criterion, ...], revisions: tuple[Revision, ...] = (),
+             chapter: str = ""):
     """A chapter's three views of its criteria, written once for every chapter:
     ``registered_hash()`` (the criteria as registered before the runs),
     ``revisions_hash()`` (the recorded revisions, fingerprinted apart so that the first
-    stays checkable) and ``criteria_table()``."""
-    return (lambda: criteria_hash(criteria), lambda: criteria_hash(revisions),
-            lambda: criteria_table(criteria, revisions))
+    stays checkable) and ``criteria_table()`` (with the times the registry records for
+    ``chapter``)."""
+    def table():
+        from . import registry
+
+        return criteria_table(criteria, revisions,
+                              registry.item_times(chapter) if chapter else None)
+
+    return (lambda: criteria_hash(criteria), lambda: criteria_hash(revisions), table)
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",

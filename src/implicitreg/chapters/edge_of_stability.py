@@ -232,7 +232,7 @@ REVISIONS = (
 
 
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
-registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
 
 # ------------------------------------------------------------------ analysis

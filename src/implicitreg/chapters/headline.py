@@ -488,7 +488,22 @@ REVISIONS = (
         reason=_R1_REASON, date=_R1),
 )
 
-registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
+
+_JUDGES = {"gap": ("eps-pilot", "gap"), "n": ("eps-pilot", "gap"),
+           "penalty": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
+           "penalty-gain": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
+           "penalty-r1": ("eps-pilot", "gap", "lambda-pilot", "penalty", "penalty-r1"),
+           "penalty-gain-r1": ("eps-pilot", "gap", "lambda-pilot", "penalty", "penalty-r1")}
+
+
+def judged(runs: "Runs") -> dict[str, list[Any]]:
+    """Claim → the runs its verdict reads (the stages of the design it depends on), for
+    :func:`~implicitreg.chapters.registry.made_table`."""
+    out: dict[str, list[Any]] = {"*": [r for _, r in runs.all()]}
+    for claim, stages in _JUDGES.items():
+        out[claim] = [r for c, r in runs.all() if c.stage in stages]
+    return out
 
 
 # ------------------------------------------------------------------ analysis
@@ -749,6 +764,14 @@ def _row(what: str, c: dict[str, Any]) -> dict[str, Any]:
             "verdict (Holm over n)": c.get("verdict_holm", "")}
 
 
+def _fixed(claim: str) -> str:
+    """When the registry says ``claim`` was fixed, in words."""
+    from . import registry
+
+    t = registry.item_times(CHAPTER).get(claim)
+    return t.replace("T", " ").replace("+00:00", " UTC") if t else "(not registered)"
+
+
 def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> dict[str, Any]:
     eps = runs.eps_star
     g: dict[str, Any] = {
@@ -766,7 +789,7 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
                           if head and head["pairs"] > 1 else "not computed (fewer than two "
                           "paired seeds)"),
         "hl_ratio": f"{p.large_batch // p.batch_size}×",
-        "hl_registered": REGISTERED.replace("T", " "),
+        "hl_registered": _fixed("gap"),
         "hl_criteria_hash": registered_hash(),
         "hl_closure": a.closure.fmt(1, 2) if a.closure is not None else "not computed",
         "hl_lam_r1": "none" if runs.lam_r1 is None else f"{runs.lam_r1:g}",
@@ -774,7 +797,7 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
                                      sorted(runs.lam_r1_reasons.items())) or "not run",
         "hl_closure_r1": (a.closure_r1.fmt(1, 2) if a.closure_r1 is not None
                           else "not computed"),
-        "hl_revised": _R1.replace("T", " "),
+        "hl_revised": _fixed("penalty-r1"),
         "hl_revisions_hash": revisions_hash(),
     }
     for claim, text in a.verdicts.items():

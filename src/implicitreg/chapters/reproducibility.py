@@ -100,7 +100,7 @@ REVISIONS: tuple = ()
 
 
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
-registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
 
 # ------------------------------------------------------------------ the check

@@ -421,7 +421,7 @@ def all_criteria() -> tuple[Criterion, ...]:
 
 
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
-registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS)
+registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
 
 # ------------------------------------------------------------------ analysis
