@@ -64,3 +64,22 @@ def smoke_book(tmp_path_factory):
         else:
             os.environ["IMPLICITREG_RESULTS"] = old
     return root, html
+
+
+def ledger_glue_problems(mod, analysis) -> list[str]:
+    """What keeps a chapter's analysis from backing the claims ledger ([] when nothing):
+    a key of a criterion's statistic or verdict (the module's STATISTIC_GLUE and
+    VERDICT_GLUE) missing from its glue, or a verdict key that holds another criterion's
+    verdict."""
+    glue, out = analysis.glue, []
+    for cid, keys in mod.STATISTIC_GLUE.items():
+        out += [f"{cid}: statistic key {k} not glued" for k in keys if k not in glue]
+    for cid, key in mod.VERDICT_GLUE.items():
+        if key not in glue:
+            out.append(f"{cid}: verdict key {key} not glued")
+            continue
+        v = analysis.verdicts.get(cid)
+        word = getattr(v, "verdict", v)
+        if v is not None and not str(glue[key]).startswith(word):
+            out.append(f"{cid}: {key} = {glue[key]!r}, its verdict is {word!r}")
+    return out

@@ -12,6 +12,8 @@ from implicitreg.chapters import backward_error as B
 from implicitreg.chapters.base import profiles
 from implicitreg.chapters.criteria import criteria_hash
 
+from conftest import ledger_glue_problems
+
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED_HASH = "fa44cef739dd2835"
 
@@ -41,6 +43,7 @@ def test_predicted_slopes_are_reproduced():
     assert a.glue["verdict_gd"] == "reproduced"
     assert a.glue["slope_gd_gd_mlp"].startswith("2.0")
     assert a.glue["n_orders"] == 720
+    assert not ledger_glue_problems(B, a)
 
 
 def test_slopes_one_order_off_are_not_reproduced():

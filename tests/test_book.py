@@ -203,17 +203,21 @@ def test_claims_ledger_is_backed_by_the_chapters(smoke_book):
 
 @pytest.mark.slow
 @pytest.mark.book
-def test_a_claim_without_backing_fails(smoke_book, tmp_path):
+def test_a_claim_without_backing_fails(smoke_book, tmp_path, monkeypatch):
+    from implicitreg.chapters import sgd_vs_gd
+
     root, _ = smoke_book
-    claims = report.load_claims(ROOT) + [{"claim": "x", "paper": "p", "chapter": "sgd_vs_gd",
-                                        "effect": ["no_such_key"], "effect_text": "{0}",
-                                        "verdict": "sgd_verdict"}]
+    # a row that follows the ledger's policy but pastes a key the chapter never glued
+    monkeypatch.setitem(sgd_vs_gd.STATISTIC_GLUE, "n-r1", ("no_such_key",))
+    claims = report.load_claims(ROOT)
+    entry = next(c for c in claims if c["chapter"] == "sgd_vs_gd" and c["criterion"] == "n")
+    entry["revisions"][0]["effect"] = ["no_such_key"]
     fake = tmp_path / "root"
     (fake / "book").mkdir(parents=True)
     (fake / "notebooks").mkdir()
     shutil.copy(ROOT / "book" / "_toc.yml", fake / "book" / "_toc.yml")
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(nb, fake / "notebooks" / nb.name)
-    (fake / "book" / "claims.yaml").write_text(yaml.safe_dump(claims))
+    (fake / "book" / "claims.yaml").write_text(yaml.safe_dump(claims, allow_unicode=True))
     with pytest.raises(parameters.BookError, match="no_such_key"):
         report.check_claims(fake, root / "_build" / "site")

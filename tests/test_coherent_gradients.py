@@ -12,6 +12,8 @@ from implicitreg.chapters import coherent_gradients as C
 from implicitreg.chapters.base import profiles
 from implicitreg.chapters.criteria import criteria_hash
 
+from conftest import ledger_glue_problems
+
 REGISTERED_HASH = "60c77b94c60514a3"
 
 
@@ -108,6 +110,7 @@ def test_injected_effects_are_reproduced():
                  "winsorization": "reproduced"}, {k: x.text for k, x in a.verdicts.items()}
     assert a.glue["cg_pristine_first"] == "yes" and a.glue["cg_slower"] == "yes"
     assert a.glue["cg_v1"] == "reproduced" and "cg_overfit_50" in a.glue
+    assert not ledger_glue_problems(C, a)
     assert a.glue["cg_source"] == "synthetic test data"
     # every real value is below all 19 null worlds: the smallest p-value, 1/20
     assert np.allclose(a.tests["p-value at init"], 1 / 20)

@@ -10,6 +10,8 @@ from implicitreg.analysis import flows as F
 from implicitreg.analysis import stability as S
 from implicitreg.chapters.base import profiles
 
+from conftest import ledger_glue_problems
+
 SPECTRUM = [0.3, 1.0, 2.5, 4.0, 7.5, 10.0]
 
 
@@ -257,6 +259,7 @@ def test_analyze_hovering_at_two_over_eps_is_reproduced():
                 "eos_sgd_ratios", "eos_loss_increases", "eos_criteria_hash"):
         assert isinstance(a.glue[key], str) and a.glue[key]
     assert "nan" not in a.glue["eos_plateau_numbers"]
+    assert not ledger_glue_problems(E, a)
 
 
 def test_analyze_overshooting_is_not_reproduced():
@@ -307,6 +310,7 @@ def test_revised_departure_ignores_a_multiplier_along_a_negligible_component():
     a = E.analyze(res, p)
     assert a.verdicts["departure"].verdict == "not reproduced"
     assert a.verdicts["departure-r1"].verdict == "reproduced", a.verdicts["departure-r1"].text
+    assert not ledger_glue_problems(E, a)
     assert E.revisions_hash() == REVISIONS_HASH
     assert [r.original for r in E.REVISIONS] == ["departure"]
 

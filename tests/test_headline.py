@@ -8,6 +8,8 @@ import pytest
 
 from implicitreg.chapters import headline as H, registry
 
+from conftest import ledger_glue_problems
+
 # The fingerprint of the criteria as registered (H.REGISTERED), before any of its runs.
 REGISTERED_HASH = "3e44e46a97b7c650"
 # The recorded revisions (penalty-r1, penalty-gain-r1), fixed before their runs.
@@ -71,6 +73,7 @@ def test_an_injected_gap_is_reproduced_and_the_penalty_closes_most_of_it():
     # nothing diverged: the revision's λ is λ*, and its verdicts are the registered ones
     assert a.verdicts["penalty-r1"] == a.verdicts["penalty"]
     assert "nan" not in a.glue["hl_gap"] and "nan" not in a.glue["hl_arms"]
+    assert not ledger_glue_problems(H, a)
 
 
 def test_no_gap_with_the_registered_sd_is_not_reproduced_with_its_power():
@@ -203,7 +206,12 @@ def test_a_diverged_lambda_star_is_not_assessable_and_the_revision_steps_down():
         a.verdicts["penalty"]
     assert a.verdicts["penalty-gain-r1"] == "reproduced"
     assert a.verdicts["penalty-r1"] == "reproduced", a.glue["hl_closure_r1"]
-    assert "revision penalty-r1, λ = 0.01" in a.glue["hl_verdict_penalty_both"]
+    # each verdict glued beside the λ and the closure it was computed from
+    assert not ledger_glue_problems(H, a)
+    assert a.glue["hl_verdict_penalty"] == a.verdicts["penalty"]
+    assert a.glue["hl_verdict_penalty_r1"] == "reproduced"
+    assert a.glue["hl_lam_star"] == "0.02" and a.glue["hl_closure"] == "not computed"
+    assert a.glue["hl_lam_r1"] == "0.01" and a.glue["hl_closure_r1"][0].isdigit()
     names = list(H.per_seed_table(a, p).columns.get_level_values(1).unique())
     assert any("λ = 0.02" in x for x in names) and any("λ = 0.01" in x for x in names)
     assert (H.per_seed_table(a, p).xs("stat", axis=1, level=0).loc[0]

@@ -18,6 +18,8 @@ from implicitreg.chapters.base import profiles
 from implicitreg.chapters.criteria import criteria_hash
 from implicitreg.engine.models import MLP
 
+from conftest import ledger_glue_problems
+
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-13)])
 def test_permuted_network_computes_the_same_function(dtype, tol):
@@ -154,6 +156,9 @@ def test_injected_effects_are_reproduced():
     assert a.glue["clr_verdict"] == "reproduced"
     assert a.glue["perm_zero_verdict"] == "reproduced at the widest width"
     assert a.glue["saddle_near"].startswith("GD at step 10")
+    assert not ledger_glue_problems(LC, a)
+    assert a.glue["perm_widest"] == "0.010 at width 128"
+    assert "mass" not in a.glue["saddle_end_eigs"] and "λ_min" in a.glue["saddle_end_eigs"]
 
 
 def test_no_effect_is_not_reproduced():
@@ -216,6 +221,7 @@ def test_the_revision_tests_each_width_and_adjusts_over_widths():
     assert a.verdicts["perm"].verdict == "reproduced"
     v = a.verdicts["perm-r1"]
     assert v.verdict == "partly reproduced", v.text
+    assert not ledger_glue_problems(LC, a)
     assert "Holm-adjusted" in v.detail and "detectable drop" in v.detail
     one = _perm({8: 0.8, 32: 0.3, 128: 0.01})
     one = one[one.pair == 0]

@@ -11,6 +11,8 @@ import pytest
 from implicitreg.chapters import lr_batch_law as L, registry
 from implicitreg.chapters.criteria import criteria_hash
 
+from conftest import ledger_glue_problems
+
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED_HASH = "1320694094a0d2c5"
 
@@ -70,6 +72,27 @@ def test_a_law_with_slope_one_and_a_closing_penalty_are_reproduced():
     assert a.glue["lb_v1_registered"] == "reproduced"
     assert a.glue["lb_v2"] == "reproduced", a.glue["lb_closure"]
     assert set(a.verdicts) == {c.claim for c in L.all_criteria()}
+
+
+def test_each_slope_verdict_is_glued_beside_its_own_statistic():
+    # B = 128's best cell does not fit: the slope over every cell and the slope over the
+    # cells that fit differ, and so do their verdicts
+    p = _params()
+    runs = _runs(p, noise=0.0005)
+    centre = 0.05 * 128 / 16
+    for c, r in runs.confirmation:
+        if c.B == 128 and c.lr == pytest.approx(centre):
+            r.values[("accuracy", "train")] = 0.9
+    a = L.analyze(runs, p)
+    assert not ledger_glue_problems(L, a)
+    g = a.glue
+    assert g["lb_slope"].startswith(f"{a.slope.slope:.2f} [{a.slope.low:.2f}")
+    assert g["lb_slope_fitted"].startswith(f"{a.slope_fitted.slope:.2f} "
+                                           f"[{a.slope_fitted.low:.2f}")
+    assert g["lb_slope"][:4] != g["lb_slope_fitted"][:4]
+    assert g["lb_detectable_registered"].startswith(f"{a.slope.detectable:.2f}")
+    assert g["lb_verdict_slope"] == a.verdicts["slope"].text
+    assert g["lb_verdict_slope_r2"] == a.verdicts["slope-r2"].text != g["lb_verdict_slope"]
 
 
 def test_a_penalty_that_closes_nothing_is_not_reproduced():

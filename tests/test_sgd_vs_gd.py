@@ -11,6 +11,8 @@ from implicitreg.analysis.pilot import PilotChoice
 from implicitreg.chapters import registry, sgd_vs_gd as S
 from implicitreg.chapters.criteria import criteria_hash
 
+from conftest import ledger_glue_problems
+
 ROOT = Path(__file__).resolve().parents[1]
 # The fingerprint of the criteria as registered (see sgd_vs_gd.REGISTERED).
 REGISTERED_HASH = "dc9933af08194c5c"
@@ -103,6 +105,21 @@ def test_an_arm_that_did_not_fit_is_not_assessable_with_its_numbers():
     assert a.glue["n_verdict"].startswith("the gap is detectable from n = 256")
 
 
+def test_the_registered_and_the_revised_verdicts_are_glued_with_their_own_statistics():
+    p = _params()
+    train = {("SGD", p.n_max, 0.1): 0.93}
+    a = S.analyze(_runs(p, gap=0.03, train=train), p)
+    assert not ledger_glue_problems(S, a)
+    g = a.glue
+    # the registered gap is reproduced, so its closure is computed; the revision's
+    # gap is not assessable, so its closure is not
+    assert g["pen_verdict_penalty"] == "reproduced", g["closure_registered"]
+    assert g["closure_registered"][0].isdigit() and g["closure"].startswith("not computed")
+    assert "own spread" in g["detectable_own"] and "assumed" in g["detectable"]
+    assert g["eps_text_registered"].startswith("gap at ε = 0.1 minus gap at ε = 0.05")
+    assert "Holm" not in g["n_text_registered"] and "Holm" in g["n_text"]
+
+
 def test_a_diverged_run_is_a_failed_premise():
     p = _params()
     a = S.analyze(_runs(p, diverged={("B = 256", p.n_max, 0.1, 1)}), p)
@@ -135,6 +152,7 @@ def test_a_significant_effect_the_other_way_under_both_orders():
     assert a.glue["sgd_verdict_gap"].startswith("inconclusive"), a.glue["sgd_verdict_gap"]
     assert a.glue["sgd_verdict_gap_r1"] == "not reproduced (B = 256 is larger at this scale)"
     assert a.glue["sgd_verdict"] == "not reproduced (B = 256 is larger at this scale)"
+    assert not ledger_glue_problems(S, a)
 
 
 def test_no_usable_eps_leaves_every_verdict_not_assessable():

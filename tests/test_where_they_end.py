@@ -13,6 +13,8 @@ from implicitreg.chapters import where_they_end as W
 from implicitreg.chapters.base import profiles
 from implicitreg.chapters.criteria import criteria_hash
 
+from conftest import ledger_glue_problems
+
 REGISTERED_HASH = "206711278d4c8988"
 P = W.profile("ci")
 
@@ -98,6 +100,7 @@ def test_injected_effects_are_reproduced():
     assert g["we_v_drift"] == "reproduced" and g["we_mem"].endswith("a factor 2.0")
     assert g["we_cross_sgd"].startswith("step ") and g["we_minibatch"] == "higher than"
     assert g["we_barrier_order"].startswith("0.050")
+    assert not ledger_glue_problems(W, a)
     assert set(W.pairs(P)) == {"order", "init", "sgdgd"}
 
 

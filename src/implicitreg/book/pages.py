@@ -16,7 +16,7 @@ import yaml
 from .parameters import (BookError, chapter_profiles, notebook_parameters,
                          parameter_cell_source, parameter_comments)
 from .report import (SCALE_MARKER, check_claims, claims_page, execution_report, load_claims,
-                     scale_table)
+                     results_made, scale_table)
 
 
 def hide_parameter_cells(path: Path) -> None:
@@ -179,7 +179,7 @@ def assemble_site(root: Path, site: Path) -> None:
     claims = load_claims(root)
     if claims:
         check_claims(root, site)
-        (site / "claims.md").write_text(claims_page(claims))
+        (site / "claims.md").write_text(claims_page(claims, results_made(root, site)))
     config = yaml.safe_load((root / "_config.yml").read_text())
     mathjax = vendor_mathjax(root)
     if mathjax is None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
-from . import budget
+from . import budget, ledger
 from .budget import load_budgets
 from .parameters import PROFILES, BookError, load_profile, notebook_parameters, toc_chapters
 from ..runs.committed import committed_entry
@@ -22,27 +22,39 @@ def load_claims(root: Path) -> list[dict[str, Any]]:
     return yaml.safe_load(path.read_text()) if path.is_file() else []
 
 
-def claims_page(claims: list[dict[str, Any]]) -> str:
+def claims_page(claims: list[dict[str, Any]],
+                made: Mapping[str, ledger.Made] | None = None) -> str:
     """The ledger as MyST Markdown: numbers and verdicts are glue references into the
-    executed chapters, so none is typed here."""
+    executed chapters, so none is typed here. ``made`` (chapter → when its results were
+    made) dates each revision against the results."""
     lines = [
         "# Claims ledger", "",
         "Each claim from the papers that this book tests, the chapter that tests it, the "
         "effect measured there and the verdict, computed in the chapter against a "
-        "criterion stated in its opening box before the runs. Values are pasted from the "
-        "executed chapters at the profile the book was built with.", "",
+        "criterion stated in its opening box before the runs. The verdict in bold is the "
+        "claim's: that of its criterion as registered. Where a criterion was revised, the "
+        "revision's verdict stands in the row below, marked with the revision's id and "
+        "with whether it was fixed before or after the results on this page were made. "
+        "The numbers in a row are the statistic its verdict was computed from. Values are "
+        "pasted from the executed chapters at the profile the book was built with.", "",
         "| claim | paper | chapter | measured | verdict |",
         "| --- | --- | --- | --- | --- |",
     ]
+    made = made or {}
     for c in claims:
-        nb = f"notebooks/{c['chapter']}.ipynb"
-        # The trailing ":s" is the format spec; without one the role would split the key.
-        refs = ["{glue:text}`" + f"{nb}::{k}:s" + "`" for k in c["effect"]]
-        effect = c["effect_text"].format(*refs)
-        verdict = "**{glue:text}`" + f"{nb}::{c['verdict']}:s" + "`**"
-        lines.append(f"| {c['claim']} | {{cite:t}}`{c['paper']}` | "
-                     f"{{doc}}`notebooks/{c['chapter']}` | {effect} | {verdict} |")
+        lines += ledger.table_rows(c, made.get(c["chapter"]))
     return "\n".join(lines) + "\n"
+
+
+def results_made(root: Path, site: Path) -> dict[str, ledger.Made]:
+    """Per executed chapter: when the results it shows were made (the committed result
+    set's window, else the start of its execution in this build)."""
+    out = {}
+    for r in execution_records(root, site):
+        entry = committed_entry(root, r["profile"], r["chapter"]) or {}
+        out[r["chapter"]] = (ledger.Made(entry["window"], True) if entry.get("window") else
+                             ledger.Made(r["start"], False))
+    return out
 
 
 def glued_keys(notebook: Path) -> set[str]:
@@ -178,14 +190,17 @@ def scale_table(root: Path, site: Path) -> str:
 
 
 def check_claims(root: Path, site: Path) -> None:
-    """Every claim must be backed by its chapter: the chapter is in the book and has
-    glued each key the ledger pastes."""
+    """Every claim must follow the ledger's policy (:mod:`.ledger`) and be backed by its
+    chapter: the chapter is in the book and has glued each key the ledger pastes."""
     chapters = toc_chapters(root)
-    for c in load_claims(root):
+    claims = load_claims(root)
+    ledger.check(claims)
+    for c in claims:
         if c["chapter"] not in chapters:
             raise BookError(f"claim {c['claim']!r}: chapter {c['chapter']} is not in the toc")
         have = glued_keys(site / "notebooks" / f"{c['chapter']}.ipynb")
-        missing = [k for k in [*c["effect"], c["verdict"]] if k not in have]
+        missing = [k for row in ledger.rows_of(c) for k in ledger.glue_keys(row)
+                   if k not in have]
         if missing:
             raise BookError(f"claim {c['claim']!r} has no backing value(s) {missing} in "
                             f"the executed chapter {c['chapter']}")

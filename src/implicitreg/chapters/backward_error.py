@@ -172,6 +172,15 @@ REVISIONS: tuple = ()
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+_SECTION = {"gd": "gd", "sgd": "shuffle", "replace": "replace"}
+STATISTIC_GLUE = {c.claim: tuple(f"slope_{_SECTION[c.claim]}_{flow}_{problem}"
+                                 for problem in ("mlp", "two")
+                                 for section, flow in PREDICTED if section == _SECTION[c.claim])
+                  for c in CRITERIA}
+VERDICT_GLUE = {c.claim: f"verdict_{c.claim}" for c in CRITERIA}
+
 
 # ------------------------------------------------------------------ computation
 def make_problems(p: Params, m: int) -> dict[str, Any]:
@@ -553,7 +562,7 @@ def fig_variance(a: Analysis, p: Params):
     return fig
 
 
-__all__ = ["Params", "profile", "CRITERIA", "REVISIONS", "registered_hash", "criteria_table",
-           "PREDICTED", "Computed", "compute", "design", "Analysis", "analyze",
-           "fig_gd_errors", "fig_sgd_errors", "fig_trajectory", "fig_cloud", "fig_variance",
-           "cloud_distances"]
+__all__ = ["Params", "profile", "CRITERIA", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE",
+           "registered_hash", "criteria_table", "PREDICTED", "Computed", "compute",
+           "design", "Analysis", "analyze", "fig_gd_errors", "fig_sgd_errors",
+           "fig_trajectory", "fig_cloud", "fig_variance", "cloud_distances"]

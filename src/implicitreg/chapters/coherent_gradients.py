@@ -244,6 +244,12 @@ REVISIONS: tuple = ()
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"fitting": ("cg_v1_numbers",), "coherence": ("cg_pvalues",),
+                  "winsorization": ("cg_v3_numbers",)}
+VERDICT_GLUE = {"fitting": "cg_v1", "coherence": "cg_v2", "winsorization": "cg_v3"}
+
 
 # ------------------------------------------------------------------ analysis
 @dataclass
@@ -627,7 +633,7 @@ def fig_winsor(a: Analysis, p: Params):
     return fig
 
 
-__all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "REVISIONS", "registered_hash",
-           "criteria_table", "Analysis", "analyze", "first_reach", "detectable_single",
-           "scale_text", "fig_accuracy", "fig_fitting", "fig_cifar", "fig_coherence",
-           "fig_winsor"]
+__all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "REVISIONS", "STATISTIC_GLUE",
+           "VERDICT_GLUE", "registered_hash", "criteria_table", "Analysis", "analyze",
+           "first_reach", "detectable_single", "scale_text", "fig_accuracy", "fig_fitting",
+           "fig_cifar", "fig_coherence", "fig_winsor"]

@@ -234,6 +234,15 @@ REVISIONS = (
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"plateau": ("eos_plateau_numbers",),
+                  "departure": ("eos_departure_numbers",),
+                  "departure-r1": ("eos_departure_r1_numbers",),
+                  "sgd": ("eos_sgd_ratios",)}
+VERDICT_GLUE = {"plateau": "eos_verdict", "departure": "eos_departure_verdict",
+                "departure-r1": "eos_departure_r1_verdict", "sgd": "eos_sgd_verdict"}
+
 
 # ------------------------------------------------------------------ analysis
 @dataclass
@@ -660,5 +669,6 @@ def fig_sgd(a: Analysis, p: Params):
 
 
 __all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "registered_hash",
-           "criteria_table", "REVISIONS", "revisions_hash", "Analysis", "analyze", "fig_plateau", "fig_departure",
+           "criteria_table", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE",
+           "revisions_hash", "Analysis", "analyze", "fig_plateau", "fig_departure",
            "fig_sgd", "flow_multiplier", "departure_index", "detectable_ratio"]

@@ -505,6 +505,14 @@ def judged(runs: "Runs") -> dict[str, list[Any]]:
         out[claim] = [r for c, r in runs.all() if c.stage in stages]
     return out
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"gap": ("hl_gap", "hl_detectable"),
+                  "penalty": ("hl_closure", "hl_lam_star"),
+                  "penalty-r1": ("hl_closure_r1", "hl_lam_r1")}
+VERDICT_GLUE = {c.claim: f"hl_verdict_{c.claim.replace('-', '_')}"
+                for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
+
 
 # ------------------------------------------------------------------ analysis
 def detectable(sd: float, pairs: int, power: float = 0.8, alpha: float = ALPHA) -> float:
@@ -800,18 +808,11 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
         "hl_revised": _fixed("penalty-r1"),
         "hl_revisions_hash": revisions_hash(),
     }
-    for claim, text in a.verdicts.items():
-        g[f"hl_verdict_{claim.replace('-', '_')}"] = text
+    g.update({VERDICT_GLUE[cid]: text for cid, text in a.verdicts.items()})
     g["hl_gap"] = (f"{head['estimate'].fmt(100, 2, ' points')} over {head['pairs']} of "
                    f"{len(p.seeds)} seeds" if head and head["pairs"] else "not measured")
     g["hl_arms"] = "; ".join(f"{k} {e.fmt(100, 2, '%')}" for k, e in a.estimates.items()) \
         or "not run"
-    # The claims ledger's one line: the revision's verdict beside the registered one.
-    g["hl_verdict_penalty_both"] = (
-        a.verdicts["penalty"] if runs.lam_r1 == runs.lam_star else
-        f"{a.verdicts['penalty-r1']} (revision penalty-r1"
-        + (f", λ = {g['hl_lam_r1']}" if runs.lam_r1 is not None else "") + "); as "
-        f"registered (λ* = {g['hl_lam_star']}): {a.verdicts['penalty']}")
     return g
 
 
@@ -943,8 +944,9 @@ def scale_description(p: Params) -> str:
 
 __all__ = ["Params", "profile", "Cell", "arm_label", "arm_name", "config",
            "design_eps_pilot", "design_gap", "design_lambda_pilot", "design_penalty",
-           "choose_lambda_r1", "statistic", "fit_level",
-           "fits", "run_table", "choose_eps", "choose_lambda", "Runs", "run", "CRITERIA",
-           "REVISIONS", "registered_hash", "revisions_hash", "criteria_table", "Analysis",
-           "analyze", "compare", "ladder", "detectable", "per_seed_table", "pilot_table",
-           "fig_headline", "fig_curves", "scale_description", "summary", "SD_DIFF", "DECISIVE"]
+           "choose_lambda_r1", "statistic", "fit_level", "fits", "run_table", "choose_eps",
+           "choose_lambda", "Runs", "run", "CRITERIA", "REVISIONS", "STATISTIC_GLUE",
+           "VERDICT_GLUE", "registered_hash", "revisions_hash", "criteria_table",
+           "Analysis", "analyze", "compare", "ladder", "detectable", "per_seed_table",
+           "pilot_table", "fig_headline", "fig_curves", "scale_description", "summary",
+           "SD_DIFF", "DECISIVE"]

@@ -324,6 +324,15 @@ REVISIONS = (
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"clr": ("clr_jumps",), "clr-match": ("clr_ratio",),
+                  "opt": ("opt_barriers",), "perm": ("perm_table", "perm_removed"),
+                  "perm-r1": ("perm_r1_numbers",), "perm-zero": ("perm_widest",),
+                  "saddle-pass": ("saddle_near",), "saddle-end": ("saddle_end_eigs",)}
+VERDICT_GLUE = {c.claim: f"{c.claim.replace('-', '_')}_verdict"
+                for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
+
 
 # ------------------------------------------------------------------ measurements
 @dataclass
@@ -637,6 +646,8 @@ def judge_perm(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str, 
     g = {"perm_table": "; ".join(f"width {w}: {r.before:.3f} → {r.after:.3f}"
                                  for w, r in pw.iterrows()),
          "perm_removed": "; ".join(f"width {w}: {r.removed:.0%}" for w, r in pw.iterrows()),
+         "perm_widest": (f"{pw.after.loc[widest]:.3f} at width {widest}"
+                         if widest in pw.index else f"no finished pair at width {widest}"),
          "perm_verdict": v,
          "perm_zero_verdict": vz}
     g["perm_comment"] = (
@@ -708,6 +719,8 @@ def judge_saddle(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str
     g = {"saddle_end": "; ".join(f"{r.arm}: λ_min = {r['λ_min']:.3g}, λ_max = "
                                  f"{r['λ_max']:.3g}, mass below −{NEG_TOL:g}·λ_max "
                                  f"{r['negative mass']:.3f}" for _, r in last.iterrows()),
+         "saddle_end_eigs": "; ".join(f"{r.arm}: λ_min = {r['λ_min']:.3g}, λ_max = "
+                                      f"{r['λ_max']:.3g}" for _, r in last.iterrows()),
          "saddle_near": "; ".join(f"{r.arm} at step {r.step}" for _, r in near.iterrows())
          or "no step before the last with both",
          "saddle_pass_verdict": v_pass, "saddle_end_verdict": v_end}
@@ -848,7 +861,6 @@ def fig_saddle(a: Analysis, p: Params):
 
 
 __all__ = ["Params", "profile", "Arm", "design", "run", "CRITERIA", "REVISIONS",
-           "registered_hash", "revisions_hash", "criteria_table", "Measurements", "measure",
-           "judge", "analyze",
-           "Analysis", "fig_clr", "fig_opt", "fig_perm", "fig_saddle", "opt_tables",
-           "perm_table"]
+           "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash", "revisions_hash",
+           "criteria_table", "Measurements", "measure", "judge", "analyze", "Analysis",
+           "fig_clr", "fig_opt", "fig_perm", "fig_saddle", "opt_tables", "perm_table"]

@@ -418,6 +418,14 @@ REVISIONS = REVISIONS + (
 )
 CURRENT = {"slope": "slope-r2", "penalty": "penalty-r2"}
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"slope": ("lb_slope", "lb_detectable_registered"),
+                  "slope-r2": ("lb_slope_fitted", "lb_detectable"),
+                  "penalty": ("lb_closure",), "penalty-r2": ("lb_closure",)}
+VERDICT_GLUE = {c.claim: f"lb_verdict_{c.claim.replace('-', '_')}"
+                for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
+
 
 def all_criteria() -> tuple[Criterion, ...]:
     return CRITERIA + tuple(r.revised for r in REVISIONS)
@@ -643,6 +651,8 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         "lb_slope": "n/a" if slope is None else
         f"{slope.slope:.2f} [{slope.low:.2f}, {slope.high:.2f}]",
         "lb_detectable": "n/a" if slope2 is None else f"{det2:.2f}",
+        "lb_detectable_registered": "n/a" if slope is None else
+        f"{slope.detectable:.2f} (from the fit's own residuals)",
         "lb_v1": v[CURRENT["slope"]], "lb_v1_registered": v["slope"],
         "lb_slope_fitted": "n/a (fewer than 3 batch sizes with a best ε among the cells "
         "that fit)" if slope2 is None else
@@ -666,6 +676,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         "lb_sd_assumed": f"{SD_LOG_EPS:.2f} in log best ε for the slope, "
                          f"{100 * SD_ARM:.1f} points per arm for the penalty",
     }
+    g.update({VERDICT_GLUE[cid]: text for cid, text in v.items()})
     first = runs.grid[p.batch_sizes[0]]
     g["lb_grid_factor"] = (f"{np.exp(np.mean(np.diff(np.log(sorted(first))))):.2f}"
                            if len(first) > 1 else "n/a")
@@ -792,7 +803,8 @@ def fig_penalty(runs: Runs, p: Params):
 
 __all__ = ["Params", "profile", "Run", "design", "choose", "design_confirmation",
            "penalty_rates", "design_penalty", "Runs", "run", "CRITERIA", "REVISIONS",
-           "CURRENT", "registered_hash", "criteria_table", "detectable_slope", "fitted_cells",
-           "best_fitted", "extension", "slope_bootstrap", "summary",
-           "slope_verdict", "Analysis", "analyze", "grid_table", "best_table",
-           "scale_description", "fig_pilot", "pilot_table", "fig_confirmation", "fig_penalty"]
+           "CURRENT", "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash",
+           "criteria_table", "detectable_slope", "fitted_cells", "best_fitted",
+           "extension", "slope_bootstrap", "summary", "slope_verdict", "Analysis",
+           "analyze", "grid_table", "best_table", "scale_description", "fig_pilot",
+           "pilot_table", "fig_confirmation", "fig_penalty"]

@@ -415,6 +415,17 @@ REVISIONS = (
 # What each claim's verdict is now judged by (the last revision of its chain).
 CURRENT = {"gap": "gap-r2", "eps": "eps-r3", "n": "n-r1", "penalty": "penalty-r1"}
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"gap": ("gap", "detectable_own"), "gap-r2": ("gap", "detectable"),
+                  "eps": ("eps_text_registered",), "eps-r3": ("eps_text",),
+                  "n": ("n_text_registered",), "n-r1": ("n_text",),
+                  "penalty": ("closure_registered",), "penalty-r1": ("closure",)}
+_GLUE_PREFIX = {"gap": "sgd", "eps": "eps", "n": "n", "penalty": "pen"}
+VERDICT_GLUE = {
+    c.claim: f"{_GLUE_PREFIX[c.claim.split('-')[0]]}_verdict_{c.claim.replace('-', '_')}"
+    for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
+
 
 def all_criteria() -> tuple[Criterion, ...]:
     return CRITERIA + tuple(r.revised for r in REVISIONS)
@@ -523,6 +534,12 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}"
 
 
+def _eps_difference(high: float, low: float, d: stats.Estimate) -> str:
+    return (f"gap at ε = {high:g} minus gap at ε = {low:g}: {_pct(d.value)} points"
+            + (f" [{_pct(d.low)}, {_pct(d.high)}]" if np.isfinite(d.low) else
+               " (no interval)"))
+
+
 def analyze(runs: Runs, p: Params) -> Analysis:
     """Tables, every criterion's verdict and the glue values, from the runs (anything
     with ``config.steps``, ``config.seed``, ``final(metric, split)`` and ``summary``)."""
@@ -552,7 +569,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         why = ("the pilot found no learning rate at which every arm fits its training set"
                if p.pilot_seeds else "no confirmation run")
         v["gap"] = v["gap-r1"] = v["gap-r2"] = not_assessable(why)
-        gap_text = detectable_text = f"not computed: {why}"
+        gap_text = detectable_text = own_text = f"not computed: {why}"
     else:
         e = headline["estimate"]
         why_gap = tables.not_assessable({a: est[a] for a in (sgd, large)})
@@ -570,20 +587,25 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         detectable_text = (f"{_pct(det)} percentage points (SD across seeds assumed: "
                            f"{_pct(SD_ARM)} points)" if np.isfinite(det) else
                            "not computable with fewer than two seeds per arm")
+        own = headline["detectable (own spread)"]
+        own_text = (f"{_pct(own)} percentage points (from the two arms' own spread)"
+                    if np.isfinite(own) else "not computable with fewer than two seeds per arm")
 
     # The gap against ε.
     eps_low = min(choice.usable) if have and choice.usable else None
     eps_high = max(choice.usable) if have and choice.usable else None
-    eps_text = "not computed"
+    eps_text = eps_text_registered = "not computed"
     if headline is None:
         v["eps"] = v["eps-r1"] = v["eps-r2"] = v["eps-r3"] = not_assessable("no confirmation run")
     else:
         if eps_low == eps_star:
             v["eps"] = not_assessable("ε* is the smallest usable learning rate, so there is "
                                       "no smaller ε to compare with")
+            eps_text_registered = "not computed: " + v["eps"].partition(": ")[2]
         else:
             de0 = stats.diff_ci(_seed_gaps(ct, p, n_max, eps_star),
                                 _seed_gaps(ct, p, n_max, eps_low))
+            eps_text_registered = _eps_difference(eps_star, eps_low, de0)
             v["eps"] = ("reproduced" if np.isfinite(de0.low) and de0.low > 0 else
                         "not reproduced (no significant shrinkage toward small ε at this scale)")
         if eps_low == eps_high:
@@ -604,10 +626,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
             sd_fail = premise_failure([sd_premise(f"the gap at ε = {lr:g}", x, SD_GAP)
                                        for lr, x in ((eps_high, hi), (eps_low, lo))])
             v["eps-r3"] = fail or powered_verdict(de, det, PUBLISHED_GAP, *names, sd_fail)
-            eps_text = (f"gap at ε = {eps_high:g} minus gap at ε = {eps_low:g}: "
-                        f"{_pct(de.value)} points"
-                        + (f" [{_pct(de.low)}, {_pct(de.high)}]" if np.isfinite(de.low)
-                           else " (no interval)")
+            eps_text = (_eps_difference(eps_high, eps_low, de)
                         + (f"; detectable at 80% power: {_pct(det)} points" if np.isfinite(det)
                            else ""))
 
@@ -631,6 +650,8 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         if excluded:
             v["n-r1"] += "; " + "; ".join(
                 f"n = {r['n']:,} {r['premise']}" for r in excluded)
+    n_text_registered = "; ".join(f"n = {r['n']:,}: {r['estimate'].fmt(100, 1)}"
+                                  for r in n_rows) or "not computed"
     n_text = ("; ".join(
         f"n = {r['n']:,}: {r['estimate'].fmt(100, 1)}"
         + (f", detectable {_pct(r['detectable'])}" if np.isfinite(r["detectable"]) else "")
@@ -641,15 +662,15 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     # The penalty at the headline cell.
     vals = {arm: final[(final.arm == arm) & ~final.diverged.astype(bool)].value.to_numpy()
             for arm in (sgd, large, pen)}
-    closure = None
+    closure = closure0 = None
     why_pen = tables.not_assessable({pen: est[pen]}) if head else "no confirmation run"
     if v["gap"] != "reproduced":
         v["penalty"] = not_assessable("there is no established SGD–large-batch gap to close")
     elif why_pen:
         v["penalty"] = not_assessable(why_pen)
     else:
-        v["penalty"] = stats.closure_verdict(stats.gap_closure(vals[sgd], vals[large],
-                                                               vals[pen]), CLOSURE_FULL)
+        closure0 = stats.gap_closure(vals[sgd], vals[large], vals[pen])
+        v["penalty"] = stats.closure_verdict(closure0, CLOSURE_FULL)
     if v["gap-r2"] != "reproduced":
         v["penalty-r1"] = not_assessable("there is no established SGD–large-batch gap to "
                                          f"close (gap: {v['gap-r2']})")
@@ -669,7 +690,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     all_fit = bool(head) and all(f.missing is None and f.value >= p.fit_threshold
                                  for f in fit.values())
     g: dict[str, Any] = {
-        "gap": gap_text, "detectable": detectable_text,
+        "gap": gap_text, "detectable": detectable_text, "detectable_own": own_text,
         "published_gap": f"{_pct(PUBLISHED_GAP)} percentage points",
         "train_fit": "; ".join(f"{arm} {fit[arm].fmt(100, 1, '%')}" for arm in fit)
         if head else "not run",
@@ -679,9 +700,12 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                     "than implicit regularization",
         "closure": closure.fmt(1, 2) if closure is not None else
         f"not computed: {v['penalty-r1'].removeprefix(NOT_ASSESSABLE + ': ')}",
+        "closure_registered": closure0.fmt(1, 2) if closure0 is not None else
+        f"not computed: {v['penalty'].removeprefix(NOT_ASSESSABLE + ': ')}",
         "sgd_verdict": v[CURRENT["gap"]], "pen_verdict": v[CURRENT["penalty"]],
         "eps_text": eps_text, "eps_verdict": v[CURRENT["eps"]],
-        "n_text": n_text, "n_verdict": v[CURRENT["n"]],
+        "eps_text_registered": eps_text_registered,
+        "n_text": n_text, "n_verdict": v[CURRENT["n"]], "n_text_registered": n_text_registered,
         "pilot_text": choice.describe() if p.pilot_seeds else
         "This profile has no pilot: its learning rate and training length were fixed from "
         "the measurements in shared/pilots.",
@@ -693,10 +717,7 @@ def analyze(runs: Runs, p: Params) -> Analysis:
     }
     for arm, key in ((sgd, "sgd"), (large, "gd"), (pen, "pen")):
         g[f"acc_{key}"] = est[arm].fmt(100, 1, "%") if head else "not run"
-    for claim, chain in (("sgd", ("gap", "gap-r1")), ("eps", ("eps", "eps-r1", "eps-r2")),
-                         ("n", ("n",)), ("pen", ("penalty",))):
-        for cid in chain:
-            g[f"{claim}_verdict_{cid.replace('-', '_')}"] = v[cid]
+    g.update({VERDICT_GLUE[cid]: text for cid, text in v.items()})
     a.glue = g
     return a
 
@@ -908,8 +929,8 @@ def fig_landscape(m: Landscape, p: Params):
 
 __all__ = ["Params", "profile", "Cell", "arm_names", "design", "choose",
            "design_confirmation", "Runs", "run", "CRITERIA", "REVISIONS", "CURRENT",
-           "registered_hash", "revisions_hash", "criteria_table", "Analysis", "analyze",
-           "cell_table", "gap_table", "Landscape", "measure_landscape", "scale_description",
-           "summary",
-           "fig_pilot", "fig_gaps", "fig_headline", "fig_terms", "fig_landscape",
-           "PUBLISHED_GAP", "SD_ARM", "SD_GAP"]
+           "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash", "revisions_hash",
+           "criteria_table", "Analysis", "analyze", "cell_table", "gap_table", "Landscape",
+           "measure_landscape", "scale_description", "summary", "fig_pilot", "fig_gaps",
+           "fig_headline", "fig_terms", "fig_landscape", "PUBLISHED_GAP", "SD_ARM",
+           "SD_GAP"]

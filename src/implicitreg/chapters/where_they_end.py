@@ -250,6 +250,14 @@ REVISIONS: tuple = ()
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
+# The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
+# there quotes only the numbers its verdict was computed from.
+STATISTIC_GLUE = {"drift": ("we_cross_sgd", "we_cross_gd", "we_drift_share"),
+                  "averaging": ("we_avg_numbers",), "memorization": ("we_mem",),
+                  "minibatch": ("we_mb_ratio",)}
+VERDICT_GLUE = {"drift": "we_v_drift", "averaging": "we_v_avg", "memorization": "we_v_mem",
+                "minibatch": "we_v_minibatch"}
+
 
 # ------------------------------------------------------------------ measurements
 @dataclass
@@ -678,7 +686,7 @@ def fig_memorization(runs: Mapping[Run, Any]):
     return fig
 
 
-__all__ = ["Params", "profile", "Run", "ARMS", "design", "pairs", "arm_configs", "CRITERIA",
-           "REVISIONS", "registered_hash", "criteria_table", "Measured", "measure",
-           "Analysis", "analyze", "scale_text", "fig_snr", "fig_curvature", "fig_surface",
-           "fig_paths", "fig_memorization"]
+__all__ = ["Params", "profile", "Run", "ARMS", "design", "pairs", "arm_configs",
+           "CRITERIA", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash",
+           "criteria_table", "Measured", "measure", "Analysis", "analyze", "scale_text",
+           "fig_snr", "fig_curvature", "fig_surface", "fig_paths", "fig_memorization"]
