@@ -119,7 +119,7 @@ def test_revisions_are_marked_with_their_id_and_their_date_against_the_results()
 def test_a_criterion_registered_after_its_results_says_so():
     e = _entry("where_they_end", "drift")
     mod = registry.chapters()["where_they_end"]
-    fixed = mod.CRITERIA[0].registered
+    fixed = registry.item_times("where_they_end")[mod.CRITERIA[0].claim]
     early = ledger.Made("2000-01-01", True)
     assert "(criterion `drift` registered after these results were made)" in \
         ledger.table_rows(e, early)[0]

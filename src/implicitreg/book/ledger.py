@@ -36,8 +36,9 @@ from .parameters import BookError
 
 @dataclass(frozen=True)
 class Made:
-    """When the results a chapter's page shows were made: a committed result set's
-    window, or the start of this build's execution of the chapter."""
+    """When the results a chapter's page shows were made: the first of its runs started
+    (their provenance), else the start of this build's execution of the chapter;
+    ``committed`` for a committed result set."""
     when: str | None
     committed: bool
 
@@ -151,17 +152,17 @@ def glue_keys(row: Mapping[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------ rendering
-def fixed_when(mod: ModuleType, cid: str) -> str:
-    """When a criterion was fixed: a revision's date, a registered criterion's date."""
-    rev = revisions(mod).get(cid)
-    if rev is not None:
-        return rev.date
-    return next(c.registered for c in mod.CRITERIA if c.claim == cid)
+def fixed_when(mod: ModuleType, cid: str) -> str | None:
+    """When a criterion or revision was fixed: the registry's time (None: not
+    registered as it reads now)."""
+    from ..chapters import registry
+
+    return registry.item_times(getattr(mod, "CHAPTER", mod.__name__.split(".")[-1])).get(cid)
 
 
-def relative(fixed: str, made: Made | None) -> str | None:
+def relative(fixed: str | None, made: Made | None) -> str | None:
     """"before" or "after" the results, or None where their time is not recorded."""
-    if made is None or not made.when:
+    if made is None or not made.when or fixed is None:
         return None
     return "after" if _time(fixed) > _time(made.when) else "before"
 

@@ -47,13 +47,16 @@ def claims_page(claims: list[dict[str, Any]],
 
 
 def results_made(root: Path, site: Path) -> dict[str, ledger.Made]:
-    """Per executed chapter: when the results it shows were made (the committed result
-    set's window, else the start of its execution in this build)."""
+    """Per executed chapter: when the results it shows were made (the first start of its
+    runs, from their provenance, as the notebook glued it; else the start of its
+    execution in this build)."""
     out = {}
     for r in execution_records(root, site):
-        entry = committed_entry(root, r["profile"], r["chapter"]) or {}
-        out[r["chapter"]] = (ledger.Made(entry["window"], True) if entry.get("window") else
-                             ledger.Made(r["start"], False))
+        committed = committed_entry(root, r["profile"], r["chapter"]) is not None
+        nb = site / "notebooks" / f"{r['chapter']}.ipynb"
+        made = glued_values(nb).get("exec_runs_made", "") if nb.is_file() else ""
+        first = made.split(" / ")[0].strip("'\"") if made else ""
+        out[r["chapter"]] = ledger.Made(first or r["start"], committed)
     return out
 
 
