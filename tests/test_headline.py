@@ -70,8 +70,8 @@ def test_an_injected_gap_is_reproduced_and_the_penalty_closes_most_of_it():
     assert a.verdicts["n"].count("reproduced") == len(p.n_grid)
     assert set(a.verdicts) == {c.claim for c in H.CRITERIA} | {
         r.revised.claim for r in H.REVISIONS}
-    # nothing diverged: the revision's λ is λ*, and its verdicts are the registered ones
-    assert a.verdicts["penalty-r1"] == a.verdicts["penalty"]
+    # nothing diverged: the revision's λ is λ*, and its verdict is the paired closure's
+    assert a.verdicts["penalty-r1"] == a.verdicts["penalty-paired"]
     assert "nan" not in a.glue["hl_gap"] and "nan" not in a.glue["hl_arms"]
     assert not ledger_glue_problems(H, a)
 
@@ -175,8 +175,11 @@ def test_bad_parameters_are_refused_by_name(bad, match):
 
 def test_the_registered_criteria_have_not_moved():
     assert H.registered_hash() == REGISTERED_HASH
-    assert H.revisions_hash() == REVISIONS_HASH
-    assert [r.original for r in H.REVISIONS] == ["penalty-gain", "penalty"]
+    # revisions are appended: the first ones still read as they did
+    from implicitreg.chapters.criteria import criteria_hash
+
+    assert criteria_hash(H.REVISIONS[:2]) == REVISIONS_HASH
+    assert [r.original for r in H.REVISIONS][:4] == ["penalty-gain", "penalty", "n", "penalty"]
     times = registry.item_times(H.CHAPTER)
     assert all(times[r.revised.claim] > times[r.original] for r in H.REVISIONS)
 
@@ -266,6 +269,24 @@ def test_the_closure_resamples_seeds_with_their_three_runs_together():
     # every seed closes exactly half of its own gap: paired resampling leaves no spread
     assert e.value == pytest.approx(0.5) and e.low == pytest.approx(0.5)
     assert e.high == pytest.approx(0.5)
+
+
+def test_the_registered_closure_resamples_arms_apart_and_its_revision_pairs_seeds():
+    """23cc512 changed the registered computation: the registered verdict keeps the
+    original (each arm resampled on its own, wide when seeds move together); revision
+    penalty-paired pairs the seeds and can fail where the registered one does not."""
+    p = _params()
+    a = H.analyze(_runs(p, pen=0.3, noise=0.02), p)
+    assert a.closure.high - a.closure.low > a.closure_paired.high - a.closure_paired.low
+    assert a.verdicts["penalty-paired"] != a.verdicts["penalty"]
+
+
+def test_the_registered_n_sweep_says_no_detectable_difference_where_its_revision_rules():
+    p = _params()
+    a = H.analyze(_runs(p, gap=0.0, pen=0.0), p)
+    assert "no detectable difference" in a.verdicts["n"]
+    assert "no detectable difference" not in a.verdicts["n-holm"]
+    assert "not reproduced" in a.verdicts["n-holm"] or "inconclusive" in a.verdicts["n-holm"]
 
 
 def test_a_sweep_negative_needs_the_power_at_the_holm_level():

@@ -488,9 +488,47 @@ REVISIONS = (
         reason=_R1_REASON, date=_R1),
 )
 
+_R0_REASON = (
+    "Commit 23cc512 (2026-12-01 05:47:16 UTC), made after the ε pilot's first runs had "
+    "started (05:18) and without a revision, changed how this registered statistic is "
+    "computed: {what}. The registered computation is kept for the registered criterion; "
+    "this revision states the changed one, so that both verdicts are shown.")
+REVISIONS = REVISIONS + (
+    Revision(
+        original="n",
+        revised=Criterion(
+            claim="n-holm", statement=CRITERIA[1].statement,
+            statistic=CRITERIA[1].statistic,
+            threshold="per n, on its Holm-adjusted p-value: reproduced when the difference "
+                      "is positive with adjusted p ≤ 0.05 (negative: not reproduced, the "
+                      "other arm is ahead); otherwise not reproduced when the difference "
+                      "detectable at 80% power at the first Holm level, α/(number of n "
+                      "tested), is at most 1.5 points and the SD premise holds, and "
+                      "inconclusive at this scale when it is larger",
+            premises=CRITERIA[1].premises, alpha=ALPHA, sd_assumed=SD_DIFF,
+            aggregate=CRITERIA[1].aggregate),
+        reason=_R0_REASON.format(what=(
+            "an n whose Holm-adjusted p-value exceeds α was said to show 'no detectable "
+            "difference'; it became the gap criterion's ladder, with the power computed at "
+            "the first Holm level"))),
+    Revision(
+        original="penalty",
+        revised=Criterion(
+            claim="penalty-paired", statement=CRITERIA[2].statement,
+            statistic="at the headline cell: (penalty − large)/(SGD − large) of the mean "
+                      "statistics over the seeds that have all three arms, with a 95% "
+                      "percentile bootstrap interval that resamples seeds, each seed's "
+                      "three runs kept together",
+            threshold=CRITERIA[2].threshold, premises=CRITERIA[2].premises, alpha=ALPHA),
+        reason=_R0_REASON.format(what=(
+            "the bootstrap interval of the fraction closed resampled each arm's runs on "
+            "their own (stats.gap_closure); it became a paired bootstrap over seeds"))),
+)
+
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
-_JUDGES = {"gap": ("eps-pilot", "gap"), "n": ("eps-pilot", "gap"),
+_JUDGES = {"gap": ("eps-pilot", "gap"), "n": ("eps-pilot", "gap"), "n-holm": ("eps-pilot", "gap"),
+           "penalty-paired": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
            "penalty": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
            "penalty-gain": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
            "penalty-r1": ("eps-pilot", "gap", "lambda-pilot", "penalty", "penalty-r1"),
@@ -509,6 +547,7 @@ def judged(runs: "Runs") -> dict[str, list[Any]]:
 # there quotes only the numbers its verdict was computed from.
 STATISTIC_GLUE = {"gap": ("hl_gap", "hl_detectable"),
                   "penalty": ("hl_closure", "hl_lam_star"),
+                  "penalty-paired": ("hl_closure_paired", "hl_lam_star"),
                   "penalty-r1": ("hl_closure_r1", "hl_lam_r1")}
 VERDICT_GLUE = {c.claim: f"hl_verdict_{c.claim.replace('-', '_')}"
                 for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
@@ -644,6 +683,8 @@ class Analysis:
     verdicts: dict[str, str]
     closure_r1: Any = None
     """The closure under revision penalty-r1 (λ_r1)."""
+    closure_paired: Any = None
+    """The closure with λ* under revision penalty-paired (the paired bootstrap)."""
     glue: dict[str, Any] = field(default_factory=dict)
 
 
@@ -681,14 +722,18 @@ def analyze(runs: Runs, p: Params) -> Analysis:
             f"n = {n:,}: {c['premise'].removeprefix(not_assessable(''))}"
             for n, c in sorted(per_n.items())))
     else:
-        parts = []
-        for n, c in sorted(per_n.items()):
-            if c["premise"]:
-                parts.append(f"n = {n:,} left out ({c['premise']})")  # with its numbers
-            else:
-                parts.append(f"n = {n:,}: {c['verdict_holm']} "
-                             f"(Holm-adjusted p = {c['p_holm']:.3f})")
-        v["n"] = "; ".join(parts)
+        # As registered (before 23cc512): an n not significant after Holm shows "no
+        # detectable difference"; revision n-holm: the ladder at the first Holm level.
+        for claim, word in (("n", _holm_word_registered), ("n-holm", lambda c: c["verdict_holm"])):
+            parts = []
+            for n, c in sorted(per_n.items()):
+                if c["premise"]:
+                    parts.append(f"n = {n:,} left out ({c['premise']})")  # with its numbers
+                else:
+                    parts.append(f"n = {n:,}: {word(c)} "
+                                 f"(Holm-adjusted p = {c['p_holm']:.3f})")
+            v[claim] = "; ".join(parts)
+    v.setdefault("n-holm", v["n"])
 
     # The penalty at the headline cell: with λ* as registered, then with λ_r1.
     no_lam = not_assessable(
@@ -697,14 +742,19 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         if runs.lambda_pilot else "the λ pilot has not been run")
     gap_runs = rt[rt.stage == "gap"]
     closure, closure_r1 = None, None
+    closure_paired = None
     if eps is None:
         v["penalty"] = v["penalty-gain"] = v["penalty-r1"] = v["penalty-gain-r1"] = no_eps
+        v["penalty-paired"] = no_eps
     elif runs.lam_star is None:
         v["penalty"] = v["penalty-gain"] = v["penalty-r1"] = v["penalty-gain-r1"] = no_lam
+        v["penalty-paired"] = no_lam
     else:
         pen = rt[(rt.stage == "penalty") & (rt.lam == runs.lam_star)]
         v["penalty-gain"], v["penalty"], closure = _penalty(
-            pd.concat([gap_runs, pen]), p, eps, v["gap"], rows, runs.lam_star)
+            pd.concat([gap_runs, pen]), p, eps, v["gap"], rows, runs.lam_star, paired=False)
+        _, v["penalty-paired"], closure_paired = _penalty(
+            pd.concat([gap_runs, pen]), p, eps, v["gap"], [], runs.lam_star)
         # Each λ the revision stepped past: its comparison over the seeds that did not
         # diverge, shown for what it is (its premise failed; no verdict of its own).
         stepped = rt[(rt.stage == "penalty-r1") & (rt.lam != runs.lam_r1)]
@@ -720,8 +770,9 @@ def analyze(runs: Runs, p: Params) -> Analysis:
                 + "; ".join(f"λ = {lam:g}: {w}" for lam, w in
                             sorted(runs.lam_r1_reasons.items())) + ")")
         elif runs.lam_r1 == runs.lam_star:  # nothing diverged: the registered runs
+            # (revision penalty-r1 was written after 23cc512: its closure is paired)
             v["penalty-r1"], v["penalty-gain-r1"], closure_r1 = (
-                v["penalty"], v["penalty-gain"], closure)
+                v["penalty-paired"], v["penalty-gain"], closure_paired)
         else:
             pen = rt[(rt.stage == "penalty-r1") & (rt.lam == runs.lam_r1)]
             v["penalty-gain-r1"], v["penalty-r1"], closure_r1 = _penalty(
@@ -733,15 +784,26 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         for name, x in d[d.lr == eps].groupby("name", sort=False):
             est[name] = stats.mean_ci_runs(x.stat.to_numpy(), x.diverged.to_numpy())
     comparisons = pd.DataFrame(rows)
-    a = Analysis(rt, comparisons, est, closure, v, closure_r1)
+    a = Analysis(rt, comparisons, est, closure, v, closure_r1, closure_paired)
     a.glue = _glue(a, runs, p, head)
     return a
 
 
+def _holm_word_registered(c: dict[str, Any]) -> str:
+    """Criterion n as registered: significant after Holm, or "no detectable difference"."""
+    if c["p_holm"] <= ALPHA:
+        return REPRODUCED if c["estimate"].value > 0 else \
+            f"{NOT_REPRODUCED} (the other arm is ahead)"
+    return "no detectable difference"
+
+
 def _penalty(conf: pd.DataFrame, p: Params, eps: float, gap_verdict: str,
-             rows: list[dict[str, Any]], lam: float) -> tuple[str, str, Any]:
+             rows: list[dict[str, Any]], lam: float, paired: bool = True
+             ) -> tuple[str, str, Any]:
     """The penalty-gain and penalty (closure) verdicts at the headline cell from the gap
-    runs and the penalized runs at one λ; appends the comparison's row."""
+    runs and the penalized runs at one λ; appends the comparison's row. ``paired``: the
+    closure's bootstrap resamples seeds with their three runs (revision penalty-paired
+    and later); else each arm's runs on their own, as registered."""
     g = compare(conf, p, PENALTY, LARGE, p.n_max, eps)
     g["p_holm"] = float("nan")
     g["verdict"] = ladder(g)
@@ -754,9 +816,12 @@ def _penalty(conf: pd.DataFrame, p: Params, eps: float, gap_verdict: str,
                                             f"{gap_verdict})"), None
     if fail:
         return g["verdict"], fail, None
-    w = d[~d.diverged].pivot_table(index="seed", columns="arm", values="stat",
-                                   aggfunc="first")
-    closure = paired_closure(w)
+    if paired:
+        closure = paired_closure(d[~d.diverged].pivot_table(
+            index="seed", columns="arm", values="stat", aggfunc="first"))
+    else:
+        vals = {a: d[(d.arm == a) & ~d.diverged].stat.to_numpy() for a in (SGD, LARGE, PENALTY)}
+        closure = stats.gap_closure(vals[SGD], vals[LARGE], vals[PENALTY])
     return g["verdict"], stats.closure_verdict(closure, CLOSURE_FULL), closure
 
 
@@ -800,6 +865,8 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
         "hl_registered": _fixed("gap"),
         "hl_criteria_hash": registered_hash(),
         "hl_closure": a.closure.fmt(1, 2) if a.closure is not None else "not computed",
+        "hl_closure_paired": (a.closure_paired.fmt(1, 2) if a.closure_paired is not None
+                              else "not computed"),
         "hl_lam_r1": "none" if runs.lam_r1 is None else f"{runs.lam_r1:g}",
         "hl_lam_r1_steps": "; ".join(f"λ = {lam:g}: {w}" for lam, w in
                                      sorted(runs.lam_r1_reasons.items())) or "not run",
