@@ -179,7 +179,7 @@ def config(p: Params, cell: Cell, data_seed: int):
            cfg.replace(batch_size=p.large_batch))
     if cell.arm == PENALTY:
         big = big.replace(reg="sgd-modified", micro_batch=p.batch_size,
-                          reg_scale=cell.lam / (cell.lr / 4))
+                          reg_scale=RunConfig.reg_scale_for(cell.lam, cell.lr))
     return big
 
 

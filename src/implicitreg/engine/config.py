@@ -250,6 +250,12 @@ class RunConfig:
         """λ in absolute units: ``reg_scale * lr / 4``."""
         return self.reg_scale * self.lr / 4.0
 
+    @staticmethod
+    def reg_scale_for(lam: float, lr: float) -> float:
+        """The ``reg_scale`` of an absolute λ at learning rate ``lr``: λ is stated in
+        absolute units everywhere in the chapters and converted here, once."""
+        return lam / (lr / 4.0)
+
     @property
     def tracks_examples(self) -> bool:
         return self.label_noise > 0 if self.track_examples is None else self.track_examples
