@@ -14,7 +14,17 @@ from implicitreg.chapters.criteria import criteria_hash
 
 from conftest import ledger_glue_problems
 
-REGISTERED_HASH = "60c77b94c60514a3"
+# The criteria as fixed before the runs (the chapter's text of 2026-11-25). The earlier
+# pin, 60c77b94c60514a3, was of the text with the premises added on 2026-12-01, after the
+# results; that text now stands as the revisions, pinned apart.
+REGISTERED_HASH = "dd2ee86f26c5f179"
+REVISIONS_HASH = "6d05e684167078ea"
+# What results/registry.json records for the criteria as they read from 2026-12-01 to
+# this restoration (commit c8ae4da): each revision keeps that text word for word.
+POST_HOC_FINGERPRINTS = {"fitting": "9a0aeebee38ad20b", "coherence": "a48f77077bad6c5d",
+                         "winsorization": "b28f995d917457b3"}
+REVISED = {"fitting": "fitting-r1", "coherence": "coherence-r1",
+           "winsorization": "winsorization-r1"}
 
 
 class FakeResult:
@@ -106,25 +116,28 @@ def verdicts(**kw) -> dict:
 def test_injected_effects_are_reproduced():
     a = C.analyze(fake_results(P), P)
     v = {k: x.verdict for k, x in a.verdicts.items()}
-    assert v == {"fitting": "reproduced", "coherence": "reproduced",
-                 "winsorization": "reproduced"}, {k: x.text for k, x in a.verdicts.items()}
+    assert v == dict.fromkeys([*REVISED, *REVISED.values()], "reproduced"), \
+        {k: x.text for k, x in a.verdicts.items()}
     assert a.glue["cg_pristine_first"] == "yes" and a.glue["cg_slower"] == "yes"
     assert a.glue["cg_v1"] == "reproduced" and "cg_overfit_50" in a.glue
+    assert a.glue["cg_v2_r1"] == a.glue["cg_v3_r1"] == "reproduced"
     assert not ledger_glue_problems(C, a)
     assert a.glue["cg_source"] == "synthetic test data"
     # every real value is below all 19 null worlds: the smallest p-value, 1/20
     assert np.allclose(a.tests["p-value at init"], 1 / 20)
-    # Holm over three noise levels: 3 × 0.05
+    # Holm over three noise levels: 3 × 0.05, reported under the revision only
     assert np.allclose(a.tests["p-value at init (Holm)"], 0.15)
+    assert "Holm" in a.glue["cg_pvalues_r1"] and "Holm" not in a.glue["cg_pvalues"]
 
 
 def test_no_effect_is_not_reproduced():
     v = verdicts(fitting=False, coherent=False, winsor=False)
-    assert v == {"fitting": "not reproduced", "coherence": "not reproduced",
-                 "winsorization": "not reproduced"}
+    assert v == dict.fromkeys([*REVISED, *REVISED.values()], "not reproduced")
     a = C.analyze(fake_results(P, winsor=False), P)
-    # a negative verdict states what one pair of runs could show, from the registered SD
-    assert f"{C.detectable_single():.3f}" in a.verdicts["winsorization"].detail
+    # a negative verdict states what one pair of runs could show, from the SD the
+    # revision assumes; the criterion as registered assumed none
+    assert f"{C.detectable_single():.3f}" in a.verdicts["winsorization-r1"].detail
+    assert "80% probability" not in a.verdicts["winsorization"].detail
     assert C.detectable_single(0.01) == pytest.approx(0.8416 * 0.01 * 2 ** 0.5, rel=1e-3)
 
 
@@ -139,26 +152,51 @@ def test_partly_reproduced_cases():
         "partly reproduced (at initialization only)")
 
 
-def test_an_arm_that_did_not_fit_is_not_assessable():
-    # neither pristine nor corrupt examples reach half fitted: no order to compare
-    v = C.analyze(fake_results(P, pristine_half=np.inf), P).verdicts["fitting"]
-    assert v.verdict.startswith("not assessable") and "neither group" in v.verdict
-    # the winsorized arm at chance-level test accuracy: its "lower overfit" is no evidence
-    v = C.analyze(fake_results(P, win_test=0.1), P).verdicts["winsorization"]
-    assert v.verdict.startswith("not assessable") and "0.100 with c = 8" in v.verdict
-    # plain SGD does not overfit: nothing to reduce
-    v = C.analyze(fake_results(P, base_overfit=0.0), P).verdicts["winsorization"]
-    assert v.verdict.startswith("not assessable") and "final overfit 0.000" in v.verdict
+def test_fitting_r1_neither_group_half_fitted_is_not_assessable_only_in_the_revision():
+    # neither pristine nor corrupt examples reach half fitted: no order to compare under
+    # the revision; as registered, pristine never reaching half fails (a), and (b) holds
+    v = C.analyze(fake_results(P, pristine_half=np.inf), P).verdicts
+    assert v["fitting-r1"].verdict.startswith("not assessable")
+    assert "neither group" in v["fitting-r1"].verdict
+    assert v["fitting"].verdict == "partly reproduced"
 
 
-def test_divergence_and_too_few_nulls_are_not_assessable():
-    v = verdicts(diverged=(C.Arm("probe", 0.5), C.Arm("win", 0.5, 8)))
-    assert v["fitting"].startswith("not assessable") and "probe, p = 0.5" in v["fitting"]
-    assert v["coherence"].startswith("not assessable")
-    assert v["winsorization"].startswith("not assessable")
+def test_coherence_r1_too_few_nulls_or_evaluations_are_not_assessable_only_in_the_revision():
+    # 3 null worlds: the registered test is at level 1/4, which the real values reach
     p = C.profile("ci", coherence_nulls=3)
-    v = C.analyze(fake_results(p), p).verdicts["coherence"]
-    assert v.verdict.startswith("not assessable") and "0.25" in v.verdict
+    v = C.analyze(fake_results(p), p).verdicts
+    assert v["coherence-r1"].verdict.startswith("not assessable")
+    assert "0.25" in v["coherence-r1"].verdict
+    assert v["coherence"].verdict == "reproduced" and "0.25 at initialization" in \
+        v["coherence"].detail
+    # fewer evaluations than early_evals: the registered window is the evaluations there are
+    p = C.profile("ci", early_evals=20)
+    v = C.analyze(fake_results(p), p).verdicts
+    assert v["coherence-r1"].verdict.startswith("not assessable")
+    assert "p = 0.5: 13" in v["coherence-r1"].verdict
+    assert v["coherence"].verdict == "reproduced"
+
+
+def test_winsorization_r1_unlearned_arm_or_no_overfitting_is_not_assessable_only_in_the_revision():
+    # the winsorized arm at chance-level test accuracy: its "lower overfit" is no evidence
+    # under the revision; the registered comparison of overfits still holds
+    v = C.analyze(fake_results(P, win_test=0.1), P).verdicts
+    assert v["winsorization-r1"].verdict.startswith("not assessable")
+    assert "0.100 with c = 8" in v["winsorization-r1"].verdict
+    assert v["winsorization"].verdict == "reproduced"
+    # plain SGD does not overfit: nothing to reduce under the revision; as registered,
+    # equal overfits are not lower
+    v = C.analyze(fake_results(P, base_overfit=0.0), P).verdicts
+    assert v["winsorization-r1"].verdict.startswith("not assessable")
+    assert "final overfit 0.000" in v["winsorization-r1"].verdict
+    assert v["winsorization"].verdict == "not reproduced"
+
+
+def test_divergence_is_not_assessable_as_registered_and_revised():
+    v = verdicts(diverged=(C.Arm("probe", 0.5), C.Arm("win", 0.5, 8)))
+    for cid in [*REVISED, *REVISED.values()]:
+        assert v[cid].startswith("not assessable"), (cid, v[cid])
+    assert "probe, p = 0.5" in v["fitting"] and "probe, p = 0.5" in v["fitting-r1"]
 
 
 def test_profiles_are_complete_instances_and_match_the_notebook():
@@ -190,4 +228,22 @@ def test_registered_criteria_are_unchanged():
     change must be a recorded revision, not an edit."""
     assert C.registered_hash() == criteria_hash(C.CRITERIA) == REGISTERED_HASH
     assert {c.registered for c in C.CRITERIA} == {"2026-11-25"}
-    assert C.REVISIONS == ()
+    # as registered, no premise but divergence
+    assert all(len(c.premises) == 1 and "diverged" in c.premises[0] for c in C.CRITERIA)
+    assert all(c.sd_assumed is None and c.alpha is None for c in C.CRITERIA)
+
+
+def test_the_premises_added_after_the_results_are_recorded_revisions():
+    import dataclasses
+
+    from implicitreg.chapters import registry
+
+    assert C.revisions_hash() == criteria_hash(C.REVISIONS) == REVISIONS_HASH
+    assert {r.original: r.revised.claim for r in C.REVISIONS} == REVISED
+    for r in C.REVISIONS:
+        # their time comes from registering them, not from a typed date
+        assert r.date == "" and r.revised.registered == ""
+        assert "c8ae4da" in r.reason and "2026-12-01T03:17:09Z" in r.reason
+        assert "after the chapter's results" in r.reason
+        assert registry.item_fingerprint(dataclasses.replace(
+            r.revised, claim=r.original)) == POST_HOC_FINGERPRINTS[r.original]

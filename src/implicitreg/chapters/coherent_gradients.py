@@ -14,12 +14,14 @@ lowers overfitting. The notebook ``notebooks/coherent_gradients.ipynb`` is prose
 - :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile;
 - :func:`analyze`: from the runs' results to tables, verdicts and the values the prose
   glues;
-- :data:`CRITERIA`: the claims' criteria, registered before the runs;
+- :data:`CRITERIA`: the claims' criteria, registered before the runs, and
+  :data:`REVISIONS`: premises added after the results, each judged beside its original;
 - :func:`fig_accuracy`, :func:`fig_fitting`, :func:`fig_cifar`, :func:`fig_coherence`,
   :func:`fig_winsor`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping
@@ -29,8 +31,8 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
-                       premise_failure, register)
+from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Revision,
+                       Verdict, premise_failure, register)
 
 CHAPTER = "coherent_gradients"
 
@@ -161,13 +163,13 @@ def design(p: Params) -> list[tuple[Arm, Any]]:
 
 
 # ------------------------------------------------------------------ criteria
-# The criteria below are the chapter's text "Criteria, fixed before running", committed
-# with its first runs on 2026-11-25; statistics and thresholds are transcribed unchanged.
-# The premises beyond divergence (a group half-fitted, SGD overfitting, both arms above
-# chance), their thresholds and SD_OVERFIT were set on 2026-12-01, when the criteria were
-# transcribed here, after the chapter's results: they can only turn a verdict into "not
-# assessable" (or, for the SD, state a negative verdict's power), never decide between
-# reproduced and not reproduced.
+# CRITERIA are the chapter's text "Criteria, fixed before running" with the verdict code
+# committed beside it on 2026-11-25 (cb8d7b5): its statistics and thresholds, and the one
+# premise without which nothing can be compared, that no run diverged (checked in the
+# notebook since 2026-11-26, c402706). The other premises, their thresholds and the SD
+# assumed for power came on 2026-12-01, when the criteria were transcribed into this
+# module, after the chapter's results: each criterion they changed is judged again under
+# a recorded revision, beside the verdict of the criterion as registered.
 REGISTERED = "2026-11-25"
 HALF = 0.5
 ALPHA = 0.05
@@ -188,9 +190,7 @@ CRITERIA = (
         threshold="(a) pristine before corrupt at every intermediate p (corrupt never "
                   "reaching half counts as later) and (b) pristine accuracy non-increasing "
                   "in p: reproduced; one of (a), (b): partly reproduced",
-        premises=("no run diverged",
-                  f"at every intermediate p, pristine or corrupt examples reach {HALF:.0%} "
-                  "fitted within the run (otherwise there is no order to compare)"),
+        premises=("no run diverged",),
         aggregate="(a) must hold at every intermediate p; one seed per p, no test",
         registered=REGISTERED),
     Criterion(
@@ -206,15 +206,9 @@ CRITERIA = (
         threshold="p-value ≤ 1/(nulls + 1) (below every null world) in (i) and (ii) at "
                   "every p: reproduced; in (i) at every p only: partly reproduced (at "
                   "initialization only)",
-        premises=("no finely sampled run diverged",
-                  f"enough null worlds for a test at α = {ALPHA:g}: 1/(nulls + 1) ≤ α",
-                  "at least early_evals evaluations of the finely sampled runs"),
-        aggregate="every p-value of the sweep must reach the level (an intersection–union "
-                  "test: the chance of calling the claim reproduced when it is false stays "
-                  "≤ α without adjustment); each p-value is also reported Holm-adjusted "
-                  "over the noise levels, which is the level a single noise level's result "
-                  "quoted alone must meet",
-        alpha=ALPHA,
+        premises=("no finely sampled run diverged",),
+        aggregate="every p-value of the sweep must reach the level; each comparison is a "
+                  "one-sided permutation test at level 1/(nulls + 1)",
         registered=REGISTERED),
     Criterion(
         claim="winsorization",
@@ -225,20 +219,70 @@ CRITERIA = (
                   "the largest c against c = 0",
         threshold="lower with the largest c at every p > 0: reproduced; at some: partly "
                   "reproduced",
-        premises=("no winsorization run diverged",
-                  f"SGD (c = 0) overfits: final overfit ≥ {2 * SD_OVERFIT:g} (twice the SD "
-                  "assumed), so that there is overfitting to reduce",
-                  f"both arms learned the task: final test accuracy ≥ {LEARNED:g} (chance "
-                  f"{CHANCE:g}); an arm that learned nothing does not overfit either"),
-        aggregate="per p > 0; one seed per arm, no test: a negative verdict states the "
-                  "smallest reduction that one pair of runs shows with 80% probability, "
-                  "given the SD assumed across seeds",
-        sd_assumed=SD_OVERFIT,
+        premises=("no winsorization run diverged",),
+        aggregate="per p > 0; one seed per arm, no test",
         registered=REGISTERED),
 )
 
-# No criterion of this chapter has been revised.
-REVISIONS: tuple = ()
+_TRANSCRIBED = ("Added by commit c8ae4da (2026-12-01T03:17:09Z), which transcribed the "
+                "criteria fixed on 2026-11-25 into this module after the chapter's results "
+                "had been made and read: ")
+
+# Premises added after the results: the verdicts they judge stand beside the registered
+# ones, never in their place.
+REVISIONS = (
+    Revision(
+        original="fitting",
+        revised=dataclasses.replace(
+            CRITERIA[0], claim="fitting-r1",
+            premises=("no run diverged",
+                      f"at every intermediate p, pristine or corrupt examples reach {HALF:.0%} "
+                      "fitted within the run (otherwise there is no order to compare)"),
+            registered=""),
+        reason=_TRANSCRIBED + f"the premise that at every intermediate p pristine or "
+               f"corrupt examples reach {HALF:.0%} fitted within the run. Under the "
+               "registered criterion a p at which neither group does fails (a); under "
+               "the revision the verdict is not assessable there.",
+        date=""),
+    Revision(
+        original="coherence",
+        revised=dataclasses.replace(
+            CRITERIA[1], claim="coherence-r1",
+            premises=("no finely sampled run diverged",
+                      f"enough null worlds for a test at α = {ALPHA:g}: 1/(nulls + 1) ≤ α",
+                      "at least early_evals evaluations of the finely sampled runs"),
+            aggregate="every p-value of the sweep must reach the level (an intersection–union "
+                      "test: the chance of calling the claim reproduced when it is false stays "
+                      "≤ α without adjustment); each p-value is also reported Holm-adjusted "
+                      "over the noise levels, which is the level a single noise level's result "
+                      "quoted alone must meet",
+            alpha=ALPHA, registered=""),
+        reason=_TRANSCRIBED + f"the premises of enough null worlds for a test at α = "
+               f"{ALPHA:g} and of at least early_evals evaluations of the finely sampled "
+               "runs, with Holm-adjusted p-values reported beside each. The registered "
+               "criterion tests at level 1/(nulls + 1), whatever the number of null worlds, "
+               "over the evaluations there are.",
+        date=""),
+    Revision(
+        original="winsorization",
+        revised=dataclasses.replace(
+            CRITERIA[2], claim="winsorization-r1",
+            premises=("no winsorization run diverged",
+                      f"SGD (c = 0) overfits: final overfit ≥ {2 * SD_OVERFIT:g} (twice the SD "
+                      "assumed), so that there is overfitting to reduce",
+                      f"both arms learned the task: final test accuracy ≥ {LEARNED:g} (chance "
+                      f"{CHANCE:g}); an arm that learned nothing does not overfit either"),
+            aggregate="per p > 0; one seed per arm, no test: a negative verdict states the "
+                      "smallest reduction that one pair of runs shows with 80% probability, "
+                      "given the SD assumed across seeds",
+            sd_assumed=SD_OVERFIT, registered=""),
+        reason=_TRANSCRIBED + f"the premises that SGD (c = 0) overfits (final overfit ≥ "
+               f"{2 * SD_OVERFIT:g}) and that both arms learned the task (final test "
+               f"accuracy ≥ {LEARNED:g}, chance {CHANCE:g}), and the SD across seeds "
+               f"assumed for power ({SD_OVERFIT:g}) from which a negative verdict states the "
+               "smallest reduction one pair of runs shows.",
+        date=""),
+)
 
 
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
@@ -246,9 +290,13 @@ registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, 
 
 # The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
 # there quotes only the numbers its verdict was computed from.
-STATISTIC_GLUE = {"fitting": ("cg_v1_numbers",), "coherence": ("cg_pvalues",),
-                  "winsorization": ("cg_v3_numbers",)}
-VERDICT_GLUE = {"fitting": "cg_v1", "coherence": "cg_v2", "winsorization": "cg_v3"}
+STATISTIC_GLUE = {"fitting": ("cg_v1_numbers",), "fitting-r1": ("cg_v1_numbers",),
+                  "coherence": ("cg_pvalues",), "coherence-r1": ("cg_pvalues_r1",),
+                  "winsorization": ("cg_v3_numbers",),
+                  "winsorization-r1": ("cg_v3_r1_numbers",)}
+VERDICT_GLUE = {"fitting": "cg_v1", "fitting-r1": "cg_v1_r1", "coherence": "cg_v2",
+                "coherence-r1": "cg_v2_r1", "winsorization": "cg_v3",
+                "winsorization-r1": "cg_v3_r1"}
 
 
 # ------------------------------------------------------------------ analysis
@@ -266,6 +314,8 @@ class Analysis:
     winsor_summary: pd.DataFrame
     """Per (noise, c): final and best values."""
     verdicts: dict[str, Verdict]
+    """Criterion id → verdict: each criterion as registered, and each revision
+    (``fitting-r1``, ...) beside it."""
     pristine_first: bool
     """Claim 1 (a): pristine examples half-fitted before corrupt ones at every
     intermediate noise level."""
@@ -293,7 +343,7 @@ def _diverged(results: Mapping[Arm, Any]) -> Premise:
 
 
 def _fitting(results: Mapping[Arm, Any], p: Params
-             ) -> tuple[pd.DataFrame, Verdict, bool, bool]:
+             ) -> tuple[pd.DataFrame, Verdict, Verdict, bool, bool]:
     rows = []
     for q in p.noise_levels:
         row: dict[str, Any] = {"noise": q}
@@ -312,21 +362,22 @@ def _fitting(results: Mapping[Arm, Any], p: Params
     pairs = list(zip(mids.noise, mids.get(col_p, []), mids.get(col_c, [])))
     neither = [f"p = {q:g}" for q, a, b in pairs if math.isnan(a) and math.isnan(b)]
     runs = {a: r for a, r in results.items() if a.kind in ("mnist", "probe")}
-    why = premise_failure([
-        _diverged(runs),
-        Premise(f"pristine or corrupt examples reach {HALF:.0%} fitted within the run",
-                not neither,
-                f"neither group did within {p.steps} steps at {', '.join(neither)}")])
+    div = _diverged(runs)
+    half = Premise(f"pristine or corrupt examples reach {HALF:.0%} fitted within the run",
+                   not neither,
+                   f"neither group did within {p.steps} steps at {', '.join(neither)}")
     first = all(not math.isnan(a) and (math.isnan(b) or a < b) for _, a, b in pairs)
     sp = df[f"pristine accuracy at step {p.slow_step}"].dropna().to_list()
     slower = all(a >= b for a, b in zip(sp, sp[1:]))
-    v = why or (REPRODUCED if first and slower else PARTLY if first or slower
-                else NOT_REPRODUCED)
+    rule = (REPRODUCED if first and slower else PARTLY if first or slower
+            else NOT_REPRODUCED)
     detail = (f"pristine fitted first at every intermediate p: {'yes' if first else 'no'}; "
               f"pristine accuracy at step {p.slow_step} non-increasing in p: "
               f"{'yes' if slower else 'no'} ("
               + ", ".join(f"{a:.3f}" for a in sp) + ")")
-    return df, Verdict("fitting", v, detail), first, slower
+    return (df, Verdict("fitting", premise_failure([div]) or rule, detail),
+            Verdict("fitting-r1", premise_failure([div, half]) or rule, detail), first,
+            slower)
 
 
 def _coherence(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -371,31 +422,45 @@ def _coherence(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, pd.
     return coh, tests
 
 
-def _coherence_verdict(results: Mapping[Arm, Any], tests: pd.DataFrame, p: Params) -> Verdict:
+def _coherence_verdicts(results: Mapping[Arm, Any], tests: pd.DataFrame, p: Params
+                        ) -> tuple[Verdict, Verdict]:
+    """The verdict of the criterion as registered and that of revision coherence-r1, from
+    the same tests: the revision adds premises and the Holm-adjusted values."""
     level = 1 / (p.coherence_nulls + 1)
     probes = {a: r for a, r in results.items() if a.kind == "probe"}
     short = tests[tests.evaluations < p.early_evals] if len(tests) else tests
-    why = premise_failure([
-        _diverged(probes),
+    div = _diverged(probes)
+    # Not a premise of either criterion: without a measurement there is no p-value to
+    # judge at all.
+    measured = Premise("a coherence measurement at some 0 < p < 1", len(tests) > 0,
+                       "no finely sampled run with 0 < p < 1")
+    why = premise_failure([div, measured])
+    why_r1 = premise_failure([
+        div,
         Premise(f"enough null worlds for a test at α = {ALPHA:g}", level <= ALPHA + 1e-12,
                 f"{p.coherence_nulls} null worlds: the smallest p-value is {level:.3g}"),
         Premise(f"at least {p.early_evals} evaluations of the finely sampled runs",
                 len(tests) > 0 and not len(short),
                 "no coherence measurement" if not len(tests) else
                 ", ".join(f"p = {r.noise:g}: {r.evaluations}" for r in short.itertuples()))])
+    records = tests.to_dict("records")
     detail = "; ".join(
+        f"p = {r['noise']:g}: {r['p-value at init']:.2f} at initialization, "
+        f"{r['p-value, early window']:.2f} over the early window" for r in records)
+    detail_r1 = "; ".join(
         f"p = {r['noise']:g}: {r['p-value at init']:.2f} at initialization, "
         f"{r['p-value, early window']:.2f} over the early window (Holm-adjusted over "
         f"{len(tests)} noise level{'s' if len(tests) != 1 else ''}: "
         f"{r['p-value at init (Holm)']:.2f}, "
-        f"{r['p-value, early window (Holm)']:.2f})" for r in tests.to_dict("records"))
-    if why:
-        return Verdict("coherence", why, detail)
-    at_init = bool((tests["p-value at init"] <= level + 1e-12).all())
-    in_window = bool((tests["p-value, early window"] <= level + 1e-12).all())
-    v = (REPRODUCED if at_init and in_window else
-         f"{PARTLY} (at initialization only)" if at_init else NOT_REPRODUCED)
-    return Verdict("coherence", v, detail)
+        f"{r['p-value, early window (Holm)']:.2f})" for r in records)
+    rule = NOT_REPRODUCED
+    if len(tests):
+        at_init = bool((tests["p-value at init"] <= level + 1e-12).all())
+        in_window = bool((tests["p-value, early window"] <= level + 1e-12).all())
+        rule = (REPRODUCED if at_init and in_window else
+                f"{PARTLY} (at initialization only)" if at_init else NOT_REPRODUCED)
+    return (Verdict("coherence", why or rule, detail),
+            Verdict("coherence-r1", why_r1 or rule, detail_r1))
 
 
 def detectable_single(sd: float = SD_OVERFIT, power: float = 0.8) -> float:
@@ -425,71 +490,84 @@ def _winsor(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, pd.Dat
     return wdf, summary
 
 
-def _winsor_verdict(results: Mapping[Arm, Any], summary: pd.DataFrame, p: Params) -> Verdict:
+def _combine_cases(cases: Mapping[str, str]) -> str:
+    decided = [v for v in cases.values() if not v.startswith("not assessable")]
+    if not decided:
+        return next(iter(cases.values()), premise_failure(
+            [Premise("a noise level p > 0", False, "none in win_noise_levels")]))
+    ok = sum(v == REPRODUCED for v in decided)
+    return REPRODUCED if ok == len(decided) else PARTLY if ok else NOT_REPRODUCED
+
+
+def _winsor_verdicts(results: Mapping[Arm, Any], summary: pd.DataFrame, p: Params
+                     ) -> tuple[Verdict, Verdict]:
+    """The verdict of the criterion as registered and that of revision
+    winsorization-r1: the same comparison per p > 0, the revision with its premises and
+    the power of a negative verdict."""
     top = max(p.win_c)
     wins = {a: r for a, r in results.items() if a.kind == "win"}
-    cases, texts = {}, []
+    cases: dict[str, str] = {}
+    cases_r1: dict[str, str] = {}
+    texts, texts_r1 = [], []
     div = _diverged(wins)
     for q in [q for q in p.win_noise_levels if q > 0]:
         s = summary[summary.noise == q].set_index("c")
         if 0 not in s.index or top not in s.index:
-            cases[f"p = {q:g}"] = premise_failure([Premise("both arms ran", False,
-                                                           f"no run at p = {q:g}")])
+            cases[f"p = {q:g}"] = cases_r1[f"p = {q:g}"] = premise_failure(
+                [Premise("both arms ran", False, f"no run at p = {q:g}")])
             continue
         o0, o1 = float(s.final_overfit[0]), float(s.final_overfit[top])
         unlearned = [f"{float(s.final_test[c]):.3f} with c = {c}" for c in (0, top)
                      if not float(s.final_test[c]) >= LEARNED]
-        why = premise_failure([
+        rule = REPRODUCED if o1 < o0 else NOT_REPRODUCED
+        v = premise_failure([div]) or rule
+        v_r1 = premise_failure([
             div,
             Premise("SGD (c = 0) overfits", o0 >= 2 * SD_OVERFIT,
                     f"p = {q:g}: final overfit {o0:.3f}, threshold {2 * SD_OVERFIT:g}"),
             Premise("both arms learned the task", not unlearned,
                     f"p = {q:g}: final test accuracy " + ", ".join(unlearned)
-                    + f"; threshold {LEARNED:g}, chance {CHANCE:g}")])
-        v = why or (REPRODUCED if o1 < o0 else NOT_REPRODUCED)
-        cases[f"p = {q:g}"] = v
-        texts.append(f"p = {q:g}: final overfit {o0:.3f} with c = 0 and {o1:.3f} with "
-                     f"c = {top} ({v})")
-    decided = [v for v in cases.values() if not v.startswith("not assessable")]
-    if not decided:
-        verdict = next(iter(cases.values()), premise_failure(
-            [Premise("a noise level p > 0", False, "none in win_noise_levels")]))
-    else:
-        ok = sum(v == REPRODUCED for v in decided)
-        verdict = REPRODUCED if ok == len(decided) else PARTLY if ok else NOT_REPRODUCED
-    if verdict in (NOT_REPRODUCED, PARTLY):
-        texts.append(f"one pair of runs shows a true reduction of {detectable_single():.3f} "
-                     f"or more with 80% probability (SD across seeds {SD_OVERFIT:g}, "
-                     "assumed)")
-    return Verdict("winsorization", verdict,
-                   "; ".join(texts) or "no noise level p > 0 was assessable", cases)
+                    + f"; threshold {LEARNED:g}, chance {CHANCE:g}")]) or rule
+        cases[f"p = {q:g}"], cases_r1[f"p = {q:g}"] = v, v_r1
+        numbers = f"p = {q:g}: final overfit {o0:.3f} with c = 0 and {o1:.3f} with c = {top}"
+        texts.append(f"{numbers} ({v})")
+        texts_r1.append(f"{numbers} ({v_r1})")
+    verdict, verdict_r1 = _combine_cases(cases), _combine_cases(cases_r1)
+    if verdict_r1 in (NOT_REPRODUCED, PARTLY):
+        texts_r1.append(f"one pair of runs shows a true reduction of "
+                        f"{detectable_single():.3f} or more with 80% probability (SD across "
+                        f"seeds {SD_OVERFIT:g}, assumed)")
+    none = "no noise level p > 0 was assessable"
+    return (Verdict("winsorization", verdict, "; ".join(texts) or none, cases),
+            Verdict("winsorization-r1", verdict_r1, "; ".join(texts_r1) or none, cases_r1))
 
 
 def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -> Analysis:
     """Tables, verdicts and glue values from the runs (anything with ``curve(metric,
     split)``, ``metrics``, ``summary`` with ``diverged`` and ``provenance``)."""
     results = dict(results)
-    fitting, v1, first, slower = _fitting(results, p)
+    fitting, v1, v1_r1, first, slower = _fitting(results, p)
     coh, tests = _coherence(results, p)
-    v2 = _coherence_verdict(results, tests, p)
+    v2, v2_r1 = _coherence_verdicts(results, tests, p)
     wdf, summary = _winsor(results, p)
-    v3 = _winsor_verdict(results, summary, p)
-    a = Analysis(fitting, coh, tests, wdf, summary,
-                 {"fitting": v1, "coherence": v2, "winsorization": v3}, first, slower)
+    v3, v3_r1 = _winsor_verdicts(results, summary, p)
+    verdicts = {v.claim: v for v in (v1, v1_r1, v2, v2_r1, v3, v3_r1)}
+    a = Analysis(fitting, coh, tests, wdf, summary, verdicts, first, slower)
     a.glue = _glue_values(a, p, results)
     return a
 
 
 def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str, str]:
-    v1, v2, v3 = (a.verdicts[k] for k in ("fitting", "coherence", "winsorization"))
+    v = a.verdicts
     first = next((r for arm, r in sorted(results.items()) if arm.kind == "mnist"), None)
     g = {"cg_source": (first.provenance.get("data_source_detail", "") if first is not None
                        else ""),
-         "cg_v1": v1.verdict, "cg_v2": v2.verdict, "cg_v3": v3.verdict,
-         "cg_v1_numbers": v1.detail, "cg_v3_numbers": v3.detail,
+         **{VERDICT_GLUE[cid]: x.verdict for cid, x in v.items()},
+         "cg_v1_numbers": v["fitting"].detail, "cg_v3_numbers": v["winsorization"].detail,
+         "cg_v3_r1_numbers": v["winsorization-r1"].detail,
          "cg_pristine_first": "yes" if a.pristine_first else "no",
          "cg_slower": "yes" if a.slower else "no",
-         "cg_pvalues": v2.detail,
+         "cg_pvalues": v["coherence"].detail, "cg_pvalues_r1": v["coherence-r1"].detail,
          "cg_level": f"{1 / (p.coherence_nulls + 1):.2f}",
          "cg_criteria_hash": registered_hash(), "cg_registered": REGISTERED}
     top = max(p.win_c)

@@ -15,10 +15,12 @@ slower than true ones (Zhang et al. 2017). The notebook
 - :func:`measure`: curvature and straight-line paths of the trained networks;
 - :func:`analyze`: from results and measurements to tables, verdicts and glue values;
 - :data:`CRITERIA`: the claims' criteria. They were registered after the chapter's
-  results were made, and say so (``results_before``).
+  results were made, and say so (``results_before``); :data:`REVISIONS`: premises added
+  later still, each judged beside its original.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping
 
@@ -27,8 +29,8 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
-from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Verdict,
-                       premise_failure, register)
+from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Revision,
+                       Verdict, premise_failure, register)
 
 CHAPTER = "where_they_end"
 ARMS = ("SGD", "GD", "GD + penalty")
@@ -167,12 +169,14 @@ PAIR_NAMES = {"order": "same init, other order", "init": "different inits",
 
 # ------------------------------------------------------------------ criteria
 # The four criteria below were first written into the notebook in the commit of
-# 2026-11-26 18:42 UTC, 29 hours after the chapter and its ci runs (2026-11-25 13:08 UTC):
-# they were registered after its results were made, which ``results_before`` records and
-# the chapter states. Their statistics and thresholds are transcribed unchanged; the
-# premises are what their code took for granted, plus (set on 2026-12-01, when they were
-# transcribed here) that a "solution" fit its training set, which can only turn a verdict
-# into "not assessable".
+# 2026-11-26 18:42 UTC (f6fbb64), 29 hours after the chapter and its ci runs (2026-11-25
+# 13:08 UTC): they were registered after its results were made, which ``results_before``
+# records and the chapter states. Their statistics and thresholds are that notebook's, and
+# so is the handling of diverged runs of averaging and minibatch curvature; drift and
+# memorization state the one their code took for granted. The premise that a "solution"
+# fit its training set came on 2026-12-01, when they were transcribed here, and stands as
+# the recorded revisions averaging-r1 and minibatch-r1, judged beside the criteria as
+# registered.
 REGISTERED = "2026-11-26"
 RESULTS_BEFORE = "2026-11-25"
 AVG_TOL = 0.01
@@ -207,9 +211,7 @@ CRITERIA = (
                   f"init barrier, and the average is within {AVG_TOL:g} of the worse end's "
                   "accuracy for the same-init pair but not for the different-init pair; "
                   "partly when the barrier comparison or the averaging comparison holds",
-        premises=("no run of the two pairs diverged",
-                  f"every run of the two pairs fit its training set (final training "
-                  f"accuracy ≥ {FIT:g}): a barrier is between solutions"),
+        premises=("no run of the two pairs diverged",),
         aggregate="one pair each, no test: the barriers are resolved only to the path's "
                   "interp_points points",
         registered=REGISTERED, results_before=RESULTS_BEFORE),
@@ -235,16 +237,51 @@ CRITERIA = (
                   "eigenvalue of minibatch_curvatures minibatch losses of size B, against "
                   "the top eigenvalue of the loss on curvature_examples training examples",
         threshold="higher at every solution: reproduced",
-        premises=("the run did not diverge",
-                  f"the solution fit its training set (final training accuracy ≥ {FIT:g}): "
-                  "a network that did not is no minimum, sharp or wide"),
-        aggregate="over the solutions of every arm whose premises hold (the others are "
-                  "named with their numbers); not assessable when no arm's do",
+        premises=("the run did not diverge (a diverged run's solution is left out)",),
+        aggregate="over every solution whose run did not diverge; not assessable when none "
+                  "did",
         registered=REGISTERED, results_before=RESULTS_BEFORE),
 )
 
-# No criterion of this chapter has been revised.
-REVISIONS: tuple = ()
+_TRANSCRIBED = ("Added by commit 7b08588 (2026-12-01T03:56:25Z), which transcribed into this "
+                "module the criteria first written into the notebook on "
+                "2026-11-26T18:42:52Z (f6fbb64), after the chapter's results (its ci runs "
+                "of 2026-11-25) had been made and read: ")
+
+# Premises added after the results: the verdicts they judge stand beside the registered
+# ones, never in their place.
+REVISIONS = (
+    Revision(
+        original="averaging",
+        revised=dataclasses.replace(
+            CRITERIA[1], claim="averaging-r1",
+            premises=("no run of the two pairs diverged",
+                      f"every run of the two pairs fit its training set (final training "
+                      f"accuracy ≥ {FIT:g}): a barrier is between solutions"),
+            registered=""),
+        reason=_TRANSCRIBED + f"the premise that every run of the two pairs fit its "
+               f"training set (final training accuracy ≥ {FIT:g}). The registered "
+               "criterion compares the barriers and averages of whatever the runs "
+               "reached; the revision calls the verdict not assessable where a run fell "
+               "short.",
+        date=""),
+    Revision(
+        original="minibatch",
+        revised=dataclasses.replace(
+            CRITERIA[3], claim="minibatch-r1",
+            premises=("the run did not diverge",
+                      f"the solution fit its training set (final training accuracy ≥ {FIT:g}): "
+                      "a network that did not is no minimum, sharp or wide"),
+            aggregate="over the solutions of every arm whose premises hold (the others are "
+                      "named with their numbers); not assessable when no arm's do",
+            registered=""),
+        reason=_TRANSCRIBED + f"the premise that each solution fit its training set "
+               f"(final training accuracy ≥ {FIT:g}), judged per arm: an arm with a run "
+               "that diverged or did not fit is left out and named, and the verdict rests "
+               "on the other arms. The registered criterion compares every solution whose "
+               "run did not diverge.",
+        date=""),
+)
 
 
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
@@ -253,10 +290,12 @@ registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, 
 # The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
 # there quotes only the numbers its verdict was computed from.
 STATISTIC_GLUE = {"drift": ("we_cross_sgd", "we_cross_gd", "we_drift_share"),
-                  "averaging": ("we_avg_numbers",), "memorization": ("we_mem",),
-                  "minibatch": ("we_mb_ratio",)}
-VERDICT_GLUE = {"drift": "we_v_drift", "averaging": "we_v_avg", "memorization": "we_v_mem",
-                "minibatch": "we_v_minibatch"}
+                  "averaging": ("we_avg_numbers",), "averaging-r1": ("we_avg_numbers",),
+                  "memorization": ("we_mem",), "minibatch": ("we_mb_ratio",),
+                  "minibatch-r1": ("we_minibatch_numbers_r1",)}
+VERDICT_GLUE = {"drift": "we_v_drift", "averaging": "we_v_avg",
+                "averaging-r1": "we_v_avg_r1", "memorization": "we_v_mem",
+                "minibatch": "we_v_minibatch", "minibatch-r1": "we_v_minibatch_r1"}
 
 
 # ------------------------------------------------------------------ measurements
@@ -327,6 +366,8 @@ class Analysis:
     """Per pair: barrier, accuracy drop, accuracy at both ends and of the average."""
     memorization: pd.DataFrame
     verdicts: dict[str, Verdict]
+    """Criterion id → verdict: each criterion as registered, and each revision
+    (``averaging-r1``, ``minibatch-r1``) beside it."""
     glue: dict[str, str] = field(default_factory=dict)
 
 
@@ -395,16 +436,21 @@ def _barriers(paths: pd.DataFrame) -> pd.DataFrame:
                                        "accuracy of the average"])
 
 
-def _averaging_verdict(runs: Mapping[Run, Any], b: pd.DataFrame, p: Params) -> Verdict:
+def _averaging_verdicts(runs: Mapping[Run, Any], b: pd.DataFrame, p: Params
+                        ) -> tuple[Verdict, Verdict]:
+    """The verdict of the criterion as registered and that of revision averaging-r1: the
+    same comparison, the revision with the premise that the runs fit."""
     pr = pairs(p)
     members = [pr["order"][0], pr["order"][1], pr["init"][1]]
     div = [m for m in members if runs[m].summary["diverged"]]
     unfit = [f"SGD seed {m.seed}{', other order' if m.section == 'order' else ''} at "
              f"{runs[m].final('accuracy', 'train'):.1%}" for m in members
              if m not in div and not runs[m].final("accuracy", "train") >= FIT]
-    why = premise_failure([
-        Premise("no run of the two pairs diverged", not div,
-                stats.diverged_text(len(div), len(members), "runs")),
+    diverged = Premise("no run of the two pairs diverged", not div,
+                       stats.diverged_text(len(div), len(members), "runs"))
+    why = premise_failure([diverged])
+    why_r1 = premise_failure([
+        diverged,
         Premise("every run of the two pairs fit its training set", not unfit,
                 ", ".join(unfit) + f" training accuracy, threshold {FIT:.0%}")])
     bb = b.set_index("pair")
@@ -413,7 +459,7 @@ def _averaging_verdict(runs: Mapping[Run, Any], b: pd.DataFrame, p: Params) -> V
                        f"and {r['accuracy at t=1']:.3f})" for r in b.to_dict("records")
                        if r["pair"] in ("order", "init"))
     if why:
-        return Verdict("averaging", why, detail)
+        return Verdict("averaging", why, detail), Verdict("averaging-r1", why_r1, detail)
     o, i = bb.loc["order"], bb.loc["init"]
     avg_ok_o = o["accuracy of the average"] >= min(o["accuracy at t=0"],
                                                    o["accuracy at t=1"]) - AVG_TOL
@@ -424,7 +470,7 @@ def _averaging_verdict(runs: Mapping[Run, Any], b: pd.DataFrame, p: Params) -> V
          PARTLY if lower or (avg_ok_o and not avg_ok_i) else
          f"{NOT_REPRODUCED} (one pair each: the test cannot detect barrier differences "
          f"below the path's resolution of {p.interp_points} points)")
-    return Verdict("averaging", v, detail)
+    return Verdict("averaging", v, detail), Verdict("averaging-r1", why_r1 or v, detail)
 
 
 def _memorization(runs: Mapping[Run, Any], p: Params) -> tuple[pd.DataFrame, Verdict, str]:
@@ -466,23 +512,34 @@ def _memorization(runs: Mapping[Run, Any], p: Params) -> tuple[pd.DataFrame, Ver
     return memt, Verdict("memorization", v, text), text
 
 
-def _minibatch_verdict(curv: pd.DataFrame) -> tuple[Verdict, str, bool]:
+def _minibatch_verdicts(curv: pd.DataFrame) -> tuple[Verdict, Verdict, str, bool]:
+    """The verdict of the criterion as registered (every solution whose run did not
+    diverge) and that of revision minibatch-r1 (per arm, over the arms whose solutions
+    all fit); the ratio over the solutions that did not diverge, and whether it is above
+    1 at each."""
     fin = curv[~curv.diverged]
-    mb_higher = bool(len(fin)) and bool(
-        (fin["mean minibatch top eigenvalue"] > fin["top eigenvalue"]).all())
+    higher_all = fin["mean minibatch top eigenvalue"] > fin["top eigenvalue"]
+    mb_higher = bool(len(fin)) and bool(higher_all.all())
+    n_div = int(curv.diverged.sum())
+    why = premise_failure([Premise("a solution whose run did not diverge", len(fin) > 0,
+                                   stats.diverged_text(n_div, len(curv), "runs"))])
+    v = why or (REPRODUCED if mb_higher else NOT_REPRODUCED)
+    detail = (f"higher at {int(higher_all.sum())} of {len(fin)} solutions"
+              + (f" ({stats.diverged_text(n_div, len(curv), 'runs')}, left out)" if n_div
+                 else ""))
     cases, texts = {}, []
     for arm in [a for a in ARMS if a in set(curv.arm)] + sorted(set(curv.arm) - set(ARMS)):
         d = curv[curv.arm == arm]
         ok = d[~d.diverged]
-        why = premise_failure([
+        why_arm = premise_failure([
             Premise("the runs did not diverge", not d.diverged.any(),
                     stats.diverged_text(int(d.diverged.sum()), len(d))),
             Premise("every solution fit its training set",
                     bool((ok["training accuracy"] >= FIT).all()),
                     f"{arm} at {_fit_text(ok)}, threshold {FIT:.0%}" if len(ok) else "")])
         higher = ok["mean minibatch top eigenvalue"] > ok["top eigenvalue"]
-        cases[arm] = why or (REPRODUCED if bool(higher.all()) else NOT_REPRODUCED)
-        texts.append(f"{arm}: {cases[arm]}" if why else
+        cases[arm] = why_arm or (REPRODUCED if bool(higher.all()) else NOT_REPRODUCED)
+        texts.append(f"{arm}: {cases[arm]}" if why_arm else
                      f"{arm}: higher at {int(higher.sum())} of {len(ok)} solutions "
                      f"({cases[arm]})")
     ratio = fin["mean minibatch top eigenvalue"] / fin["top eigenvalue"]
@@ -490,11 +547,12 @@ def _minibatch_verdict(curv: pd.DataFrame) -> tuple[Verdict, str, bool]:
                   f"over {len(fin)} solutions" if len(fin) else "no finished solution")
     decided = [c for c in cases.values() if not c.startswith("not assessable")]
     if not decided:  # say which premise failed, with its numbers
-        v = "not assessable: " + "; ".join(c.replace("not assessable: ", "")
-                                           for c in cases.values())
+        v_r1 = "not assessable: " + "; ".join(c.replace("not assessable: ", "")
+                                              for c in cases.values())
     else:  # "higher at every solution", over the solutions whose premises hold
-        v = REPRODUCED if all(c == REPRODUCED for c in decided) else NOT_REPRODUCED
-    return Verdict("minibatch", v, "; ".join(texts), cases), ratio_text, mb_higher
+        v_r1 = REPRODUCED if all(c == REPRODUCED for c in decided) else NOT_REPRODUCED
+    return (Verdict("minibatch", v, detail),
+            Verdict("minibatch-r1", v_r1, "; ".join(texts), cases), ratio_text, mb_higher)
 
 
 def analyze(runs: Mapping[Run, Any] | Iterable[tuple[Run, Any]], p: Params,
@@ -511,10 +569,10 @@ def analyze(runs: Mapping[Run, Any] | Iterable[tuple[Run, Any]], p: Params,
     tab["test-accuracy peak (mean step)"] = peak.groupby("arm").mean()
     barriers = _barriers(measured.paths)
     memt, v_mem, mem_text = _memorization(runs, p)
-    v_mb, ratio_text, mb_higher = _minibatch_verdict(measured.curvature)
-    verdicts = {"drift": _drift_verdict(cross),
-                "averaging": _averaging_verdict(runs, barriers, p),
-                "memorization": v_mem, "minibatch": v_mb}
+    v_mb, v_mb_r1, ratio_text, mb_higher = _minibatch_verdicts(measured.curvature)
+    v_avg, v_avg_r1 = _averaging_verdicts(runs, barriers, p)
+    verdicts = {v.claim: v for v in (_drift_verdict(cross), v_avg, v_avg_r1, v_mem, v_mb,
+                                     v_mb_r1)}
     a = Analysis(snr, acc, cross, tab, measured.curvature, barriers, memt, verdicts)
     a.glue = _glue_values(a, p, runs, peak, mem_text, ratio_text, mb_higher)
     return a
@@ -571,10 +629,10 @@ def _glue_values(a: Analysis, p: Params, runs: Mapping[Run, Any], peak: pd.Serie
         f"({stats.diverged_text(n_div, len(snr_runs), 'runs')} of this section; their "
         "crossovers are counted up to their last finite evaluation.)")
     v = a.verdicts
-    g.update({"we_v_drift": v["drift"].verdict, "we_drift_share": v["drift"].detail,
-              "we_v_avg": v["averaging"].verdict, "we_v_mem": v["memorization"].verdict,
-              "we_mb_ratio": ratio_text, "we_v_minibatch": v["minibatch"].verdict,
+    g.update({VERDICT_GLUE[cid]: x.verdict for cid, x in v.items()})
+    g.update({"we_drift_share": v["drift"].detail, "we_mb_ratio": ratio_text,
               "we_minibatch_numbers": v["minibatch"].detail,
+              "we_minibatch_numbers_r1": v["minibatch-r1"].detail,
               "we_avg_numbers": v["averaging"].detail,
               "we_registered": REGISTERED, "we_results_before": RESULTS_BEFORE,
               "we_criteria_hash": registered_hash()})
