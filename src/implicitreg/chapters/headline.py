@@ -87,11 +87,26 @@ class Params(ChapterParams):
     """Pilot seeds."""
     pilot_data_seed: int
     """The pilot's training subset."""
+    # Revision penalty-r2 (the explicit penalty with stabilizers); the defaults leave it
+    # out, so that parameters recorded with earlier sets still describe them.
+    r2_lambda_grid: tuple[float, ...] = ()
+    """λ grid (absolute units) of revision penalty-r2's pilot; empty: r2 is not run."""
+    r2_pilot_seeds: tuple[int, ...] = ()
+    """Pilot seeds of revision penalty-r2 (at least 3), on their own subset."""
+    r2_pilot_data_seed: int = 200
+    """The r2 pilot's training subset (neither the confirmation's nor the first pilot's)."""
+    r2_clip: float | None = None
+    """Revision penalty-r2: every arm's total gradient (penalty included) is clipped to
+    this norm, SGD's and the plain large batch's too (None: no clipping)."""
+    r2_penalty_grad: str = "finite-difference"
+    """How revision penalty-r2 computes the penalty's gradient (``finite-difference`` or
+    ``double-backprop``)."""
 
     CHAPTER: ClassVar[str] = CHAPTER
 
     def __post_init__(self) -> None:
-        self._tuples("lr_grid", "lambda_grid", "n_grid", "seeds", "pilot_seeds")
+        self._tuples("lr_grid", "lambda_grid", "n_grid", "seeds", "pilot_seeds",
+                     "r2_lambda_grid", "r2_pilot_seeds")
         self._positive_ints("downsample", "cnn_width", "batch_size", "large_batch",
                             "epochs", "evals_per_run", "window")
         if self.large_batch % self.batch_size or self.large_batch <= self.batch_size:
@@ -111,6 +126,16 @@ class Params(ChapterParams):
             raise ValueError("Params.seeds: at least two; Params.pilot_seeds: at least one")
         if not 0 <= self.fit_threshold <= 1:
             raise ValueError(f"Params.fit_threshold = {self.fit_threshold!r}: in [0, 1]")
+        if any(not (x > 0) for x in self.r2_lambda_grid):
+            raise ValueError(f"Params.r2_lambda_grid = {self.r2_lambda_grid!r}: values > 0")
+        if self.r2_lambda_grid and len(self.r2_pilot_seeds) < 3:
+            raise ValueError(f"Params.r2_pilot_seeds = {self.r2_pilot_seeds!r}: at least "
+                             "three (a rarer divergence than 1 in 3 needs seeds to show)")
+        if self.r2_clip is not None and not self.r2_clip > 0:
+            raise ValueError(f"Params.r2_clip = {self.r2_clip!r}: None or a norm > 0")
+        if self.r2_penalty_grad not in ("finite-difference", "double-backprop"):
+            raise ValueError(f"Params.r2_penalty_grad = {self.r2_penalty_grad!r}: "
+                             "'finite-difference' or 'double-backprop'")
 
     @property
     def n_max(self) -> int:
@@ -173,6 +198,10 @@ def config(p: Params, cell: Cell, data_seed: int):
                     eval_every=max(1, steps // p.evals_per_run),
                     eval_examples=min(512, cell.n),
                     progress=False)
+    if cell.stage.startswith("r2") and p.r2_clip is not None:
+        # revision penalty-r2 clips every arm alike, so that the penalty stays the only
+        # difference between the large batch and its penalized run
+        cfg = cfg.replace(clip_grad=p.r2_clip)
     if cell.arm == SGD:
         return cfg
     big = (cfg.replace(method="gd") if p.large_batch >= cell.n else
@@ -180,6 +209,8 @@ def config(p: Params, cell: Cell, data_seed: int):
     if cell.arm == PENALTY:
         big = big.replace(reg="sgd-modified", micro_batch=p.batch_size,
                           reg_scale=RunConfig.reg_scale_for(cell.lam, cell.lr))
+        if cell.stage.startswith("r2"):
+            big = big.replace(penalty_grad=p.r2_penalty_grad)
     return big
 
 
@@ -213,6 +244,62 @@ def design_penalty(p: Params, lr: float, lam: float, stage: str = "penalty"
     λ_r1 ("penalty-r1"), every confirmation seed."""
     return _pairs(p, [Cell(stage, PENALTY, p.n_max, lr, lam, s) for s in p.seeds],
                   p.data_seed)
+
+
+def r2_ns(p: Params) -> list[int]:
+    """The cells of revision penalty-r2: the headline cell (the large batch on the
+    largest n) and the full-batch cell (GD on the smallest n), Geiping et al.'s claim."""
+    return sorted({p.n_max, p.n_min}, reverse=True)
+
+
+def design_r2_pilot(p: Params, lr: float) -> list[tuple[Cell, Any]]:
+    """Revision penalty-r2's λ pilot: the penalized large batch at each λ of its grid, at
+    the confirmation's own cells (n, B, ε), on the r2 pilot seeds and subset."""
+    return _pairs(p, [Cell("r2-pilot", PENALTY, n, lr, lam, s) for n in r2_ns(p)
+                      for lam in p.r2_lambda_grid for s in p.r2_pilot_seeds],
+                  p.r2_pilot_data_seed)
+
+
+def design_r2_plain(p: Params, lr: float) -> list[tuple[Cell, Any]]:
+    """SGD and the plain large batch at the r2 cells on the confirmation seeds, with the
+    r2 stabilizers (without clipping these are the gap's own runs, loaded again)."""
+    return _pairs(p, [Cell("r2-gap", arm, n, lr, 0.0, s) for n in r2_ns(p)
+                      for s in p.seeds for arm in (SGD, LARGE)], p.data_seed)
+
+
+def design_r2_penalty(p: Params, lr: float, lams: dict[int, float]) -> list[tuple[Cell, Any]]:
+    """The penalized large batch at each r2 cell with its λ_r2, confirmation seeds."""
+    return _pairs(p, [Cell("r2-penalty", PENALTY, n, lr, lams[n], s) for n in r2_ns(p)
+                      if lams.get(n) is not None for s in p.seeds], p.data_seed)
+
+
+def choose_lambda_r2(p: Params, d: pd.DataFrame) -> tuple[float | None, dict[float, str]]:
+    """λ_r2 at one cell from its pilot runs ``d``: a λ is admissible when every pilot run
+    at it fits and none diverged; λ_max is the largest λ of the grid below which every λ
+    is admissible too; λ_r2 is one grid step below λ_max, a margin against a divergence
+    rarer than the pilot's seeds can show (three seeds miss a 1-in-8 rate two times in
+    three), or λ_max itself when it is the grid's smallest."""
+    grid = sorted(p.r2_lambda_grid)
+    why: dict[float, str] = {}
+    lam_max = None
+    for lam in grid:
+        g = d[d.lam == lam]
+        if len(g) and g.fits.all():
+            why[lam] = f"admissible: every pilot run fits, mean statistic {100 * g.stat.mean():.2f}%"
+            lam_max = lam
+        else:
+            why[lam] = (_fit_words(g[~g.fits], p) if len(g) else "no pilot run")
+            break
+    for lam in grid:
+        why.setdefault(lam, "not tried as a choice: a smaller λ was not admissible")
+    if lam_max is None:
+        return None, why
+    i = grid.index(lam_max)
+    chosen = grid[i - 1] if i > 0 else lam_max
+    why[chosen] += (": chosen (one grid step below λ_max = "
+                    f"{lam_max:g})" if chosen != lam_max else
+                    ": chosen (the grid's smallest λ; no margin below it)")
+    return chosen, why
 
 
 # ------------------------------------------------------------------ a run's statistic
@@ -330,10 +417,17 @@ class Runs:
     """Revision penalty-r1's confirmation runs, at each λ it stepped through."""
     lam_r1: float | None = None
     lam_r1_reasons: dict[float, str] = field(default_factory=dict)
+    r2_pilot: list[tuple[Cell, Any]] = field(default_factory=list)
+    """Revision penalty-r2's λ pilot, its plain arms and its penalized confirmation."""
+    r2_gap: list[tuple[Cell, Any]] = field(default_factory=list)
+    r2_penalty: list[tuple[Cell, Any]] = field(default_factory=list)
+    lam_r2: dict[int, float | None] = field(default_factory=dict)
+    """n → λ_r2 (None: no admissible λ at that cell)."""
+    lam_r2_reasons: dict[int, dict[float, str]] = field(default_factory=dict)
 
     def all(self) -> list[tuple[Cell, Any]]:
         return (self.eps_pilot + self.gap + self.lambda_pilot + self.penalty
-                + self.penalty_r1)
+                + self.penalty_r1 + self.r2_pilot + self.r2_gap + self.r2_penalty)
 
 
 def run(p: Params, **options: Any) -> Runs:
@@ -373,8 +467,18 @@ def run(p: Params, **options: Any) -> Runs:
             pen_r1 += got
             if not any(r.summary.get("diverged") for _, r in got):
                 break
-    return Runs(eps_pilot, eps_star, eps_why, gap, lam_pilot, lam_star, lam_why, pen,
+    runs = Runs(eps_pilot, eps_star, eps_why, gap, lam_pilot, lam_star, lam_why, pen,
                 pen_r1, lam_r1, r1_why)
+    if p.r2_lambda_grid:
+        # Revision penalty-r2: its pilot at the confirmation's cells, then the plain arms
+        # with its stabilizers, then the penalized arm at each cell's λ_r2.
+        runs.r2_pilot = run_labeled(design_r2_pilot(p, eps_star), **options)
+        pilot_t = run_table(runs.r2_pilot, p)
+        for n in r2_ns(p):
+            runs.lam_r2[n], runs.lam_r2_reasons[n] = choose_lambda_r2(p, pilot_t[pilot_t.n == n])
+        runs.r2_gap = run_labeled(design_r2_plain(p, eps_star), **options)
+        runs.r2_penalty = run_labeled(design_r2_penalty(p, eps_star, runs.lam_r2), **options)
+    return runs
 
 
 # ------------------------------------------------------------------ criteria
@@ -525,10 +629,102 @@ REVISIONS = REVISIONS + (
             "their own (stats.gap_closure); it became a paired bootstrap over seeds"))),
 )
 
+CHANCE = 0.1
+"""The test accuracy a diverged run is counted at in revision penalty-r2 and the
+full-batch claims: its outputs are non-finite, its predictions no better than chance
+(the method failed in that seed; the run is counted, never dropped)."""
+DECISIVE_R2 = {"headline": 0.008, "full-batch": 0.010}
+"""A negative verdict of r2 needs the difference detectable at 80% power to be no larger
+than the gap the penalty should close at that cell: SGD − large batch was +0.82 points
+at the headline cell (n = 1,920) and +0.96 at the full-batch cell (n = 640)."""
+_R2_COUNTED = ("a diverged penalized run is counted at chance test accuracy (10%), never "
+               "dropped, and named in the verdict")
+_R2_DESIGN = (
+    "revision penalty-r2's design: λ_r2 per cell by the rule of its pilot (3 seeds on "
+    "their own subset, at the confirmation's own n, B and ε; a λ is admissible when every "
+    "pilot run fits and none diverged; one grid step below the largest λ below which "
+    "every λ is admissible); every arm, SGD and the plain large batch included, trained "
+    "with the stabilizers of Params.r2_clip and Params.r2_penalty_grad")
+_R2_LADDER = ("reproduced when the 95% paired t interval lies above 0; not reproduced when "
+              "it lies below 0, or when it contains 0 and the difference detectable at 80% "
+              "power (SD assumed) is at most the gap the penalty should close at the cell "
+              "(0.8 points at the headline cell, 1.0 at the full-batch cell) and the SD "
+              "premise holds; otherwise inconclusive at this scale")
+_R2_PREMISES = ("every SGD and plain large-batch run of the cell fits and none diverged",
+                "every penalized run that did not diverge fits",
+                "the pilot found an admissible λ at the cell", "at least two paired seeds",
+                "where the verdict rests on the power: the SD of the paired differences over "
+                "the seeds whose penalized run did not diverge is at most 2× the SD assumed "
+                "(a diverged seed's difference measures the failure, not the seed-to-seed "
+                "spread the power assumes)")
+_R2_REASON = (
+    "Under the registered design and revision penalty-r1 the penalized large batch "
+    "diverged at the headline cell (λ = 0.02 in 4 of 8 seeds, 0.01 in 2, 0.005 in 1), so "
+    "every penalty verdict was not assessable, and a survivor-only comparison would be "
+    "biased. A diagnosis (this chapter's section on it) retrained diverging seeds with "
+    "their curvature traced against 2/ε and replayed the steps before each blow-up. This "
+    "revision, registered before any of its runs, chooses λ at the confirmation's own "
+    "cells with a margin, applies its stabilizers to every arm and counts every diverged "
+    "run.")
+REVISIONS = REVISIONS + (
+    Revision(
+        original="penalty-gain",
+        revised=Criterion(
+            claim="penalty-gain-r2", statement=CRITERIA[3].statement,
+            statistic="at the headline cell, under revision penalty-r2's design: the mean "
+                      "paired difference penalty − plain large batch of the statistic, "
+                      "with a 95% paired t interval; " + _R2_COUNTED,
+            threshold=_R2_LADDER, premises=_R2_PREMISES + (_R2_DESIGN,),
+            alpha=ALPHA, sd_assumed=SD_DIFF),
+        reason=_R2_REASON),
+    Revision(
+        original="penalty",
+        revised=Criterion(
+            claim="penalty-r2", statement=CRITERIA[2].statement,
+            statistic="at the headline cell, under revision penalty-r2's design: "
+                      "(penalty − large)/(SGD − large) of the mean statistics, with a 95% "
+                      "percentile bootstrap interval that resamples seeds with their three "
+                      "runs; " + _R2_COUNTED,
+            threshold=CRITERIA[2].threshold,
+            premises=("SGD − plain large batch at the cell (the r2 runs) has a 95% interval "
+                      "above 0: a gap to close",) + _R2_PREMISES + (_R2_DESIGN,),
+            alpha=ALPHA),
+        reason=_R2_REASON),
+)
+CRITERIA_FULL_BATCH = (
+    Criterion(
+        claim="fb-penalty-gain",
+        statement="With the explicit penalty, full-batch GD ends at a higher test accuracy "
+                  "than plain GD (Geiping et al. 2022).",
+        statistic="at the full-batch cell (the smallest n, where the large batch is all of "
+                  "it), under revision penalty-r2's design: the mean paired difference GD + "
+                  "penalty − GD of the statistic, with a 95% paired t interval; "
+                  + _R2_COUNTED,
+        threshold=_R2_LADDER, premises=_R2_PREMISES + (_R2_DESIGN,),
+        alpha=ALPHA, sd_assumed=SD_DIFF),
+    Criterion(
+        claim="fb-penalty",
+        statement="With the explicit penalty, full-batch GD closes most of its gap to SGD "
+                  "(Geiping et al. 2022).",
+        statistic="at the full-batch cell, under revision penalty-r2's design: (GD + "
+                  "penalty − GD)/(SGD − GD) of the mean statistics, with a 95% percentile "
+                  "bootstrap interval that resamples seeds with their three runs; "
+                  + _R2_COUNTED,
+        threshold=CRITERIA[2].threshold,
+        premises=("SGD − GD at the cell (the r2 runs) has a 95% interval above 0: a gap to "
+                  "close",) + _R2_PREMISES + (_R2_DESIGN,),
+        alpha=ALPHA),
+)
+CRITERIA = CRITERIA + CRITERIA_FULL_BATCH
+
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
 _JUDGES = {"gap": ("eps-pilot", "gap"), "n": ("eps-pilot", "gap"), "n-holm": ("eps-pilot", "gap"),
            "penalty-paired": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
+           "penalty-r2": ("r2-pilot", "r2-gap", "r2-penalty"),
+           "penalty-gain-r2": ("r2-pilot", "r2-gap", "r2-penalty"),
+           "fb-penalty": ("r2-pilot", "r2-gap", "r2-penalty"),
+           "fb-penalty-gain": ("r2-pilot", "r2-gap", "r2-penalty"),
            "penalty": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
            "penalty-gain": ("eps-pilot", "gap", "lambda-pilot", "penalty"),
            "penalty-r1": ("eps-pilot", "gap", "lambda-pilot", "penalty", "penalty-r1"),
@@ -548,6 +744,10 @@ def judged(runs: "Runs") -> dict[str, list[Any]]:
 STATISTIC_GLUE = {"gap": ("hl_gap", "hl_detectable"),
                   "penalty": ("hl_closure", "hl_lam_star"),
                   "penalty-paired": ("hl_closure_paired", "hl_lam_star"),
+                  "penalty-gain-r2": ("hl_r2_gain", "hl_r2_detectable", "hl_r2_lam"),
+                  "penalty-r2": ("hl_r2_closure", "hl_r2_gap", "hl_r2_lam"),
+                  "fb-penalty-gain": ("hl_fb_gain", "hl_fb_detectable", "hl_fb_lam"),
+                  "fb-penalty": ("hl_fb_closure", "hl_fb_gap", "hl_fb_lam"),
                   "penalty-r1": ("hl_closure_r1", "hl_lam_r1")}
 VERDICT_GLUE = {c.claim: f"hl_verdict_{c.claim.replace('-', '_')}"
                 for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
@@ -685,6 +885,9 @@ class Analysis:
     """The closure under revision penalty-r1 (λ_r1)."""
     closure_paired: Any = None
     """The closure with λ* under revision penalty-paired (the paired bootstrap)."""
+    r2: dict[str, Any] = field(default_factory=dict)
+    """Revision penalty-r2 and the full-batch claims: per cell its λ, comparisons,
+    closures and diverged seeds (see :func:`_r2_verdicts`)."""
     glue: dict[str, Any] = field(default_factory=dict)
 
 
@@ -783,10 +986,127 @@ def analyze(runs: Runs, p: Params) -> Analysis:
         d = _headline_runs(rt, p)
         for name, x in d[d.lr == eps].groupby("name", sort=False):
             est[name] = stats.mean_ci_runs(x.stat.to_numpy(), x.diverged.to_numpy())
+    r2 = _r2_verdicts(rt, p, eps, runs, rows)
+    v.update(r2["verdicts"])
     comparisons = pd.DataFrame(rows)
-    a = Analysis(rt, comparisons, est, closure, v, closure_r1, closure_paired)
+    a = Analysis(rt, comparisons, est, closure, v, closure_r1, closure_paired, r2=r2)
     a.glue = _glue(a, runs, p, head)
     return a
+
+
+_R2_CLAIMS = {"headline": ("penalty-gain-r2", "penalty-r2"),
+              "full-batch": ("fb-penalty-gain", "fb-penalty")}
+
+
+def _r2_cell_name(p: Params, n: int) -> str:
+    return "headline" if n == p.n_max else "full-batch"
+
+
+def _r2_verdicts(rt: pd.DataFrame, p: Params, eps: float | None, runs: Runs,
+                 rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Revision penalty-r2 at the headline cell and the full-batch claims at the smallest
+    n: premises first; a diverged penalized run counted at chance; the gain's ladder with
+    the cell's own decisive size; the fraction of the gap closed."""
+    out: dict[str, Any] = {"verdicts": {}, "cells": {}}
+    claims = [c for pair in _R2_CLAIMS.values() for c in pair]
+    if not p.r2_lambda_grid:
+        for c in claims:
+            out["verdicts"][c] = not_assessable("revision penalty-r2 is not part of this "
+                                                "profile's design (no r2_lambda_grid)")
+        return out
+    if eps is None:
+        for c in claims:
+            out["verdicts"][c] = not_assessable("the ε pilot found no ε* (see gap)")
+        return out
+    for n in r2_ns(p):
+        name = _r2_cell_name(p, n)
+        gain_claim, closure_claim = _R2_CLAIMS[name]
+        lam = runs.lam_r2.get(n)
+        cell = {"n": n, "lam": lam, "reasons": runs.lam_r2_reasons.get(n, {})}
+        out["cells"][name] = cell
+        plain = rt[(rt.stage == "r2-gap") & (rt.n == n)]
+        pen = rt[(rt.stage == "r2-penalty") & (rt.n == n)]
+        if lam is None:
+            why = not_assessable(
+                "the r2 pilot found no admissible λ at the cell (" + "; ".join(
+                    f"λ = {x:g}: {w}" for x, w in sorted(cell["reasons"].items())) + ")"
+                if cell["reasons"] else "the r2 pilot has not been run")
+            out["verdicts"][gain_claim] = out["verdicts"][closure_claim] = why
+            continue
+        # a diverged penalized run is the method failing in that seed: counted at chance
+        pen = pen.assign(stat=np.where(pen.diverged, CHANCE, pen.stat))
+        div_seeds = sorted(int(s) for s in pen[pen.diverged].seed)
+        cell["diverged"] = div_seeds
+        premises = [_fit_premise(plain[plain.arm == a], p, arm_label(p, a, n))
+                    for a in (SGD, LARGE)]
+        survivors = pen[~pen.diverged]
+        premises.append(Premise(
+            "every penalized run that did not diverge fits",
+            bool(survivors.fits.all()) if len(survivors) else True,
+            f"{int(survivors.fits.sum())} of {len(survivors)} fit"))
+        both = pd.concat([plain, pen.assign(diverged=False)])
+        w = both.pivot_table(index="seed", columns="arm", values="stat", aggfunc="first")
+        pairs = w[[PENALTY, LARGE]].dropna() if {PENALTY, LARGE} <= set(w) else pd.DataFrame()
+        diffs = (pairs[PENALTY] - pairs[LARGE]).to_numpy(float) if len(pairs) else np.array([])
+        if len(diffs) < 2:
+            premises.append(Premise("at least two paired seeds", False,
+                                    f"{len(diffs)} pair(s)"))
+        est = stats.mean_ci(diffs)
+        from scipy import stats as st
+
+        pval = (float(st.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 1 and np.ptp(diffs) > 0
+                else float("nan"))
+        det = detectable(SD_DIFF, len(diffs))
+        kept = (pairs.index.isin(survivors.seed) if len(pairs) else np.array([], bool))
+        c = {"n": n, "lr": eps, "estimate": est, "pairs": len(diffs), "p": pval,
+             "detectable": det, "premise": premise_failure(premises),
+             "sd_premise": premise_failure([sd_premise(
+                 "the paired differences of the seeds that did not diverge", diffs[kept],
+                 SD_DIFF, digits=2)]),
+             "p_holm": float("nan")}
+        counted = (f"; {len(div_seeds)} of {len(pen)} penalized runs diverged (seeds "
+                   f"{', '.join(map(str, div_seeds))}), counted at chance" if div_seeds else
+                   f"; none of the {len(pen)} penalized runs diverged")
+        c["verdict"] = _r2_ladder(c, DECISIVE_R2[name]) + (counted if not c["premise"] else "")
+        cell["gain"] = c
+        rows.append(_row(f"r2: {arm_label(p, PENALTY, n)} (λ = {lam:g}) − "
+                         f"{arm_label(p, LARGE, n)}", c))
+        out["verdicts"][gain_claim] = c["verdict"]
+        gap = stats.mean_ci((w[SGD] - w[LARGE]).dropna().to_numpy(float)) \
+            if {SGD, LARGE} <= set(w) else None
+        cell["gap"] = gap
+        if c["premise"]:
+            out["verdicts"][closure_claim] = c["premise"]
+        elif gap is None or not gap.n or not gap.low > 0:
+            out["verdicts"][closure_claim] = not_assessable(
+                "no established gap to close at the cell (SGD − "
+                f"{arm_label(p, LARGE, n)}: "
+                + (gap.fmt(100, 2, ' points') if gap is not None and gap.n else "not measured")
+                + ")")
+        else:
+            closure = paired_closure(w)
+            cell["closure"] = closure
+            out["verdicts"][closure_claim] = stats.closure_verdict(closure, CLOSURE_FULL) + counted
+    return out
+
+
+def _r2_ladder(c: dict[str, Any], decisive: float) -> str:
+    """The ladder of revision penalty-r2: a negative verdict needs the detectable
+    difference to be no larger than the gap the penalty should close at the cell."""
+    if c["premise"]:
+        return c["premise"]
+    e = c["estimate"]
+    if e.low > 0:
+        return REPRODUCED
+    if e.high < 0:
+        return f"{NOT_REPRODUCED} (the plain arm is ahead)"
+    if c["detectable"] <= decisive:
+        if c["sd_premise"]:
+            return c["sd_premise"]
+        return (f"{NOT_REPRODUCED} (a difference of {100 * c['detectable']:.2f} points would "
+                "have been detected)")
+    return (f"inconclusive at this scale (detectable {100 * c['detectable']:.2f} points, "
+            f"above the {100 * decisive:.1f}-point gap to close)")
 
 
 def _holm_word_registered(c: dict[str, Any]) -> str:
@@ -874,12 +1194,40 @@ def _glue(a: Analysis, runs: Runs, p: Params, head: dict[str, Any] | None) -> di
                           else "not computed"),
         "hl_revised": _fixed("penalty-r1"),
         "hl_revisions_hash": revisions_hash(),
+        "hl_revised_r2": _fixed("penalty-r2"),
     }
+    g.update(_r2_glue(a, p))
     g.update({VERDICT_GLUE[cid]: text for cid, text in a.verdicts.items()})
     g["hl_gap"] = (f"{head['estimate'].fmt(100, 2, ' points')} over {head['pairs']} of "
                    f"{len(p.seeds)} seeds" if head and head["pairs"] else "not measured")
     g["hl_arms"] = "; ".join(f"{k} {e.fmt(100, 2, '%')}" for k, e in a.estimates.items()) \
         or "not run"
+    return g
+
+
+def _r2_glue(a: Analysis, p: Params) -> dict[str, str]:
+    """Revision penalty-r2's numbers per cell: λ_r2 and its pilot, the gain with its
+    interval and power, the gap to close and the fraction closed, diverged seeds."""
+    g: dict[str, str] = {}
+    for name, key in (("headline", "hl_r2"), ("full-batch", "hl_fb")):
+        cell = a.r2.get("cells", {}).get(name, {})
+        lam = cell.get("lam")
+        g[f"{key}_lam"] = "none" if lam is None else f"{lam:g}"
+        g[f"{key}_pilot"] = "; ".join(f"λ = {x:g}: {w}" for x, w in
+                                      sorted(cell.get("reasons", {}).items())) or "not run"
+        c = cell.get("gain")
+        g[f"{key}_gain"] = (f"{c['estimate'].fmt(100, 2, ' points')} over {c['pairs']} "
+                            "paired seeds" if c and c["pairs"] else "not measured")
+        g[f"{key}_detectable"] = (f"{100 * c['detectable']:.2f} points" if c and c["pairs"] > 1
+                                  else "not computed")
+        gap = cell.get("gap")
+        g[f"{key}_gap"] = gap.fmt(100, 2, " points") if gap is not None and gap.n else \
+            "not measured"
+        cl = cell.get("closure")
+        g[f"{key}_closure"] = cl.fmt(1, 2) if cl is not None else "not computed"
+        div = cell.get("diverged")
+        g[f"{key}_diverged"] = ("none" if div == [] else "not run" if div is None else
+                                ", ".join(map(str, div)))
     return g
 
 
