@@ -104,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_reg.add_argument("chapter")
     p_reg.add_argument("--profile", default="workstation",
                        help="the committed profile whose parameters are registered")
+    p_diag = sub.add_parser("diagnose-penalty", help="trace a penalized headline run's "
+                            "curvature against 2/ε and replay the updates before its "
+                            "collapse (writes results/workstation/divergence/)")
+    p_diag.add_argument("--seed", type=int, required=True)
+    p_diag.add_argument("--lam", type=float, required=True, help="λ (absolute units)")
+    p_diag.add_argument("--until", type=int, default=1200, help="last traced update")
+    p_diag.add_argument("--out", default="results/workstation/divergence")
     p_gold = sub.add_parser("golden", help="check (or --write) the golden runs of "
                             "tests/golden/ against the engine")
     p_gold.add_argument("--write", action="store_true",
@@ -149,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"registered {entry['chapter']} at {entry['profile']}: design "
                   f"{entry['fingerprint']} at {entry['time']} (commit {entry['commit'][:12]}); "
                   f"commit {registry.REGISTRY} to keep it")
+        elif args.cmd == "diagnose-penalty":
+            from .chapters import headline
+
+            headline.diagnose(headline.profile("workstation"), args.out, args.seed, args.lam,
+                              until=args.until)
         elif args.cmd == "golden":
             from . import golden
 

@@ -1331,6 +1331,177 @@ def fig_curves(runs: Runs, p: Params):
     return fig
 
 
+# ------------------------------------------------------------------ the diagnosis
+DIAGNOSIS = "results/workstation/divergence"
+"""Where the committed diagnosis lives: each traced run (``trace_seed<s>_lam<λ>.csv``:
+step, metric, value) and each replay from a checkpoint before a blow-up
+(``replay_seed<s>_lam<λ>_<variant>.csv``), made by :mod:`implicitreg.analysis.divergence`
+(``implicitreg diagnose-penalty``)."""
+
+
+REPLAY_VARIANTS = {"same": {}, "double-backprop": {"penalty_grad": "double-backprop"},
+                   "fd1e-2": {"fd_step": 1e-2}, "fd1e-4": {"fd_step": 1e-4}}
+"""How a replay from a checkpoint before a blow-up differs from the traced run: the same
+steps, the exact gradient of the penalty, and finite-difference steps 10× longer and
+shorter than the engine's 1e-3."""
+
+
+def diagnose(p: Params, out, seed: int, lam: float, until: int = 1200,
+             dense_from: int = 480, replay_updates: int = 60, variants=tuple(REPLAY_VARIANTS),
+             log=print) -> None:
+    """Make the committed diagnosis of one penalized run at the headline cell (ε* of the
+    committed set, 0.2): trace it (:func:`implicitreg.analysis.divergence.trace`), then
+    replay ``replay_updates`` updates from the last checkpoint at least 20 updates before
+    its first collapse under each variant. Files as :data:`DIAGNOSIS` describes; a file
+    already there is kept (the command resumes)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..analysis import divergence as dv
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"seed{seed}_lam{lam:g}"
+    cfg = config(p, Cell("penalty", PENALTY, p.n_max, max(p.lr_grid), lam, seed), p.data_seed)
+    ck = Path(tempfile.gettempdir()) / "implicitreg-diagnosis" / name
+    f = out / f"trace_{name}.csv"
+    if not f.is_file():
+        plan = dv.TracePlan(every=60, dense_from=dense_from, dense_every=20, until=until)
+        dv.trace(cfg, plan, ck, log=lambda s: log(f"{name} {s}")).to_csv(f, index=False)
+    c = collapse_step(pd.read_csv(f))
+    if not np.isfinite(c):
+        log(f"{name}: no collapse before update {until}; nothing to replay")
+        return
+    starts = sorted(int(x.stem[4:]) for x in ck.glob("step*.pt") if int(x.stem[4:]) <= c - 20)
+    if not starts:
+        log(f"{name}: no checkpoint before the collapse at {c:g} (rerun the trace)")
+        return
+    for v in variants:
+        g = out / f"replay_{name}_{v}.csv"
+        if g.is_file():
+            continue
+        r = dv.replay(cfg.replace(**REPLAY_VARIANTS[v]), ck / f"step{starts[-1]:05d}.pt",
+                      replay_updates)
+        r.assign(variant=v, from_step=starts[-1]).to_csv(g, index=False)
+        log(f"{name} replay {v} from {starts[-1]}: first non-finite {dv.first_nonfinite(r)}")
+
+
+def load_diagnosis(root=None) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """(traces, replays) of the committed diagnosis, keyed by file stem; empty where it
+    has not been made (the chapter then says so)."""
+    from pathlib import Path
+
+    from ..runs.store import package_checkout, project_root
+
+    root = Path(root) if root else (project_root() or package_checkout())
+    folder = root / DIAGNOSIS if root else None
+    if folder is None or not folder.is_dir():
+        return {}, {}
+    read = {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv"))}
+    return ({k: v for k, v in read.items() if k.startswith("trace_")},
+            {k: v for k, v in read.items() if k.startswith("replay_")})
+
+
+def _wide(trace: pd.DataFrame) -> pd.DataFrame:
+    return trace.pivot_table(index="step", columns="metric", values="value", aggfunc="first")
+
+
+def collapse_step(trace: pd.DataFrame, factor: float = 3.0) -> float:
+    """The first update whose batch loss is non-finite or above ``factor`` × the lowest
+    batch loss so far and above 1 (a run that had fitted losing it); NaN if none."""
+    w = _wide(trace)
+    if "batch_loss" not in w:
+        return float("nan")
+    loss = w["batch_loss"].dropna() if w["batch_loss"].notna().any() else w["batch_loss"]
+    loss = w["batch_loss"]
+    best = np.inf
+    for step, v in loss.items():
+        if not np.isfinite(v) or (v > factor * best and v > 1.0):
+            return float(step)
+        best = min(best, v)
+    return float("nan")
+
+
+def diagnosis_table(traces: dict[str, pd.DataFrame], eps: float = 0.2) -> pd.DataFrame:
+    """Per traced run: the first collapse (or blow-up) and, at the last measurement before
+    it, the training loss's sharpness and the penalized objective's top curvature against
+    2/ε, and the share of the latter that the micro-batches' spread adds beyond s + 2λs²."""
+    rows = []
+    for name, t in traces.items():
+        w = _wide(t)
+        meas = w.dropna(subset=["sharpness"]) if "sharpness" in w else w.iloc[:0]
+        c = collapse_step(t)
+        before = meas[meas.index < c] if np.isfinite(c) else meas
+        last = before.iloc[-1] if len(before) else None
+        first_nan = w.index[~np.isfinite(w["batch_loss"])].min() if "batch_loss" in w and \
+            (~np.isfinite(w["batch_loss"])).any() else float("nan")
+        rows.append({
+            "run": name.removeprefix("trace_"),
+            "first collapse (update)": c, "first non-finite loss (update)": first_nan,
+            "measured at": last.name if last is not None else float("nan"),
+            "sharpness s": last["sharpness"] if last is not None else float("nan"),
+            "penalized curvature": last["penalized_sharpness"] if last is not None else float("nan"),
+            "s + 2λs²": last["aligned"] if last is not None else float("nan"),
+            "2/ε": 2 / eps,
+            "max penalized curvature / (2/ε)": float(meas["penalized_sharpness"].max() * eps / 2)
+            if len(meas) else float("nan"),
+            "share of updates with s > 2/ε": float((meas["sharpness"] > 2 / eps).mean())
+            if len(meas) else float("nan")})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def replay_table(replays: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per replay from a checkpoint: the variant, where it started, whether and where its
+    loss went non-finite, its highest batch loss and where it ended."""
+    rows = []
+    for name, r in replays.items():
+        w = r[r.metric == "batch_loss"]
+        end = r[r.metric.isin(["train_loss", "train_accuracy"])].drop_duplicates("metric", keep="last")
+        endv = dict(zip(end.metric, end.value))
+        bad = w[~np.isfinite(w.value)]
+        rows.append({"run": name.removeprefix("replay_").rsplit("_", 1)[0],
+                     "variant": r["variant"].iloc[0] if "variant" in r else "",
+                     "from update": int(r["from_step"].iloc[0]) if "from_step" in r else -1,
+                     "updates": len(w),
+                     "first non-finite loss": float(bad.step.min()) if len(bad) else float("nan"),
+                     "highest batch loss": float(w.value.max()),
+                     "training loss at the end": endv.get("train_loss", float("nan")),
+                     "training accuracy at the end": endv.get("train_accuracy", float("nan"))})
+    return pd.DataFrame(rows).set_index(["run", "variant"]) if rows else pd.DataFrame()
+
+
+def fig_diagnosis(traces: dict[str, pd.DataFrame], eps: float = 0.2):
+    """Per traced run (columns): batch loss along training (top) and, at the measured
+    updates, the training loss's sharpness and the penalized objective's top curvature
+    against 2/ε (bottom); dotted: the first collapse."""
+    import matplotlib.pyplot as plt
+
+    names = list(traces)
+    fig, axes = plt.subplots(2, max(1, len(names)), figsize=(4 * max(1, len(names)), 6),
+                             sharex="col", squeeze=False)
+    for j, name in enumerate(names):
+        w = _wide(traces[name])
+        c = collapse_step(traces[name])
+        ax = axes[0, j]
+        if "batch_loss" in w:
+            ax.plot(w.index, w["batch_loss"].clip(upper=10), lw=0.6, color="0.3")
+        ax.set(title=name.removeprefix("trace_").replace("_", ", "), ylabel="batch loss")
+        meas = w.dropna(subset=["sharpness"]) if "sharpness" in w else w.iloc[:0]
+        ax = axes[1, j]
+        ax.plot(meas.index, meas["sharpness"], "o-", ms=3, label="sharpness s (loss)")
+        ax.plot(meas.index, meas["penalized_sharpness"], "s-", ms=3,
+                label="top curvature of the penalized objective")
+        ax.plot(meas.index, meas["aligned"], ":", label="s + 2λs²")
+        ax.axhline(2 / eps, color="k", lw=0.8, label="2/ε")
+        ax.set(xlabel="update", ylabel="curvature")
+        for a in axes[:, j]:
+            if np.isfinite(c):
+                a.axvline(c, color="C3", ls=":", lw=1)
+    axes[1, 0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 def summary(a: Analysis, p: Params) -> dict[str, str]:
     """This set's headline cell in words and the verdict of each claim (a row of
     :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
