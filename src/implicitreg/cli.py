@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_gold.add_argument("--write", action="store_true",
                         help="regenerate the files (after a deliberate NUMERICS_VERSION bump)")
     p_gold.add_argument("--spread", action="store_true",
-                        help="measure each case under every instruction-set level and "
+                        help="measure each case under every instruction-set setting and "
                         "thread count, and set the files' tolerances from it")
     p_gold.add_argument("--portable", action="store_true",
                         help="check in a process forced to the lowest instruction set "
