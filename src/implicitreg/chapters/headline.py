@@ -248,7 +248,8 @@ def design_penalty(p: Params, lr: float, lam: float, stage: str = "penalty"
 
 def r2_ns(p: Params) -> list[int]:
     """The cells of revision penalty-r2: the headline cell (the large batch on the
-    largest n) and the full-batch cell (GD on the smallest n), Geiping et al.'s claim."""
+    largest n) and the full-batch cell (GD on the smallest n, where the large batch is
+    all of it: Geiping et al.'s claim)."""
     return sorted({p.n_max, p.n_min}, reverse=True)
 
 
@@ -999,7 +1000,8 @@ _R2_CLAIMS = {"headline": ("penalty-gain-r2", "penalty-r2"),
 
 
 def _r2_cell_name(p: Params, n: int) -> str:
-    return "headline" if n == p.n_max else "full-batch"
+    """"full-batch" where the large batch is all of n (GD), else "headline"."""
+    return "full-batch" if p.large_batch >= n else "headline"
 
 
 def _r2_verdicts(rt: pd.DataFrame, p: Params, eps: float | None, runs: Runs,
@@ -1018,6 +1020,12 @@ def _r2_verdicts(rt: pd.DataFrame, p: Params, eps: float | None, runs: Runs,
         for c in claims:
             out["verdicts"][c] = not_assessable("the ε pilot found no ε* (see gap)")
         return out
+    for name, pair in _R2_CLAIMS.items():
+        if name not in {_r2_cell_name(p, n) for n in r2_ns(p)}:
+            for c in pair:
+                out["verdicts"][c] = not_assessable(
+                    f"this profile's n grid {list(p.n_grid)} has no {name} cell (large "
+                    f"batch {p.large_batch})")
     for n in r2_ns(p):
         name = _r2_cell_name(p, n)
         gain_claim, closure_claim = _R2_CLAIMS[name]

@@ -221,6 +221,7 @@ class Trainer:
                               if self.cfg.tracks_examples else None)
         self.loss_sum = torch.zeros((), device=self.device)
         self.reg_sum = torch.zeros((), device=self.device)
+        self.clip_sum = torch.zeros((), device=self.device)
         self.loss_count = 0
         # The last top Hessian eigenvector (Lanczos sharpness): the next measurement's start.
         self.sharpness_vec: list[torch.Tensor] | None = None
@@ -239,6 +240,7 @@ class Trainer:
             "rows": self.rows, "batches": self.batches,
             "first_learned": self.first_learned, "loss_sum": self.loss_sum.cpu(),
             "reg_sum": self.reg_sum.cpu(), "loss_count": self.loss_count,
+            "clip_sum": self.clip_sum.cpu(),
             "init_params": [p.cpu() for p in self.init_params],
             "x_epoch": None if self.x_epoch is None else self.x_epoch.cpu(),
             "torch_rng": torch.get_rng_state(), "elapsed": time.time() - self.t0,
@@ -268,6 +270,7 @@ class Trainer:
         self.first_learned = st["first_learned"]
         self.loss_sum = st["loss_sum"].to(self.device)
         self.reg_sum = st["reg_sum"].to(self.device)
+        self.clip_sum = st.get("clip_sum", torch.zeros(())).to(self.device)
         self.loss_count = st["loss_count"]
         self.init_params = [p.to(self.device) for p in st["init_params"]]
         self.x_epoch = None if st["x_epoch"] is None else st["x_epoch"].to(self.device)
@@ -314,8 +317,11 @@ class Trainer:
             self._record("train", "running_loss", self.loss_sum / self.loss_count)
             if cfg.reg != "none":
                 self._record("train", "running_penalty", self.reg_sum / self.loss_count)
+            if cfg.clip_grad is not None:
+                self._record("train", "clipped_fraction", self.clip_sum / self.loss_count)
         self.loss_sum.zero_()
         self.reg_sum.zero_()
+        self.clip_sum.zero_()
         self.loss_count = 0
         if not math.isfinite(float(tl)):
             self.diverged = True
@@ -385,7 +391,9 @@ class Trainer:
         if cfg.clip_grad is not None:
             for p, g in zip(params, grads):
                 p.grad = g  # clip_grad_norm_ scales the .grad tensors, i.e. grads, in place
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            # how often clipping acted: it is not neutral across batch sizes
+            self.clip_sum += (norm > cfg.clip_grad).float()
         lr = cfg.lr_at(self.step)
         if cfg.optimizer == "adam":
             self.opt_state = adam_update_(params, grads, self.opt_state, lr, cfg.weight_decay)
