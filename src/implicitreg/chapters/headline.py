@@ -331,13 +331,22 @@ def run_table(results: Iterable[tuple[Cell, Any]], p: Params) -> pd.DataFrame:
     """One row per run: its cell, the statistic, the final test accuracy, the lowest
     training accuracy of the window, whether it fit and whether it diverged."""
     cols = ["stage", "arm", "n", "lr", "lam", "seed", "steps", "stat", "final", "fit_level",
-            "fits", "diverged"]
+            "fits", "diverged", "clipped"]
     return pd.DataFrame([{
         "stage": c.stage, "arm": c.arm, "n": c.n, "lr": c.lr, "lam": c.lam, "seed": c.seed,
         "steps": r.config.steps, "stat": statistic(r, p.window),
         "final": r.final("accuracy", "test"), "fit_level": fit_level(r, p.window),
-        "fits": fits(r, p), "diverged": bool(r.summary.get("diverged"))}
+        "fits": fits(r, p), "diverged": bool(r.summary.get("diverged")),
+        "clipped": _clipped(r)}
         for c, r in results], columns=cols)
+
+
+def _clipped(r: Any) -> float:
+    """The fraction of a run's updates whose gradient was clipped (NaN: not clipped)."""
+    if getattr(getattr(r, "config", None), "clip_grad", None) is None:
+        return float("nan")
+    v = r.curve("clipped_fraction", "train").value.to_numpy(dtype=float)
+    return float(v.mean()) if len(v) else float("nan")
 
 
 # ------------------------------------------------------------------ the pilot rules
@@ -1239,6 +1248,29 @@ def _r2_glue(a: Analysis, p: Params) -> dict[str, str]:
     return g
 
 
+def r2_table(a: Analysis, p: Params) -> pd.DataFrame:
+    """Revision penalty-r2, one row per (cell, seed): each arm's statistic (percent;
+    "diverged" where the run diverged, counted at chance in the verdicts) and the share of
+    its updates that clipping shortened."""
+    d = a.runs[a.runs.stage.isin(["r2-gap", "r2-penalty"])]
+    if not len(d):
+        return pd.DataFrame()
+    d = d.assign(cell=[_r2_cell_name(p, n) for n in d.n])
+    cols = {}
+    for arm in ARMS:
+        x = d[d.arm == arm].set_index(["cell", "seed"])
+        if not len(x):
+            continue
+        label = arm_label(p, arm, p.n_max).replace(f"B = {p.large_batch}", "large batch")
+        cols[(label, "statistic")] = pd.Series(
+            ["diverged" if div else f"{100 * v:.2f}" for v, div in zip(x.stat, x.diverged)],
+            index=x.index, dtype=object)
+        cols[(label, "clipped")] = pd.Series(
+            [f"{100 * v:.1f}%" if v == v else "–" for v in x.clipped], index=x.index,
+            dtype=object)
+    return pd.DataFrame(cols).sort_index()
+
+
 def per_seed_table(a: Analysis, p: Params) -> pd.DataFrame:
     """The headline cell, one row per seed: each arm's statistic, final test accuracy and
     the lowest training accuracy of its window (percent; "diverged" for a run whose loss
@@ -1348,10 +1380,11 @@ step, metric, value) and each replay from a checkpoint before a blow-up
 
 
 REPLAY_VARIANTS = {"same": {}, "double-backprop": {"penalty_grad": "double-backprop"},
-                   "fd1e-2": {"fd_step": 1e-2}, "fd1e-4": {"fd_step": 1e-4}}
+                   "fd1e-2": {"fd_step": 1e-2}, "fd1e-4": {"fd_step": 1e-4},
+                   **{f"clip{c:g}": {"clip_grad": c} for c in (5.0, 3.0, 2.0, 1.0)}}
 """How a replay from a checkpoint before a blow-up differs from the traced run: the same
-steps, the exact gradient of the penalty, and finite-difference steps 10× longer and
-shorter than the engine's 1e-3."""
+steps, the exact gradient of the penalty, finite-difference steps 10× longer and shorter
+than the engine's 1e-3, and the total gradient clipped to a norm."""
 
 
 def diagnose(p: Params, out, seed: int, lam: float, until: int = 1200,
@@ -1476,6 +1509,58 @@ def replay_table(replays: dict[str, pd.DataFrame]) -> pd.DataFrame:
                      "training loss at the end": endv.get("train_loss", float("nan")),
                      "training accuracy at the end": endv.get("train_accuracy", float("nan"))})
     return pd.DataFrame(rows).set_index(["run", "variant"]) if rows else pd.DataFrame()
+
+
+def diagnosis_glue(traces: dict[str, pd.DataFrame], replays: dict[str, pd.DataFrame],
+                   eps: float = 0.2) -> dict[str, str]:
+    """The diagnosis in numbers, for the prose: what was traced, where each run collapsed,
+    the curvatures against 2/ε before it, the spike of the penalized gradient, and what
+    each replay did."""
+    if not traces:
+        return {k: "not made" for k in ("hl_diag_runs", "hl_diag_sharp", "hl_diag_pen",
+                                         "hl_diag_spike", "hl_diag_replays")}
+    t = diagnosis_table(traces, eps)
+    runs = "; ".join(
+        f"{name.replace('_lam', ', λ = ').replace('seed', 'seed ')}: "
+        + (f"first collapse at update {row['first collapse (update)']:.0f}"
+           if np.isfinite(row["first collapse (update)"]) else "no collapse")
+        + (f", loss non-finite at {row['first non-finite loss (update)']:.0f}"
+           if np.isfinite(row["first non-finite loss (update)"]) else "")
+        for name, row in t.iterrows())
+    ratios, spreads, spikes = [], [], []
+    for name, tr in traces.items():
+        w = _wide(tr)
+        c = collapse_step(tr)
+        m = w.dropna(subset=["sharpness"])
+        m = m[(m.index >= 60) & ((m.index < c) if np.isfinite(c) else True)]
+        ratios += list(m["sharpness"] * eps / 2)
+        spreads += list((m["penalized_sharpness"] - m["aligned"]) / m["penalized_sharpness"])
+        s = w["step_grad_norm"].dropna() if "step_grad_norm" in w else pd.Series(dtype=float)
+        if np.isfinite(c) and len(s):
+            spikes.append((name, float(s[(s.index >= c - 20) & (s.index <= c + 5)].max()),
+                           float(s[s.index < c - 20].median())))
+    r = np.asarray(ratios)
+    g = {"hl_diag_runs": runs,
+         "hl_diag_sharp": (f"the training loss's sharpness sat at {np.median(r):.2f} × 2/ε "
+                           f"(median over the measured updates from 60 to the collapse; "
+                           f"middle 80% {np.quantile(r, 0.1):.2f}–{np.quantile(r, 0.9):.2f})"),
+         "hl_diag_pen": (f"the penalized objective's top curvature was "
+                         f"{t['max penalized curvature / (2/ε)'].max():.2f} × 2/ε at its "
+                         f"highest, and a median {100 * np.median(spreads):.0f}% of it came "
+                         "from the spread of the micro-batches' curvature, beyond s + 2λs²"),
+         "hl_diag_spike": "; ".join(
+             f"{name.removeprefix('trace_')}: the penalized gradient's norm reached "
+             f"{hi:.1f} around the collapse against a median {med:.2f} before it"
+             for name, hi, med in spikes) or "no collapse traced"}
+    rt = replay_table(replays)
+    g["hl_diag_replays"] = "; ".join(
+        f"{variant} from update {row['from update']}: "
+        + (f"loss non-finite at update {row['first non-finite loss']:.0f}"
+           if np.isfinite(row["first non-finite loss"]) else
+           f"highest batch loss {row['highest batch loss']:.2f}, ending at "
+           f"{100 * row['training accuracy at the end']:.1f}% training accuracy")
+        for (_, variant), row in rt.iterrows()) or "no replay"
+    return g
 
 
 def fig_diagnosis(traces: dict[str, pd.DataFrame], eps: float = 0.2):
