@@ -1450,11 +1450,10 @@ def _wide(trace: pd.DataFrame) -> pd.DataFrame:
 def collapse_step(trace: pd.DataFrame, factor: float = 3.0) -> float:
     """The first update whose batch loss is non-finite or above ``factor`` × the lowest
     batch loss so far and above 1 (a run that had fitted losing it); NaN if none."""
-    w = _wide(trace)
-    if "batch_loss" not in w:
+    d = trace[trace.metric == "batch_loss"]
+    if not len(d):
         return float("nan")
-    loss = w["batch_loss"].dropna() if w["batch_loss"].notna().any() else w["batch_loss"]
-    loss = w["batch_loss"]
+    loss = d.set_index("step").value
     best = np.inf
     for step, v in loss.items():
         if not np.isfinite(v) or (v > factor * best and v > 1.0):
@@ -1474,8 +1473,8 @@ def diagnosis_table(traces: dict[str, pd.DataFrame], eps: float = 0.2) -> pd.Dat
         c = collapse_step(t)
         before = meas[meas.index < c] if np.isfinite(c) else meas
         last = before.iloc[-1] if len(before) else None
-        first_nan = w.index[~np.isfinite(w["batch_loss"])].min() if "batch_loss" in w and \
-            (~np.isfinite(w["batch_loss"])).any() else float("nan")
+        bl = t[t.metric == "batch_loss"]
+        first_nan = float(bl.step[~np.isfinite(bl.value)].min()) if len(bl) else float("nan")
         rows.append({
             "run": name.removeprefix("trace_"),
             "first collapse (update)": c, "first non-finite loss (update)": first_nan,
