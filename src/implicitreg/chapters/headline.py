@@ -1107,9 +1107,11 @@ def _r2_verdicts(rt: pd.DataFrame, p: Params, eps: float | None, runs: Runs,
     return out
 
 
-def _r2_ladder(c: dict[str, Any], decisive: float) -> str:
+def _r2_ladder(c: dict[str, Any], decisive: float,
+               bound: str = "the {:.1f}-point gap to close") -> str:
     """The ladder of revision penalty-r2: a negative verdict needs the detectable
-    difference to be no larger than the gap the penalty should close at the cell."""
+    difference to be no larger than the gap the penalty should close at the cell
+    (``bound`` names ``decisive``, in points, where another design sets it)."""
     if c["premise"]:
         return c["premise"]
     e = c["estimate"]
@@ -1123,7 +1125,7 @@ def _r2_ladder(c: dict[str, Any], decisive: float) -> str:
         return (f"{NOT_REPRODUCED} (a difference of {100 * c['detectable']:.2f} points would "
                 "have been detected)")
     return (f"inconclusive at this scale (detectable {100 * c['detectable']:.2f} points, "
-            f"above the {100 * decisive:.1f}-point gap to close)")
+            f"above {bound.format(100 * decisive)})")
 
 
 def _holm_word_registered(c: dict[str, Any]) -> str:
