@@ -37,7 +37,7 @@ def _errors(p: B.Params, shift: float = 0.0, scale: float = 1e-2, exact: bool = 
 
 def test_predicted_slopes_are_reproduced():
     p = B.profile("ci")
-    a = B.analyze(_errors(p), {}, p)
+    a = B.analyze(B.Runs(_errors(p)), p)
     for claim in ("gd", "sgd", "replace"):
         assert a.verdicts[claim].verdict == "reproduced", a.verdicts[claim].text
     assert a.glue["verdict_gd"] == "reproduced"
@@ -48,7 +48,7 @@ def test_predicted_slopes_are_reproduced():
 
 def test_slopes_one_order_off_are_not_reproduced():
     p = B.profile("ci")
-    a = B.analyze(_errors(p, shift=-1.0), {}, p)
+    a = B.analyze(B.Runs(_errors(p, shift=-1.0)), p)
     for claim in ("gd", "sgd", "replace"):
         assert a.verdicts[claim].verdict == "not reproduced", a.verdicts[claim].text
 
@@ -59,14 +59,14 @@ def test_one_wrong_case_makes_a_claim_partly_reproduced():
     e = c.errors
     wrong = (e.section == "gd") & (e.flow == "gd") & (e.problem == "MLP")
     e.loc[wrong, "error"] = e.loc[wrong, "eps"] ** 1.0  # O(ε), not O(ε²)
-    a = B.analyze(c, {}, p)
+    a = B.analyze(B.Runs(c), p)
     assert a.verdicts["gd"].verdict == "partly reproduced"
     assert a.verdicts["gd"].cases["MLP, flow of C̃_GD"] == "not reproduced"
 
 
 def test_errors_at_the_solver_tolerance_are_not_assessable():
     p = B.profile("ci")
-    a = B.analyze(_errors(p, scale=1e-12), {}, p)
+    a = B.analyze(B.Runs(_errors(p, scale=1e-12)), p)
     v = a.verdicts["gd"]
     assert v.verdict == "not assessable", v.text
     assert "solver's tolerance" in v.detail and "< 3e-11" in v.detail
@@ -75,7 +75,7 @@ def test_errors_at_the_solver_tolerance_are_not_assessable():
 
 def test_a_sampled_mean_over_orders_is_not_assessable():
     p = B.profile("ci")
-    a = B.analyze(_errors(p, exact=False), {}, p)
+    a = B.analyze(B.Runs(_errors(p, exact=False)), p)
     assert a.verdicts["gd"].verdict == "reproduced"
     for claim in ("sgd", "replace"):
         v = a.verdicts[claim]
@@ -85,7 +85,7 @@ def test_a_sampled_mean_over_orders_is_not_assessable():
 
 def test_too_few_fitted_points_are_not_assessable():
     p = B.profile("ci", fit_points=2)
-    v = B.analyze(_errors(p), {}, p).verdicts["gd"]
+    v = B.analyze(B.Runs(_errors(p)), p).verdicts["gd"]
     assert v.verdict == "not assessable" and "2 fitted" in v.detail
 
 
@@ -95,7 +95,7 @@ def test_compute_on_a_tiny_problem_gives_every_case():
     c = B.compute(p, pictures=False)
     assert set(zip(c.errors.section, c.errors.flow)) == set(B.PREDICTED)
     assert c.errors.exact.all()
-    a = B.analyze(c, {}, p)
+    a = B.analyze(B.Runs(c), p)
     assert a.slope("gd", "MLP", "gd")["verdict"] == "reproduced"
     assert len(a.slopes) == 2 * len(B.PREDICTED)
 

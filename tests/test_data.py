@@ -61,9 +61,23 @@ def test_mnist_offline_split_is_stratified_and_recorded():
     assert sum(x.tobytes() in tr for x in raw.x_test) < 5  # MNIST has a few duplicates
 
 
+def _from_the_shell(monkeypatch, **variables: str) -> None:
+    """Set ``variables`` in the shell and hand them to the engine the way an entry point
+    does; the process's data settings are restored after the test."""
+    from implicitreg.engine import native
+    from implicitreg.runs.execution import ExecConfig
+
+    monkeypatch.setattr(D, "_settings", D.settings())
+    for name in ("_enabled", "_march", "_lib"):
+        monkeypatch.setattr(native, name, getattr(native, name))
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    ExecConfig.from_env().apply()
+
+
 def test_missing_data_fails_with_instructions(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMPLICITREG_OFFLINE_DATA", str(tmp_path / "nothing"))
-    monkeypatch.setenv("IMPLICITREG_NO_DOWNLOAD", "1")
+    _from_the_shell(monkeypatch, IMPLICITREG_OFFLINE_DATA=str(tmp_path / "nothing"),
+                    IMPLICITREG_NO_DOWNLOAD="1")
     for name in ("cifar10", "mnist"):
         with pytest.raises(D.DataError, match="download=True") as info:
             D.load_raw(name, root=tmp_path / "root")
@@ -82,7 +96,7 @@ def test_archive_failing_its_checksum_is_refused(tmp_path, monkeypatch):
     labels[100] = (labels[100] + 1) % 10
     with gzip.open(bad / "mnist/t10k-labels-idx1-ubyte.gz", "wb") as fh:
         fh.write(bytes(labels))
-    monkeypatch.setenv("IMPLICITREG_OFFLINE_DATA", str(bad))
+    _from_the_shell(monkeypatch, IMPLICITREG_OFFLINE_DATA=str(bad))
     with pytest.raises(D.DataError, match="checksum"):
         D.load_raw("mnist", root=tmp_path / "root")
 

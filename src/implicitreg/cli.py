@@ -1,4 +1,9 @@
-"""Command line: ``implicitreg run``, ``bench``, ``book``, ``time-backends`` and ``golden``."""
+"""Command line: ``implicitreg run``, ``bench``, ``book``, ``time-backends``,
+``gpu-edition``, ``register``, ``diagnose-penalty`` and ``golden``.
+
+An entry point: the ``IMPLICITREG_*`` variables are read here (through
+:meth:`~implicitreg.runs.execution.ExecConfig.from_env`, options over them) and passed
+on as one :class:`~implicitreg.runs.execution.ExecConfig` value."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +13,7 @@ import sys
 from typing import Any, Sequence, get_type_hints
 
 from .engine.config import ConfigError, RunConfig, config_fields_doc
-from .runs.execution import ExecError
+from .runs.execution import ExecConfig, ExecError
 
 
 def _parse_value(text: str, hint: Any, name: str) -> Any:
@@ -51,6 +56,13 @@ def _config_from_args(ns: argparse.Namespace) -> RunConfig:
         if raw is not None:
             values[f.name] = _parse_value(raw, hints[f.name], f.name)
     return RunConfig(**values)
+
+
+def _exec_config(args: argparse.Namespace) -> ExecConfig:
+    """The shell's ``IMPLICITREG_*`` settings with the command's options over them: the
+    one place the command line reads them, for the commands that run something."""
+    return ExecConfig.from_env(**{f: getattr(args, f, None)
+                                  for f in ("backend", "workers", "ray_address", "ray_gpus")})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .runs.runner import run
 
             cfg = _config_from_args(args)
-            result = run(cfg, store=args.store, force=args.force)
+            result = run(cfg, store=args.store, force=args.force,
+                         exec_config=_exec_config(args))
             print(json.dumps({"key": result.key, "cached": result.cached, **result.summary}))
         elif args.cmd == "bench":
             from .bench import main as bench_main
@@ -140,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .book.timing import time_backends
 
             time_backends(args.chapter, args.profile,
-                          [m for m in args.modes.split(",") if m], ray_address=args.ray_address)
+                          [m for m in args.modes.split(",") if m], ray_address=args.ray_address,
+                          exec_config=_exec_config(args))
         elif args.cmd == "gpu-edition":
             from pathlib import Path
 
@@ -148,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             gpu_edition(args.only.split(",") if args.only else None, args.deadline,
                         args.dry_run, Path(args.out) if args.out else None,
-                        bench=not args.no_bench)
+                        bench=not args.no_bench, exec_config=_exec_config(args))
         elif args.cmd == "register":
             from .chapters import registry
 
@@ -159,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "diagnose-penalty":
             from .chapters import headline
 
+            _exec_config(args).apply()  # the replays read the data where a run would
             headline.diagnose(headline.profile("workstation"), args.out, args.seed, args.lam,
                               until=args.until)
         elif args.cmd == "golden":
@@ -181,10 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1 if bad else 0
         elif args.cmd == "book":
             from .book.driver import build_book
-            from .runs.execution import ExecConfig, in_environment
+            from .runs.execution import in_environment
 
-            ex = ExecConfig.from_env(backend=args.backend, workers=args.workers,
-                                     ray_address=args.ray_address, ray_gpus=args.ray_gpus)
+            ex = _exec_config(args)
             build_book(profile=args.profile, params_file=args.params,
                        only=args.only.split(",") if args.only else None,
                        build=not args.no_build, cell_timeout=args.timeout,

@@ -132,7 +132,9 @@ def execution(values: Mapping[str, Any], chapter_name: str | None = None):
     """How this chapter's runs execute (:class:`~implicitreg.runs.execution.ExecConfig`):
     the notebook's ``exec_config`` parameter, one mapping of ExecConfig fields that the
     book driver passes as a value; fields it leaves out come from the ``IMPLICITREG_*``
-    variables of the shell, as for any run started by hand. At a committed profile with
+    variables of the shell, as for any run started by hand: the notebook's entry point,
+    where its settings are read once and handed to the engine (where the data is, the
+    native kernel). At a committed profile with
     training allowed, ``chapter_name``'s design must be registered (a notebook run by hand
     meets the guard the book driver meets)."""
     import dataclasses
@@ -146,6 +148,7 @@ def execution(values: Mapping[str, Any], chapter_name: str | None = None):
         raise BookError(f"exec_config: unknown field(s) {unknown}; the fields are "
                         f"{[f.name for f in dataclasses.fields(ExecConfig)]}")
     ex = ExecConfig.from_env(**given)
+    ex.apply()
     if chapter_name is not None and not ex.no_train:
         registry.require_registered(chapter_name, str(values.get("profile")), values)
     return ex

@@ -29,7 +29,7 @@ from .parameters import (PROFILES, PUBLISHED, BookError, chapter_profiles, check
 from .report import glued_values
 from ..engine.device import resolve_device
 from ..runs.committed import COMMITTED_PROFILES, committed_entry, write_manifest
-from ..runs.execution import ExecConfig, environment
+from ..runs.execution import ExecConfig, build_setting, environment, resolve
 from ..runs.store import project_root
 
 
@@ -55,17 +55,16 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    ex = (exec_config or ExecConfig.from_env()).replace(progress=False)
+    ex = resolve(exec_config).replace(progress=False)
     if "exec_config" in notebook_parameters(src):
         params = {**params, "exec_config": {k: v for k, v in dataclasses.asdict(ex).items()
                                             if v is not None}}
     check_parameters(src, params)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Figures must be captured as outputs whatever backend the caller's shell sets.
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           **{k: v for k, v in ALLOCATOR.items() if k not in os.environ}}
     try:
-        with environment(env):
+        with environment({"MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+                         defaults=ALLOCATOR):
             pm.execute_notebook(
                 str(src), str(out), parameters=params, kernel_name="python3",
                 cwd=str(src.parent), log_output=True, progress_bar=False,
@@ -131,12 +130,14 @@ def published_profile(root: Path, chapter: str) -> str:
 def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None,
                only: Iterable[str] | None = None, build: bool = True,
                cell_timeout: int | None = None, root: Path | None = None,
-               exec_config: ExecConfig | None = None, worker_hints: bool = False) -> Path:
+               exec_config: ExecConfig | None = None, worker_hints: bool = False,
+               mathjax_dir: str | None = None) -> Path:
     """Execute the chapters at ``profile`` (plus overrides from ``params_file``) and
-    build the HTML book. Returns the path of ``_build/html``. With ``worker_hints`` (the
-    command line gave no worker count), a chapter that the budgets file's ``workers``
-    section names trains its runs in that many local processes (at most one per CPU;
-    none on a machine with a GPU)."""
+    build the HTML book. Returns the path of ``_build/html``. The book's entry point:
+    settings not given (``exec_config``, ``mathjax_dir``) are the shell's. With
+    ``worker_hints`` (the command line gave no worker count), a chapter that the budgets
+    file's ``workers`` section names trains its runs in that many local processes (at
+    most one per CPU; none on a machine with a GPU)."""
     root = root or project_root()
     if root is None:
         raise BookError("run this from inside the project (no _config.yml with "
@@ -159,6 +160,7 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
             raise BookError(f"params file {p} must hold a mapping of names to values")
     per_chapter = split_overrides(overrides, chapters)
     base_ex = exec_config or ExecConfig.from_env()
+    mathjax_dir = mathjax_dir or build_setting("mathjax_dir")
     # The hints were measured on CPUs; where a GPU trains the runs, one process feeds it.
     hints = budget.load_workers(root, profile) if (
         worker_hints and base_ex.backend == "local"
@@ -191,10 +193,10 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         made = committed_entry(root, chosen, name) if chosen in COMMITTED_PROFILES else None
         if made and made.get("params") and (profile == PUBLISHED or ex.no_train):
             # Re-plotting a committed set: its own parameters, whatever the profile says now.
-            from ..chapters import registry, result_sets
+            from ..chapters import protocol, result_sets
 
             params = {"profile": chosen, **result_sets.recorded_values(
-                registry.chapters()[name], made["params"]), **per_chapter[name]}
+                protocol.load(name), made["params"]), **per_chapter[name]}
         if "executed_at" in notebook_parameters(chapters[name]):
             params.setdefault("executed_at", stamp)
         if chosen in COMMITTED_PROFILES and not ex.no_train:
@@ -221,7 +223,7 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         if missing:
             raise BookError(f"chapters {missing} have not been executed; run without --only")
         t0 = time.time()
-        assemble_site(root, site)
+        assemble_site(root, site, mathjax_dir, base_ex.store_root)
         run_jupyter_book(site, root)
         timed.append({"chapter": "HTML build", "seconds": time.time() - t0})
     if timed:

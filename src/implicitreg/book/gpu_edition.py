@@ -4,10 +4,10 @@ GPU window, into the committed run store ``results/gpu/runs``.
 A GPU is lent only now and then, for minutes. So the script is prepared and dry-run on a
 CPU (``--dry-run`` trains the same designs at the ``smoke`` profile into a scratch store),
 and on the GPU it: checks the device, measures the step costs (``implicitreg bench``),
-then runs, chapter by chapter in priority order, the chapter module's own run pipeline
-(``run(params)`` where the design is staged, as a pilot and a confirmation chosen from
-it; ``design(params)`` otherwise) with the chapter's ``gpu`` parameters, so that the run
-keys are the ones the book asks for. Past ``--deadline`` seconds every run checkpoints
+then runs, chapter by chapter in priority order, the chapter module's ``run(params)`` (the
+chapter protocol, :mod:`implicitreg.chapters.protocol`: a staged design as a pilot and
+the stages chosen from it) with the chapter's ``gpu`` parameters, so that the run keys
+are the ones the book asks for. Past ``--deadline`` seconds every run checkpoints
 and stops; the next window resumes from the checkpoints (carry ``results/gpu``). What it
 trained, and the fingerprint of the criteria it was made under, is listed in
 ``results/gpu/manifest.json``. The book then re-plots the chapters on any CPU:
@@ -43,9 +43,10 @@ def gpu_chapters(root: Path) -> list[str]:
 
 
 def chapter_module(chapter: str):
-    import importlib
+    """The chapter's module, checked against the chapter protocol."""
+    from ..chapters import protocol
 
-    return importlib.import_module(f"implicitreg.chapters.{chapter}")
+    return protocol.load(chapter)
 
 
 def chapter_params(root: Path, chapter: str, profile: str):
@@ -56,15 +57,9 @@ def chapter_params(root: Path, chapter: str, profile: str):
 
 
 def run_chapter(chapter: str, params, **options: Any) -> list[tuple[Any, Any]]:
-    """(label, result) pairs of every run of the chapter at ``params``: its module's
-    ``run`` where it has one (a staged design), else its ``design`` run as one list."""
-    from ..runs.sweeps import run_labeled
-
-    mod = chapter_module(chapter)
-    if hasattr(mod, "run"):
-        out = mod.run(params, **options)
-        return out.all() if hasattr(out, "all") else list(out)
-    return run_labeled(mod.design(params), **options)
+    """(label, result) pairs of every run of the chapter at ``params``, from its module's
+    ``run``."""
+    return chapter_module(chapter).run(params, **options).all()
 
 
 def train_chapter(root: Path, chapter: str, profile: str, exec_config) -> dict[str, Any]:
@@ -75,10 +70,12 @@ def train_chapter(root: Path, chapter: str, profile: str, exec_config) -> dict[s
 
     from ..chapters import registry
     from ..engine.training import DeadlineReached
+    from ..runs.execution import resolve
 
+    exec_config = resolve(exec_config)
     params = chapter_params(root, chapter, profile)
     values = dataclasses.asdict(params)
-    if not getattr(exec_config, "no_train", False):
+    if not exec_config.no_train:
         registry.require_registered(chapter, profile, values, root)
     t0 = time.time()
     status, runs = "complete", []
@@ -99,13 +96,15 @@ def train_chapter(root: Path, chapter: str, profile: str, exec_config) -> dict[s
 
 def gpu_edition(chapters: Iterable[str] | None = None, deadline_s: float = 480.0,
                 dry_run: bool = False, out: Path | None = None,
-                root: Path | None = None, bench: bool = True) -> dict[str, Any]:
+                root: Path | None = None, bench: bool = True,
+                exec_config=None) -> dict[str, Any]:
     """Bench, then train the chapters' ``gpu`` runs until ``deadline_s`` seconds from now.
     ``dry_run``: on any device, the ``smoke`` parameters into a scratch store under
     ``_build/gpu-dry-run`` (checks the plumbing, not the science). ``out``: also pack
     the run store, the manifest and the bench into ``out/gpu-edition.tar.gz``.
-    ``chapters``: by default every chapter with a ``gpu`` profile."""
-    from ..runs.execution import ExecConfig
+    ``chapters``: by default every chapter with a ``gpu`` profile. ``exec_config``: the
+    command line's settings (its store and deadline are replaced)."""
+    from ..runs.execution import resolve
     from ..runs.store import project_root
 
     root = root or project_root()
@@ -132,8 +131,8 @@ def gpu_edition(chapters: Iterable[str] | None = None, deadline_s: float = 480.0
         bench = bench_main("cuda", ("cnn",), repeats=10)
         (dest / f"bench-{device}.json").write_text(json.dumps(bench, indent=1) + "\n")
         manifest["bench_wall_time_s"] = round(time.time() - t0, 1)
-    ex = ExecConfig.from_env().replace(store_root=str(dest / "runs"),
-                                       deadline=t_start + deadline_s)
+    ex = resolve(exec_config).replace(store_root=str(dest / "runs"),
+                                      deadline=t_start + deadline_s)
     for chapter in chapters:
         if time.time() > ex.deadline:
             manifest["chapters"].append({"chapter": chapter, "status": "not started"})

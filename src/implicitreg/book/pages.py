@@ -5,7 +5,6 @@ reading, and the Jupyter Book 1 build (execution off).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -106,15 +105,15 @@ MATHJAX_VERSION = "3.2.2"
 MATHJAX_ENTRY = "tex-mml-chtml.js"  # the component Sphinx loads from a CDN by default
 
 
-def vendor_mathjax(root: Path) -> Path | None:
+def vendor_mathjax(root: Path, mathjax_dir: str | None = None) -> Path | None:
     """A local MathJax 3 (``es5`` folder) so that math renders without internet:
-    ``$IMPLICITREG_MATHJAX_DIR`` if set, else unpacked once from the npm registry's
-    ``mathjax`` package into ``_build/vendor``. None when neither is possible."""
-    env = os.environ.get("IMPLICITREG_MATHJAX_DIR")
-    if env:
-        if not (Path(env) / MATHJAX_ENTRY).is_file():
-            raise BookError(f"IMPLICITREG_MATHJAX_DIR={env} has no {MATHJAX_ENTRY}")
-        return Path(env)
+    ``mathjax_dir`` if given (the driver passes ``$IMPLICITREG_MATHJAX_DIR``), else
+    unpacked once from the npm registry's ``mathjax`` package into ``_build/vendor``.
+    None when neither is possible."""
+    if mathjax_dir:
+        if not (Path(mathjax_dir) / MATHJAX_ENTRY).is_file():
+            raise BookError(f"IMPLICITREG_MATHJAX_DIR={mathjax_dir} has no {MATHJAX_ENTRY}")
+        return Path(mathjax_dir)
     dest = root / "_build" / "vendor" / f"mathjax-{MATHJAX_VERSION}"
     if (dest / MATHJAX_ENTRY).is_file():
         return dest
@@ -162,9 +161,11 @@ def _favicon(path: Path) -> None:
     img.save(path)
 
 
-def assemble_site(root: Path, site: Path) -> None:
+def assemble_site(root: Path, site: Path, mathjax_dir: str | None = None,
+                  store_root: str | None = None) -> None:
     """Copy the narrative pages and the config into the site folder, write the claims
-    ledger, vendor MathJax."""
+    ledger, vendor MathJax (from ``mathjax_dir`` if given); ``store_root``: the build's
+    run store, for the execution report."""
     for item in (root / "book").iterdir():
         dest = site / item.name
         if item.is_dir():
@@ -175,13 +176,13 @@ def assemble_site(root: Path, site: Path) -> None:
     intro = site / "intro.md"
     if intro.is_file() and SCALE_MARKER in intro.read_text():
         intro.write_text(intro.read_text().replace(SCALE_MARKER, scale_table(root, site)))
-    (site / "execution.md").write_text(execution_report(root, site))
+    (site / "execution.md").write_text(execution_report(root, site, store_root))
     claims = load_claims(root)
     if claims:
         check_claims(root, site)
         (site / "claims.md").write_text(claims_page(claims, results_made(root, site)))
     config = yaml.safe_load((root / "_config.yml").read_text())
-    mathjax = vendor_mathjax(root)
+    mathjax = vendor_mathjax(root, mathjax_dir)
     if mathjax is None:
         print("warning: no local MathJax (npm not found); pages will load it from a CDN",
               file=sys.stderr)

@@ -14,7 +14,6 @@ from . import budget, ledger
 from .budget import load_budgets
 from .parameters import PROFILES, BookError, load_profile, notebook_parameters, toc_chapters
 from ..runs.committed import committed_entry
-from ..runs.execution import ExecConfig
 
 
 def load_claims(root: Path) -> list[dict[str, Any]]:
@@ -135,9 +134,10 @@ def _when(stamp: str | None) -> str:
     return stamp.replace("T", " ")[:19] + " UTC" if stamp else "(not recorded)"
 
 
-def execution_report(root: Path, site: Path) -> str:
+def execution_report(root: Path, site: Path, store_root: str | None = None) -> str:
     """The execution report page (MyST Markdown), from papermill's metadata in the
-    executed notebooks and what each chapter glued about its runs."""
+    executed notebooks and what each chapter glued about its runs; ``store_root`` is the
+    build's run store (``None``: the default one)."""
     recs = execution_records(root, site)
     lines = ["# Execution report", "",
              "How each chapter of this build was executed, read from the metadata papermill "
@@ -168,7 +168,7 @@ def execution_report(root: Path, site: Path) -> str:
     try:
         from ..runs.store import RunStore
 
-        store = RunStore(ExecConfig.from_env().store_root)
+        store = RunStore(store_root)
         lines += ["", f"The run store used by this build holds {len(store.keys())} runs."]
     except Exception:  # a report without the store line is still a report
         pass

@@ -28,8 +28,12 @@ MODES = {
 
 
 def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tuple(MODES),
-                  root: Path | None = None, ray_address: str | None = None) -> Path:
-    from ..runs.execution import ExecConfig
+                  root: Path | None = None, ray_address: str | None = None,
+                  exec_config=None) -> Path:
+    """Time ``chapter`` at ``profile`` under each of ``modes``; of ``exec_config`` (the
+    command line's settings) only the kernel choice carries over, the executor being
+    what is timed."""
+    from ..runs.execution import ExecConfig, resolve
     from ..runs.store import RunStore, project_root
     from .driver import execute_chapter
     from .parameters import BookError, load_profile, toc_chapters
@@ -46,7 +50,7 @@ def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tupl
         raise BookError(f"unknown mode(s) {bad}; one of {list(MODES)}")
     params = load_profile(root, chapter, profile)
     rows = []
-    base = ExecConfig.from_env()
+    base = resolve(exec_config)
     for mode in modes:
         with tempfile.TemporaryDirectory(prefix="implicitreg-timing-") as tmp:
             ex = ExecConfig(store_root=str(Path(tmp) / "runs"),

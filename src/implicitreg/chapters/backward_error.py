@@ -13,7 +13,10 @@ The notebook ``notebooks/backward_error.ipynb`` is prose around the functions he
 - :func:`compute`: the error of the discrete iterates against each flow, per step size;
 - :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of the real
   runs;
+- :func:`run`: both, as :class:`Runs` (the chapter protocol, :mod:`.protocol`);
 - :func:`analyze`: slopes, verdicts and the values the prose glues;
+- :func:`summary`, :func:`scale_description`, :func:`figures`: what the result sets and
+  the book read of it;
 - :data:`CRITERIA`: the claims' criteria, registered before the runs;
 - :func:`fig_gd_errors`, :func:`fig_trajectory`, :func:`fig_sgd_errors`,
   :func:`fig_cloud`, :func:`fig_variance`.
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
+from .protocol import verdict_summary
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, Verdict, combine,
                        premise_failure, register)
 
@@ -309,6 +313,27 @@ def design(p: Params) -> list[tuple[tuple[str, int], Any]]:
             for arm, meth in [("SGD", "sgd"), ("GD", "gd")] for s in p.run_seeds]
 
 
+@dataclass
+class Runs:
+    """Everything the chapter measures: the small problems solved exactly and the real
+    runs of :func:`design`."""
+    computed: Computed
+    training: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """(arm, seed) → result of the real runs."""
+
+    def all(self) -> list[tuple[tuple[str, int], Any]]:
+        return list(self.training.items())
+
+
+def run(p: Params, **options: Any) -> Runs:
+    """:func:`compute`, then every run of :func:`design`, loaded from the run store or
+    trained (``options``: those of :func:`~implicitreg.runs.sweeps.run_labeled`)."""
+    from ..runs.sweeps import run_labeled
+
+    computed = compute(p)
+    return Runs(computed, dict(run_labeled(design(p), **options)))
+
+
 def variance_curves(runs: Mapping[tuple[str, int], Any], p: Params) -> pd.DataFrame:
     """(ε/4m)Σ‖∇Ĉ_k − ∇C‖², the difference C̃_SGD − C̃_GD, along each run."""
     from ..analysis.tables import tidy
@@ -424,11 +449,10 @@ def variance_comparison(var: pd.DataFrame) -> dict[str, str]:
             "var_comment": comment}
 
 
-def analyze(computed: Computed, runs: Mapping[tuple[str, int], Any] | Iterable | None,
-            p: Params) -> Analysis:
+def analyze(runs: Runs, p: Params) -> Analysis:
     """Slopes, verdicts and glue values from :func:`compute`'s errors and the real runs
     (anything with ``curve(metric, split)``, ``config.seed`` and ``summary``)."""
-    errors = computed.errors
+    errors = runs.computed.errors
     slopes = slopes_table(errors, p)
     verdicts = {}
     for c in CRITERIA:
@@ -438,7 +462,7 @@ def analyze(computed: Computed, runs: Mapping[tuple[str, int], Any] | Iterable |
         verdicts[c.claim] = Verdict(c.claim, combine(cases.values()),
                                     "; ".join(_case_text(r) for r in d.to_dict("records")),
                                     cases)
-    var = variance_curves(dict(runs or {}), p)
+    var = variance_curves(dict(runs.training), p)
     a = Analysis(errors, slopes, verdicts, var)
     g: dict[str, Any] = {}
     for r in slopes.to_dict("records"):
@@ -562,7 +586,34 @@ def fig_variance(a: Analysis, p: Params):
     return fig
 
 
+# ------------------------------------------------------------------ the chapter protocol
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """The verdict of each claim with its fitted slopes (a column of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    return verdict_summary(a)
+
+
+def scale_description(p: Params) -> str:
+    """What the computations and runs were, for the sentence on the scale."""
+    return (f"GD over time T = {p.T:g} at {len(p.gd_steps)} step counts and one SGD epoch "
+            f"of {p.m} minibatches at {len(p.sgd_eps)} step sizes, on a two-parameter "
+            f"problem and an MLP with {p.mlp_hidden} hidden units; {len(p.run_seeds)} "
+            f"seed(s) of SGD and GD on {p.run_n_train:,} CIFAR-10 images for "
+            f"{p.run_steps:,} steps.")
+
+
+def figures(a: Analysis, runs: Runs, p: Params) -> dict[str, Any]:
+    """The chapter's figures, each drawn when called."""
+    return {"gd_errors": lambda: fig_gd_errors(a, p),
+            "trajectory": lambda: fig_trajectory(runs.computed, p),
+            "sgd_errors": lambda: fig_sgd_errors(a, p, "shuffle"),
+            "cloud": lambda: fig_cloud(runs.computed, p),
+            "sgd_errors_replacement": lambda: fig_sgd_errors(a, p, "replace"),
+            "variance": lambda: fig_variance(a, p)}
+
+
 __all__ = ["Params", "profile", "CRITERIA", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE",
            "registered_hash", "criteria_table", "PREDICTED", "Computed", "compute",
-           "design", "Analysis", "analyze", "fig_gd_errors", "fig_sgd_errors",
+           "design", "Runs", "run", "Analysis", "analyze", "summary",
+           "scale_description", "figures", "fig_gd_errors", "fig_sgd_errors",
            "fig_trajectory", "fig_cloud", "fig_variance", "cloud_distances"]

@@ -5,6 +5,9 @@ A chapter defines ``@dataclass(frozen=True) class Params(ChapterParams)`` with a
 docstring per field and ``CHAPTER = "<name>"``; :meth:`ChapterParams.profile` then gives
 exactly a named profile's values plus the overrides, and refuses a profile that misses a
 field or names one the dataclass does not have.
+
+Which parts of a chapter module are registered and which are free to edit:
+``CONTRIBUTING.md`` at the top of the project (the whole module: :mod:`.protocol`).
 """
 from __future__ import annotations
 

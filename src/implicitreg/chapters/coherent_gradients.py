@@ -11,9 +11,10 @@ lowers overfitting. The notebook ``notebooks/coherent_gradients.ipynb`` is prose
 
 - :class:`Params`, whose named instances are the profiles of
   ``notebooks/profiles/coherent_gradients.yaml``;
-- :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile;
+- :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile,
+  and :func:`run`: its results (the chapter protocol, :mod:`.protocol`);
 - :func:`analyze`: from the runs' results to tables, verdicts and the values the prose
-  glues;
+  glues; :func:`summary`, :func:`scale_description` and :func:`figures`;
 - :data:`CRITERIA`: the claims' criteria, registered before the runs, and
   :data:`REVISIONS`: premises added after the results, each judged beside its original;
 - :func:`fig_accuracy`, :func:`fig_fitting`, :func:`fig_cifar`, :func:`fig_coherence`,
@@ -31,6 +32,7 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
+from .protocol import RunSet, verdict_summary
 from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Revision,
                        Verdict, premise_failure, register)
 
@@ -711,7 +713,35 @@ def fig_winsor(a: Analysis, p: Params):
     return fig
 
 
-__all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "REVISIONS", "STATISTIC_GLUE",
-           "VERDICT_GLUE", "registered_hash", "criteria_table", "Analysis", "analyze",
+# ------------------------------------------------------------------ the chapter protocol
+def run(p: Params, **options: Any) -> RunSet:
+    """Every run of :func:`design`, loaded from the run store or trained (``options``:
+    those of :func:`~implicitreg.runs.sweeps.run_labeled`), by label."""
+    from ..runs.sweeps import run_labeled
+
+    return RunSet(run_labeled(design(p), **options))
+
+
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """The verdict of each claim and revision with its numbers (a column of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    return verdict_summary(a)
+
+
+def scale_description(p: Params) -> str:
+    """What the runs were, for the sentence on the scale."""
+    return scale_text(p)
+
+
+def figures(a: Analysis, runs: Mapping[Arm, Any], p: Params) -> dict[str, Any]:
+    """The chapter's figures, each drawn when called."""
+    return {"accuracy": lambda: fig_accuracy(runs, p), "fitting": lambda: fig_fitting(runs, p),
+            "cifar": lambda: fig_cifar(runs, p), "coherence": lambda: fig_coherence(a),
+            "winsor": lambda: fig_winsor(a, p)}
+
+
+__all__ = ["Params", "profile", "Arm", "design", "run", "CRITERIA", "REVISIONS",
+           "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash", "criteria_table",
+           "Analysis", "analyze", "summary", "scale_description", "figures",
            "first_reach", "detectable_single", "scale_text", "fig_accuracy", "fig_fitting",
            "fig_cifar", "fig_coherence", "fig_winsor"]

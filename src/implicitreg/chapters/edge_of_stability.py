@@ -9,9 +9,10 @@ hovers just above it while the loss keeps falling, non-monotonically. The notebo
 
 - :class:`Params`, whose named instances are the profiles of
   ``notebooks/profiles/edge_of_stability.yaml`` (:func:`profile`);
-- :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile;
+- :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile,
+  and :func:`run`: its results (the chapter protocol, :mod:`.protocol`);
 - :func:`analyze`: from the runs' results to tables, verdicts and the values the prose
-  glues;
+  glues; :func:`summary`, :func:`scale_description` and :func:`figures`;
 - :data:`CRITERIA`: the claims' criteria, registered before the runs;
 - :func:`fig_plateau`, :func:`fig_departure`, :func:`fig_sgd`.
 """
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
+from .protocol import RunSet, verdict_summary
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict,
                        combine, not_assessable, register)
 
@@ -668,7 +670,38 @@ def fig_sgd(a: Analysis, p: Params):
     return fig
 
 
-__all__ = ["Params", "profile", "Arm", "design", "CRITERIA", "registered_hash",
+# ------------------------------------------------------------------ the chapter protocol
+def run(p: Params, **options: Any) -> RunSet:
+    """Every run of :func:`design`, loaded from the run store or trained (``options``:
+    those of :func:`~implicitreg.runs.sweeps.run_labeled`), by label."""
+    from ..runs.sweeps import run_labeled
+
+    return RunSet(run_labeled(design(p), **options))
+
+
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """The verdict of each claim and revision with its numbers (a column of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    return verdict_summary(a)
+
+
+def scale_description(p: Params) -> str:
+    """What the runs were, for the sentence on the scale."""
+    side = 32 // p.downsample
+    return (f"an fc-tanh network with hidden widths {list(p.widths)} on {p.n_train:,} "
+            f"CIFAR-10 images at {side}×{side} pixels, {p.steps:,} steps of GD at "
+            f"{len(p.eps)} step size(s), SGD at ε = {p.sgd_eps:g} with "
+            f"{len(p.sgd_batches)} batch size(s) × {len(p.sgd_seeds)} seed(s).")
+
+
+def figures(a: Analysis, runs: Mapping[Arm, Any], p: Params) -> dict[str, Any]:
+    """The chapter's figures, each drawn when called."""
+    return {"plateau": lambda: fig_plateau(a, p), "departure": lambda: fig_departure(a, p),
+            "sgd": lambda: fig_sgd(a, p)}
+
+
+__all__ = ["Params", "profile", "Arm", "design", "run", "CRITERIA", "registered_hash",
            "criteria_table", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE",
-           "revisions_hash", "Analysis", "analyze", "fig_plateau", "fig_departure",
-           "fig_sgd", "flow_multiplier", "departure_index", "detectable_ratio"]
+           "revisions_hash", "Analysis", "analyze", "summary", "scale_description",
+           "figures", "fig_plateau", "fig_departure", "fig_sgd", "flow_multiplier",
+           "departure_index", "detectable_ratio"]

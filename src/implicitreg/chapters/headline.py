@@ -440,6 +440,12 @@ class Runs:
                 + self.penalty_r1 + self.r2_pilot + self.r2_gap + self.r2_penalty)
 
 
+STAGED = ("ε* comes from a pilot over the learning-rate grid, λ* from a pilot at ε*, and "
+          "each revision's λ from its own pilot: every stage's runs depend on the results "
+          "of the one before, so there is no single design; :func:`run` makes the stages "
+          "in order (:func:`design_eps_pilot` first)")
+
+
 def run(p: Params, **options: Any) -> Runs:
     """The four stages in order, each loaded from the run store or trained; a stage that
     has nothing to run (no ε* or no λ*) leaves the later ones empty."""
@@ -1620,6 +1626,12 @@ def scale_description(p: Params) -> str:
             f"{p.epochs} epochs of the small batch, {len(p.seeds)} paired confirmation "
             f"seeds, {len(p.pilot_seeds)} pilot seeds, "
             f"{'all' if p.n_test is None else f'{p.n_test:,}'} test images")
+
+
+def figures(a: Analysis, runs: Runs, p: Params) -> dict[str, Any]:
+    """The chapter's figures of its runs, each drawn when called (the diagnosis figure
+    reads the committed diagnosis, not the runs)."""
+    return {"headline": lambda: fig_headline(a, runs, p), "curves": lambda: fig_curves(runs, p)}
 
 
 __all__ = ["Params", "profile", "Cell", "arm_label", "arm_name", "config",

@@ -15,7 +15,8 @@ training passes near saddles (Dauphin et al. 2014). The notebook
   measurements need);
 - :func:`measure`: from the runs to tables (jumps, solutions, barriers, spectra);
 - :func:`judge`: from those tables to verdicts and the values the prose glues
-  (:func:`analyze` is both);
+  (:func:`analyze` is both); :func:`summary`, :func:`scale_description` and
+  :func:`figures` (the chapter protocol, :mod:`.protocol`);
 - :data:`CRITERIA`: the claims' criteria, registered before the runs;
 - :func:`fig_clr`, :func:`fig_opt`, :func:`fig_perm`, :func:`fig_saddle`.
 """
@@ -30,6 +31,7 @@ import pandas as pd
 
 from ..analysis.stats import detectable_paired, paired_p_greater, welch_p_greater
 from .base import ChapterParams
+from .protocol import RunSet, verdict_summary
 from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion,
                        Premise, Revision, Verdict, not_assessable, premise_failure,
                        register)
@@ -181,7 +183,7 @@ def design(p: Params, section: str | None = None) -> list[tuple[Arm, Any]]:
     return [(a, c) for a, c in out if section is None or a.section == section]
 
 
-def run(p: Params, **options: Any) -> dict[Arm, Any]:
+def run(p: Params, **options: Any) -> RunSet:
     """Train or load every run of :func:`design`, keeping the weights of the sections
     whose measurements restore the networks."""
     from ..runs.sweeps import run_labeled
@@ -191,7 +193,7 @@ def run(p: Params, **options: Any) -> dict[Arm, Any]:
     for keep in (False, True):
         part = [(a, c) for a, c in d if KEEP_MODEL[a.section] is keep]
         runs.update(run_labeled(part, keep_model=keep, **options))
-    return {a: runs[a] for a, _ in d}
+    return RunSet({a: runs[a] for a, _ in d})
 
 
 # ------------------------------------------------------------------ criteria
@@ -860,7 +862,31 @@ def fig_saddle(a: Analysis, p: Params):
     return fig
 
 
+# ------------------------------------------------------------------ the chapter protocol
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """The verdict of each claim and revision with its numbers (a column of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    return verdict_summary(a)
+
+
+def scale_description(p: Params) -> str:
+    """What the runs were, for the sentence on the scale."""
+    n = "all" if p.n_train is None else f"{p.n_train:,}"
+    return (f"MLPs with hidden widths {list(p.widths)} on {n} {p.dataset} training "
+            f"images: {p.clr_cycles} learning-rate cycle(s) of {p.clr_cycle:,} steps, "
+            f"{len(p.opt_lrs)} optimizers × {len(p.opt_seeds)} initialization(s) for "
+            f"{p.opt_steps:,} steps, {p.perm_pairs} pair(s) of networks at each of "
+            f"{len(p.perm_widths)} width(s), the Hessian at {len(p.saddle_steps)} step(s).")
+
+
+def figures(a: Analysis, runs: Mapping[Arm, Any], p: Params) -> dict[str, Any]:
+    """The chapter's figures, each drawn when called."""
+    return {"clr": lambda: fig_clr(a, p), "opt": lambda: fig_opt(a, p),
+            "perm": lambda: fig_perm(a, p), "saddle": lambda: fig_saddle(a, p)}
+
+
 __all__ = ["Params", "profile", "Arm", "design", "run", "CRITERIA", "REVISIONS",
            "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash", "revisions_hash",
            "criteria_table", "Measurements", "measure", "judge", "analyze", "Analysis",
+           "summary", "scale_description", "figures",
            "fig_clr", "fig_opt", "fig_perm", "fig_saddle", "opt_tables", "perm_table"]

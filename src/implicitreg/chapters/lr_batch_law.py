@@ -520,6 +520,12 @@ class Runs:
         return self.pilot + self.confirmation + self.penalty + self.se_pilot + self.small
 
 
+STAGED = ("the confirmation's learning rates per batch size are chosen from the pilot "
+          "(:func:`choose`, extended where the best rate is at the grid's edge) and the "
+          "penalty experiment's rates from the confirmation, so :func:`design` is the "
+          "pilot and :func:`run` makes the later stages after it")
+
+
 def run(p: Params, **options: Any) -> Runs:
     """Pilot, confirmation, penalty experiment, then the small-ε design's pilot and
     confirmation: load each run from the store or train it."""
@@ -1466,7 +1472,18 @@ def judged(runs: Runs) -> dict[str, list[Any]]:
             "penalty-gain": small, "penalty-r3": small}
 
 
-__all__ = ["Params", "profile", "Run", "design", "choose", "design_confirmation",
+def figures(a: Analysis, runs: Runs, p: Params) -> dict[str, Any]:
+    """The chapter's figures that this set can draw, each drawn when called."""
+    out = {"pilot": lambda: fig_pilot(a, p)} if runs.pilot else {}
+    out["confirmation"] = lambda: fig_confirmation(a, p)
+    if runs.penalty:
+        out["penalty"] = lambda: fig_penalty(runs, p)
+    if getattr(runs, "small", None):
+        out["small_eps"] = lambda: fig_small_eps(a, p)
+    return out
+
+
+__all__ = ["Params", "profile", "Run", "design", "STAGED", "figures", "choose", "design_confirmation",
            "penalty_rates", "design_penalty", "Runs", "run", "CRITERIA", "REVISIONS",
            "CURRENT", "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash",
            "criteria_table", "detectable_slope", "fitted_cells", "best_fitted",

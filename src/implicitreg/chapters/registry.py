@@ -22,6 +22,9 @@ the manifest fingerprints they stand for under ``legacy``; the manifests stay as
 
 :func:`check_committed` reads every window of every manifest, so a later re-plot cannot
 hide an edit: each entry must map to a registration whose criteria still read as they did.
+
+How to register and revise, in short and beside the rules on run keys:
+``CONTRIBUTING.md`` at the top of the project.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ import pandas as pd
 from . import criteria as _criteria
 from .criteria import Criterion, Revision
 
-_NOT_CHAPTERS = {"base", "criteria", "registry", "result_sets"}
+_NOT_CHAPTERS = {"base", "criteria", "protocol", "registry", "result_sets"}
 REGISTRY = Path("results") / "registry.json"
 """The registry file, relative to the project root; under version control."""
 

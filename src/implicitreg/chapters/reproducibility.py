@@ -11,8 +11,10 @@ notebook ``notebooks/reproducibility.ipynb`` is prose around the functions here:
 
 - :class:`Params`, whose named instances are the profiles of
   ``notebooks/profiles/reproducibility.yaml``;
-- :func:`design`: the configuration checked; :func:`check`: its three trainings;
-- :func:`analyze`: verdicts and the values the prose glues;
+- :func:`design`: the configuration checked; :func:`check`: its three trainings
+  (:func:`run` under the chapter protocol, :mod:`.protocol`);
+- :func:`analyze`: verdicts and the values the prose glues; :func:`summary`,
+  :func:`scale_description`, :func:`figures` (none);
 - :data:`CRITERIA`: the claims' criteria;
 - :func:`profiles_table`, :func:`machine_table`, :func:`store_table`,
   :func:`committed_sets_table`, :func:`bench_table`, :func:`timings_table`.
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
+from .protocol import verdict_summary
 from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED, Criterion, Premise,
                        Verdict, premise_failure, register)
 
@@ -125,21 +128,25 @@ class Check:
     stopped_at: str = ""
     """What the stopped training reported."""
 
+    def all(self) -> list[tuple[str, Any]]:
+        return [(name, r) for name, r in (("first", self.first), ("second", self.second),
+                                          ("resumed", self.resumed)) if r is not None]
+
 
 def check(p: Params, exec_config: Any = None) -> Check:
     """Train :func:`design` in three empty temporary run stores: twice straight
     through, and once stopped after its first step, then resumed from its checkpoint.
     The chapter's stores are not touched; nothing trains when ``exec_config`` (default:
-    the ``IMPLICITREG_*`` variables) forbids training."""
+    the shell's settings) forbids training."""
     import tempfile
     import time
 
     from ..engine.training import DeadlineReached
-    from ..runs.execution import ExecConfig
+    from ..runs.execution import ExecConfig, resolve
     from ..runs.runner import run
     from ..runs.store import RunStore
 
-    if (exec_config or ExecConfig.from_env()).no_train:
+    if resolve(exec_config).no_train:
         return Check(no_train=True)
     cfg = design(p)
     ex = ExecConfig(progress=False)
@@ -346,7 +353,32 @@ def timings_table(repo: Path | None) -> tuple[pd.DataFrame, bool]:
     return pd.DataFrame(rows), any(f.stem.endswith("-cuda") for f in files)
 
 
+# ------------------------------------------------------------------ the chapter protocol
+def run(p: Params, exec_config: Any = None, **options: Any) -> Check:
+    """:func:`check` under ``exec_config``; the other ``options`` (``store``,
+    ``progress``) do not apply: the check trains into empty stores of its own."""
+    return check(p, exec_config)
+
+
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """The verdict of each claim with its numbers."""
+    return verdict_summary(a)
+
+
+def scale_description(p: Params) -> str:
+    """What the check trained, for the sentence on the scale."""
+    return (f"one MLP with hidden widths {list(p.check_widths)} on {p.check_n_train:,} "
+            f"synthetic examples, {p.check_steps} steps at batch size "
+            f"{p.check_batch_size}, trained three times.")
+
+
+def figures(a: Analysis, runs: Check, p: Params) -> dict[str, Any]:
+    """The page draws no figure: its evidence is tables."""
+    return {}
+
+
 __all__ = ["Params", "profile", "repository", "CRITERIA", "REVISIONS", "registered_hash",
-           "criteria_table", "design", "Check", "check", "compare", "Analysis", "analyze", "profiles_table",
+           "criteria_table", "design", "Check", "check", "run", "summary",
+           "scale_description", "figures", "compare", "Analysis", "analyze", "profiles_table",
            "machine_table", "store_table", "committed_sets_table", "bench_table",
            "timings_table"]

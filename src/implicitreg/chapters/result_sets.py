@@ -2,10 +2,10 @@
 set (``results/<profile>/``), re-read without training, each with its scale, the
 premises at its headline cell and the verdicts of the chapter's current criteria.
 
-A chapter takes part by defining ``summary(analysis, params) -> dict`` (the headline
-cell in words and the current verdict of each claim) beside ``profile``, ``run``,
-``analyze`` and ``scale_description``. The published build shows one set in detail and
-this table for all of them, so no set is dropped for another.
+Every chapter takes part through the chapter protocol (:mod:`.protocol`): its ``Params``,
+``run``, ``analyze``, ``summary`` (the headline cell in words and the verdict of each
+claim) and ``scale_description``. The published build shows one set in detail and this
+table for all of them, so no set is dropped for another.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from types import ModuleType
 from typing import Any
 
 import pandas as pd
+
+from .protocol import check
 
 
 def committed_profiles(chapter: str, root: Path | None = None,
@@ -68,7 +70,8 @@ def reread(mod: ModuleType, profile: str, store: Path,
     parameters are those the manifest recorded for the set, else the profile's."""
     from ..runs.execution import ExecConfig
 
-    p = mod.Params.from_values(recorded) if recorded else mod.profile(profile)
+    check(mod)
+    p = mod.Params.from_values(recorded) if recorded else mod.Params.profile(profile)
     runs = mod.run(p, store=store, progress=False,
                    exec_config=ExecConfig(no_train=True, progress=False))
     return p, mod.analyze(runs, p)
@@ -79,6 +82,7 @@ def side_by_side(mod: ModuleType, here: tuple[str, Any, Any] | None = None,
     """One column per result set: this build's (``here`` = (profile, params, analysis)), then
     every committed set of the chapter not already shown. A set that cannot be re-read
     says why instead of being left out."""
+    check(mod)
     rows = []
     if here is not None:
         prof, p, a = here

@@ -235,6 +235,11 @@ class Runs:
         return self.pilot + self.confirmation
 
 
+STAGED = ("the confirmation's learning rates and training lengths are chosen from the "
+          "pilot's results (:func:`choose`), so :func:`design` is the pilot and "
+          ":func:`run` makes the confirmation after it")
+
+
 def run(p: Params, **options: Any) -> Runs:
     """Pilot, choice, confirmation: load each run from the store or train it. The
     headline cell keeps its weights (sharpness is re-measured from them)."""
@@ -927,7 +932,20 @@ def fig_landscape(m: Landscape, p: Params):
     return fig
 
 
-__all__ = ["Params", "profile", "Cell", "arm_names", "design", "choose",
+def figures(a: Analysis, runs: Runs, p: Params) -> dict[str, Any]:
+    """The chapter's figures that this set can draw, each drawn when called (the
+    landscape re-measures the headline cell's weights)."""
+    out = {"pilot": lambda: fig_pilot(a, p, runs)} if runs.pilot else {}
+    out["gaps"] = lambda: fig_gaps(a, p, runs)
+    if runs.headline(p):
+        out["headline"] = lambda: fig_headline(runs, p)
+        out["terms"] = lambda: fig_terms(runs, p)
+        out["landscape"] = lambda: fig_landscape(measure_landscape(runs, p), p)
+    return out
+
+
+__all__ = ["Params", "profile", "Cell", "arm_names", "design", "STAGED", "figures",
+           "choose",
            "design_confirmation", "Runs", "run", "CRITERIA", "REVISIONS", "CURRENT",
            "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash", "revisions_hash",
            "criteria_table", "Analysis", "analyze", "cell_table", "gap_table", "Landscape",

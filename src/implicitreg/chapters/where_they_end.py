@@ -11,9 +11,11 @@ slower than true ones (Zhang et al. 2017). The notebook
 - :class:`Params`, whose named instances are the profiles of
   ``notebooks/profiles/where_they_end.yaml``;
 - :func:`design`: the labelled :class:`~implicitreg.engine.config.RunConfig` of a profile
-  (:attr:`Run.keep_model` says which runs keep their weights);
+  (:attr:`Run.keep_model` says which runs keep their weights), and :func:`run`: its
+  results (the chapter protocol, :mod:`.protocol`);
 - :func:`measure`: curvature and straight-line paths of the trained networks;
 - :func:`analyze`: from results and measurements to tables, verdicts and glue values;
+  :func:`summary`, :func:`scale_description` and :func:`figures`;
 - :data:`CRITERIA`: the claims' criteria. They were registered after the chapter's
   results were made, and say so (``results_before``); :data:`REVISIONS`: premises added
   later still, each judged beside its original.
@@ -29,6 +31,7 @@ import pandas as pd
 
 from ..analysis import stats
 from .base import ChapterParams
+from .protocol import RunSet, verdict_summary
 from .criteria import (NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion, Premise, Revision,
                        Verdict, premise_failure, register)
 
@@ -369,6 +372,8 @@ class Analysis:
     """Criterion id → verdict: each criterion as registered, and each revision
     (``averaging-r1``, ``minibatch-r1``) beside it."""
     glue: dict[str, str] = field(default_factory=dict)
+    measured: Measured | None = None
+    """What :func:`measure` found, which the figure of the paths draws."""
 
 
 def _snr(runs: Mapping[Run, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -574,6 +579,7 @@ def analyze(runs: Mapping[Run, Any] | Iterable[tuple[Run, Any]], p: Params,
     verdicts = {v.claim: v for v in (_drift_verdict(cross), v_avg, v_avg_r1, v_mem, v_mb,
                                      v_mb_r1)}
     a = Analysis(snr, acc, cross, tab, measured.curvature, barriers, memt, verdicts)
+    a.measured = measured
     a.glue = _glue_values(a, p, runs, peak, mem_text, ratio_text, mb_higher)
     return a
 
@@ -744,7 +750,41 @@ def fig_memorization(runs: Mapping[Run, Any]):
     return fig
 
 
-__all__ = ["Params", "profile", "Run", "ARMS", "design", "pairs", "arm_configs",
+# ------------------------------------------------------------------ the chapter protocol
+def run(p: Params, **options: Any) -> RunSet:
+    """Every run of :func:`design`, loaded from the run store or trained, by label: those
+    that keep no weights first, then those whose networks :func:`measure` restores
+    (``options``: those of :func:`~implicitreg.runs.sweeps.run_labeled`)."""
+    from ..runs.sweeps import run_labeled
+
+    d = design(p)
+    runs = RunSet(run_labeled([x for x in d if not x[0].keep_model], **options))
+    runs.update(run_labeled([x for x in d if x[0].keep_model], keep_model=True, **options))
+    return runs
+
+
+def summary(a: Analysis, p: Params) -> dict[str, str]:
+    """The verdict of each claim and revision with its numbers (a column of
+    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    return verdict_summary(a)
+
+
+def scale_description(p: Params) -> str:
+    """What the runs were, for the sentence on the scale."""
+    return scale_text(p)
+
+
+def figures(a: Analysis, runs: Mapping[Run, Any], p: Params) -> dict[str, Any]:
+    """The chapter's figures, each drawn when called."""
+    return {"snr": lambda: fig_snr(a), "curvature": lambda: fig_curvature(a),
+            "surface": lambda: fig_surface(runs, p),
+            "paths": lambda: fig_paths(a.measured if a.measured is not None
+                                       else measure(runs, p)),
+            "memorization": lambda: fig_memorization(runs)}
+
+
+__all__ = ["Params", "profile", "Run", "ARMS", "design", "run", "pairs", "arm_configs",
            "CRITERIA", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE", "registered_hash",
-           "criteria_table", "Measured", "measure", "Analysis", "analyze", "scale_text",
-           "fig_snr", "fig_curvature", "fig_surface", "fig_paths", "fig_memorization"]
+           "criteria_table", "Measured", "measure", "Analysis", "analyze", "summary",
+           "scale_description", "figures", "scale_text", "fig_snr", "fig_curvature",
+           "fig_surface", "fig_paths", "fig_memorization"]

@@ -10,6 +10,8 @@ run store keys a run by its configuration, its data source and :data:`NUMERICS_V
 the committed ``tests/golden/``; a mismatch says to bump it and regenerate them with
 ``implicitreg golden --write``. A refactor that changes no number
 leaves every key, and so every committed result set, valid.
+
+What a key is made of and when to bump: ``CONTRIBUTING.md`` at the top of the project.
 """
 from __future__ import annotations
 

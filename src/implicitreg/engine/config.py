@@ -2,6 +2,9 @@
 
 Every field has a docstring. Bad values raise :class:`ConfigError` when the config is
 built, before any data is loaded or any step is taken.
+
+Which fields enter a run's key, and how to add one without changing any key:
+``CONTRIBUTING.md`` at the top of the project.
 """
 from __future__ import annotations
 

@@ -4,10 +4,15 @@ CIFAR-10 and MNIST come from, in this order:
 
 1. torchvision's canonical files under the data root (``cifar-10-batches-py/``,
    ``MNIST/raw/``), read with ``torchvision.datasets`` and ``download=False``;
-2. the offline archives of a ``shared/data`` folder (``$IMPLICITREG_OFFLINE_DATA``, or
+2. the offline archives of a ``shared/data`` folder (the configured offline folder, or
    ``shared/data`` found next to an ancestor of the working directory or of this
    package): CIFAR-10 as JPEGs, MNIST as its official 10,000-image test split;
-3. torchvision's download (``download=True``), unless ``$IMPLICITREG_NO_DOWNLOAD=1``.
+3. torchvision's download (``download=True``), unless downloads are switched off.
+
+Where the data root and the offline folder are, and whether downloading is allowed, are
+:class:`DataSettings` that the run layer hands over with :func:`configure` (from its
+``ExecConfig``: ``IMPLICITREG_DATA``, ``IMPLICITREG_OFFLINE_DATA``,
+``IMPLICITREG_NO_DOWNLOAD``); this module reads no environment variable.
 
 Archives are decoded once and cached as uint8 arrays under ``<data root>/cache``. Every
 loaded dataset carries ``source``, a short id that enters the run-store key, and
@@ -15,6 +20,7 @@ loaded dataset carries ``source``, a short id that enters the run-store key, and
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -91,19 +97,53 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------------- locations
+@dataclass(frozen=True)
+class DataSettings:
+    """Where this process finds datasets. None of it changes a number: a different file
+    source is recorded as a different ``source`` and so keys different runs."""
+    root: str | None = None
+    """Folder of torchvision's files and of the decode cache; ``None``:
+    ``~/.cache/implicitreg``."""
+    offline: str | None = None
+    """Folder of the offline archives; ``None``: a ``shared/data`` folder found next to
+    the working directory or this package."""
+    download: bool = True
+    """Whether torchvision may download a dataset found nowhere else."""
+
+
+_settings = DataSettings()
+
+
+def configure(root: str | None = None, offline: str | None = None,
+              download: bool | None = None) -> DataSettings:
+    """Set this process's :class:`DataSettings`; an argument left ``None`` keeps its
+    current value (so settings built in code without them do not undo those of the
+    entry point). Returns the settings now in force."""
+    global _settings
+    changes = {k: v for k, v in (("root", root), ("offline", offline),
+                                 ("download", download)) if v is not None}
+    _settings = dataclasses.replace(_settings, **changes)
+    return _settings
+
+
+def settings() -> DataSettings:
+    """The :class:`DataSettings` in force in this process."""
+    return _settings
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The folder holding datasets and the decode cache."""
     if root is not None:
         return Path(root).expanduser()
-    env = os.environ.get("IMPLICITREG_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "implicitreg"
+    if _settings.root:
+        return Path(_settings.root).expanduser()
+    return Path.home() / ".cache" / "implicitreg"
 
 
 def offline_dirs() -> list[Path]:
     """Candidate ``shared/data`` folders holding the offline archives, best first."""
-    env = os.environ.get("IMPLICITREG_OFFLINE_DATA")
-    if env:
-        return [Path(env).expanduser()]
+    if _settings.offline:
+        return [Path(_settings.offline).expanduser()]
     seen: list[Path] = []
     for start in (Path.cwd().resolve(), Path(__file__).resolve().parent):
         for anc in [start, *start.parents]:
@@ -150,9 +190,7 @@ def _no_data_message(name: str, root: Path) -> str:
 
 
 def _download_allowed() -> bool:
-    from .config import parse_bool
-
-    return not parse_bool(os.environ.get("IMPLICITREG_NO_DOWNLOAD", "0"), "IMPLICITREG_NO_DOWNLOAD")
+    return _settings.download
 
 
 # ---------------------------------------------------------------------------- CIFAR-10

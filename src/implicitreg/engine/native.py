@@ -5,11 +5,12 @@ loaded through ctypes.
 No compiler, a failed build or ``set_enabled(False)`` (the run layer passes its
 ``ExecConfig.native_kernel``, ``IMPLICITREG_NATIVE=0``) all mean :func:`kernel` returns
 ``None`` and callers use the pure-PyTorch path, which gives the same numbers more slowly.
-The shared object is cached under ``~/.cache/implicitreg/native`` (or
-``$IMPLICITREG_DATA/native``), keyed by the source, the compiler, the target and the CPU's
-flags. It is built with ``-march=native``: the kernel's vector width follows the
-instruction set (16 floats on AVX-512, 8 on AVX2). :func:`set_target` builds for another
-target, e.g. ``haswell`` to check the AVX2 build on an AVX-512 machine.
+The shared object is cached under ``native/`` of the data root (:func:`.data.data_root`:
+``~/.cache/implicitreg`` or the configured ``IMPLICITREG_DATA``), keyed by the source,
+the compiler, the target and the CPU's flags. It is built with ``-march=native``: the
+kernel's vector width follows the instruction set (16 floats on AVX-512, 8 on AVX2).
+:func:`set_target` builds for another target, e.g. ``haswell`` to check the AVX2 build on
+an AVX-512 machine.
 
 It is built with ``-fopenmp``; the dynamic loader resolves its ``libgomp.so.1`` to the
 copy PyTorch has already loaded, so the kernel and PyTorch share one OpenMP thread pool.
@@ -50,8 +51,9 @@ def lanes() -> int | None:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("IMPLICITREG_DATA")
-    return (Path(root) if root else Path.home() / ".cache" / "implicitreg") / "native"
+    from .data import data_root
+
+    return data_root() / "native"
 
 
 def _cpu_flags() -> str:

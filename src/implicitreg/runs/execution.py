@@ -1,12 +1,20 @@
 """Where and how runs execute: one dataclass, read from the environment in one place.
 
-The CLI and the book driver build an :class:`ExecConfig` from their options (over the
-``IMPLICITREG_*`` variables of the shell, read here and nowhere else) and pass it on as a
-value: to a chapter's kernel as its ``exec_config`` parameter, to
-:func:`~implicitreg.runs.sweeps.run_many` and :func:`~implicitreg.runs.runner.run` as an
-argument, to worker processes and Ray tasks pickled. Code that is given none reads the
-variables with :meth:`ExecConfig.from_env`. None of these settings changes a run's
-numbers, so none is part of a run key.
+Every ``IMPLICITREG_*`` variable is named in this module (:data:`ENV`,
+:data:`BUILD_ENV`) and read by it. The entry points build an :class:`ExecConfig` from
+their options over those variables (:meth:`ExecConfig.from_env`): the command line
+(``cli.py``), the book driver's :func:`~implicitreg.book.driver.build_book`, and a
+notebook's :func:`~implicitreg.book.chapter.execution` (a chapter run by hand). From
+there it travels as a value: to a chapter's kernel as its ``exec_config`` parameter, to
+a chapter module's ``run``, to :func:`~implicitreg.runs.sweeps.run_many` and
+:func:`~implicitreg.runs.runner.run` as an argument, to worker processes and Ray tasks
+pickled. A library call given none (a script calling ``implicitreg.run(cfg)``) gets the
+shell's settings from :func:`resolve`. The engine keeps per-process settings of its own
+(where the data is, the native kernel): :meth:`ExecConfig.apply` hands them over, so the
+engine reads no variable. None of these settings changes what a run computes, so none is
+part of a run key (the data folders decide which files are read, and the key holds that
+data source itself). ``tests/test_settings.py`` keeps every other module from reading the
+environment.
 """
 from __future__ import annotations
 
@@ -35,7 +43,15 @@ ENV = {
     "native_kernel": "IMPLICITREG_NATIVE",
     "kernel_march": "IMPLICITREG_KERNEL_MARCH",
     "deadline": "IMPLICITREG_DEADLINE",
+    "data_root": "IMPLICITREG_DATA",
+    "offline_data": "IMPLICITREG_OFFLINE_DATA",
+    "no_download": "IMPLICITREG_NO_DOWNLOAD",
 }
+# Settings of the book's HTML build, not of runs (read by :func:`build_setting`).
+BUILD_ENV = {
+    "mathjax_dir": "IMPLICITREG_MATHJAX_DIR",
+}
+_BOOLS = ("batch", "no_train", "progress", "native_kernel", "no_download")
 
 
 class ExecError(ConfigError):
@@ -49,6 +65,8 @@ def parse_bool(text: str, name: str) -> bool:
 
 @dataclass(frozen=True)
 class ExecConfig:
+    """Where and how runs execute and where their inputs and outputs live; no field
+    changes a number (see the module docstring for how it travels)."""
     backend: str = "local"
     """``local`` (this process, or ``workers`` local processes) or ``ray`` (one Ray task
     per batch or single run)."""
@@ -78,6 +96,16 @@ class ExecConfig:
     """Unix time after which a training run writes its checkpoint and stops with
     :class:`~implicitreg.engine.training.DeadlineReached` (short GPU windows: the next
     window resumes from the checkpoint)."""
+    data_root: str | None = None
+    """Folder of the datasets and their decode cache (a run's own ``RunConfig.data_root``
+    wins); ``None``: the folder the process already uses, at first
+    ``~/.cache/implicitreg``."""
+    offline_data: str | None = None
+    """Folder of the offline data archives; ``None``: the folder the process already
+    uses, at first a ``shared/data`` folder found next to the project."""
+    no_download: bool | None = None
+    """Forbid torchvision's download of missing data; ``None``: as the process already
+    does, at first downloads are allowed."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -98,7 +126,7 @@ class ExecConfig:
             raw = env.get(ENV[f.name], "")
             if raw == "":
                 continue
-            if f.name in ("batch", "no_train", "progress", "native_kernel"):
+            if f.name in _BOOLS:
                 values[f.name] = parse_bool(raw, ENV[f.name])
             elif f.name == "workers":
                 values[f.name] = int(raw)
@@ -115,6 +143,32 @@ class ExecConfig:
     def replace(self, **changes: Any) -> "ExecConfig":
         return dataclasses.replace(self, **changes)
 
+    def apply(self) -> None:
+        """Hand the engine the settings it keeps per process: where the data is, whether
+        it may be downloaded, and the native kernel. Data settings left ``None`` keep
+        what the process uses, so a config built in code (``ExecConfig(no_train=True)``)
+        does not undo those of the entry point."""
+        from ..engine import data, native
+
+        data.configure(root=self.data_root, offline=self.offline_data,
+                       download=None if self.no_download is None else not self.no_download)
+        native.set_enabled(self.native_kernel)
+        native.set_target(self.kernel_march)
+
+
+def resolve(exec_config: ExecConfig | None) -> ExecConfig:
+    """The settings a caller passed; for a library call that passed none (a script
+    calling ``implicitreg.run(cfg)``), those of the shell's ``IMPLICITREG_*`` variables,
+    so that they hold there as they do under the command line."""
+    return exec_config if exec_config is not None else ExecConfig.from_env()
+
+
+def build_setting(name: str, environ: dict[str, str] | None = None) -> str | None:
+    """A setting of the book's HTML build (a key of :data:`BUILD_ENV`) from the shell;
+    ``None`` when it is not set."""
+    value = (os.environ if environ is None else environ).get(BUILD_ENV[name], "")
+    return value or None
+
 
 def in_environment(field: str, environ: dict[str, str] | None = None) -> bool:
     """Whether the shell sets the variable of ExecConfig field ``field``."""
@@ -122,9 +176,13 @@ def in_environment(field: str, environ: dict[str, str] | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block (a papermill kernel or the
-    chapters' cells read their :class:`ExecConfig` from there), then restore them."""
+def environment(values: dict[str, str], defaults: dict[str, str] | None = None
+                ) -> Iterator[None]:
+    """Set environment variables for the duration of a block (a papermill kernel and
+    the processes it starts inherit them), then restore them; ``defaults`` are set only
+    where the shell leaves them unset."""
+    values = {**{k: v for k, v in (defaults or {}).items() if k not in os.environ},
+              **values}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

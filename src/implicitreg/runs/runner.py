@@ -17,14 +17,13 @@ import pandas as pd
 import torch
 
 from ..engine import NUMERICS_VERSION, source_hash
-from ..engine import native
 from ..engine.batched import BatchedTrainer
 from ..engine.config import RunConfig
 from ..engine.data import load_for, resolve_source
 from ..engine.device import param_dtype
 from ..engine.models import model_for
 from ..engine.training import Trainer
-from .execution import ExecConfig
+from .execution import ExecConfig, resolve
 from .store import METRIC_COLUMNS, Result, RunStore, project_root, run_key
 
 
@@ -179,6 +178,7 @@ def plan(configs: Sequence[RunConfig | Mapping[str, Any]], st: RunStore, ex: Exe
     keys, load what is stored, and refuse (:class:`MissingRunError`) when something must
     train and ``ex.no_train`` forbids it."""
     cfgs = [_as_config(c) for c in configs]
+    ex.apply()  # the data settings decide which source (and so which key) a run has
     sources: dict[tuple[str, str | None], str] = {}
     for c in cfgs:
         sk = (c.dataset, c.data_root)
@@ -219,7 +219,7 @@ def run_batch(configs: Sequence[RunConfig | Mapping[str, Any]],
     """Like ``[run(c) for c in configs]``; when several must train, they train as one
     vmapped model (they must share a :func:`~implicitreg.engine.batched.group_key`) and
     are stored under the same keys as separate runs."""
-    ex = exec_config or ExecConfig.from_env()
+    ex = resolve(exec_config)
     st = _as_store(store, ex)
     p = plan(configs, st, ex, keep_model, force, dataset)
     if p.todo:
@@ -241,8 +241,7 @@ def train(cfgs: Sequence[RunConfig], keys: Sequence[str], source: str, st: RunSt
         results.update(load_stored(st, keys, keep_model, force))
         todo = [i for i in range(len(cfgs)) if i not in results]
         if todo:
-            native.set_enabled(ex.native_kernel)
-            native.set_target(ex.kernel_march)
+            ex.apply()
             paths = [st.checkpoint_path(keys[i]) for i in todo]
             progress = ex.progress and all(cfgs[i].progress for i in todo)
             if len(todo) == 1:

@@ -73,9 +73,12 @@ def locate_notebook(notebook: str) -> Path | None:
 
 
 def default_store_root() -> Path:
-    from .execution import ExecConfig
+    """The store of a :class:`RunStore` made without a folder: the shell's
+    ``IMPLICITREG_RESULTS``, else ``results/runs`` of the project (or of the working
+    directory outside one)."""
+    from .execution import resolve
 
-    configured = ExecConfig.from_env().store_path()
+    configured = resolve(None).store_path()
     if configured is not None:
         return configured
     root = project_root()

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .execution import ExecConfig
+from .execution import ExecConfig, resolve
 from .runner import grid_configs, plan, train
 from ..engine.batched import group_key, worth_batching
 from ..engine.config import ConfigError, RunConfig
@@ -54,10 +54,11 @@ def execute(cfgs: Sequence[RunConfig], store: RunStore, force: bool = False,
             keys: Sequence[str] | None = None) -> list[Result]:
     """Train one task (a batch when it has several configs) with progress bars off, under
     the caller's ``exec_config`` (a value, pickled to worker processes and Ray tasks
-    alike; ``None``: the ``IMPLICITREG_*`` variables). ``keys`` come from the caller's
-    plan; a Ray worker passes none and keys the runs by the data source it reads
-    itself."""
-    ex = exec_config or ExecConfig.from_env()
+    alike; ``None``: see :func:`~implicitreg.runs.execution.resolve`). ``keys`` come from
+    the caller's plan; a Ray worker passes none and keys the runs by the data source it
+    reads itself."""
+    ex = resolve(exec_config)
+    ex.apply()  # a worker process or Ray task starts with the engine's defaults
     source = resolve_source(cfgs[0].dataset, cfgs[0].data_root)
     keys = list(keys) if keys is not None else [run_key(c, source) for c in cfgs]
     return train(cfgs, keys, source, store, ex.replace(progress=False), keep_model, force)
@@ -110,17 +111,18 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
     (a grid that died half-way resumes); a diverging run is stored as diverged and the
     others go on.
 
-    Where the runs execute is an :class:`~implicitreg.runs.execution.ExecConfig`: by
-    default read from the environment, so that a chapter can be pointed at worker
-    processes or a Ray cluster without editing it; keyword ``settings`` (``backend``,
-    ``workers``, ``batch``, ``ray_address``, ``ray_gpus``) override single fields.
+    Where the runs execute is an :class:`~implicitreg.runs.execution.ExecConfig`, the
+    caller's (a chapter gets it from its entry point; a script that passes none gets the
+    shell's, see :func:`~implicitreg.runs.execution.resolve`), so that a chapter can be
+    pointed at worker processes or a Ray cluster without editing it; keyword
+    ``settings`` (``backend``, ``workers``, ``batch``, ``ray_address``, ``ray_gpus``)
+    override single fields.
     Compatible configs train together as one vmapped model (at most ``max_batch`` per
     batch) where that pays.
     """
     from tqdm import tqdm
 
-    ex = ExecConfig.from_env(**settings) if exec_config is None else exec_config.replace(
-        **{k: v for k, v in settings.items() if v is not None})
+    ex = resolve(exec_config).replace(**{k: v for k, v in settings.items() if v is not None})
     if max_batch < 1:
         raise ConfigError(f"max_batch = {max_batch} is not allowed: an integer >= 1")
     configs = [c.replace(progress=False) for c in configs]
