@@ -188,7 +188,9 @@ from implicitreg.chapters.criteria import criteria_hash  # noqa: E402
 
 # The fingerprint of the criteria as registered (see edge_of_stability.REGISTERED).
 REGISTERED_HASH = "c53e7b407eb9f6f4"
-REVISIONS_HASH = "67f4ac012eb33a8b"
+REVISIONS_HASH = "51aaa37b7a54cf72"
+# departure-r1 as it was before plateau-r1 joined it.
+DEPARTURE_REVISION_HASH = "67f4ac012eb33a8b"
 
 
 class FakeResult:
@@ -312,7 +314,60 @@ def test_revised_departure_ignores_a_multiplier_along_a_negligible_component():
     assert a.verdicts["departure-r1"].verdict == "reproduced", a.verdicts["departure-r1"].text
     assert not ledger_glue_problems(E, a)
     assert E.revisions_hash() == REVISIONS_HASH
-    assert [r.original for r in E.REVISIONS] == ["departure"]
+    assert criteria_hash(E.REVISIONS[:1]) == DEPARTURE_REVISION_HASH
+    assert [r.original for r in E.REVISIONS] == ["departure", "plateau"]
+    # the registry, not a typed date, says when plateau-r1 was fixed
+    assert E.REVISIONS[1].date == E.REVISIONS[1].revised.registered == ""
+    assert "not fitted to the chapter's ci numbers" in E.REVISIONS[1].reason
+
+
+def _seeds(p, levels, **kw):
+    """Results with one GD run per ε for each seed of ``levels`` (seed → plateau level)."""
+    res = _results(p, gd_kw=dict(level=levels[p.seed], **kw))
+    for seed, level in levels.items():
+        for e in p.eps:
+            s, lam, loss, mult = _gd_trace(e, p.steps, level=level, **kw)
+            res[E.Arm("gd", e, seed=seed)] = FakeResult(s, lam, loss, mult)
+    return res
+
+
+def test_plateau_r1_widens_the_band_above_two_over_eps_only():
+    p = _params()
+    # hovering 15% above 2/ε: outside the registered band, inside the revised one
+    a = E.analyze(_seeds(p, {0: 1.15, 1: 1.14, 2: 1.16}), p)
+    assert a.verdicts["plateau"].verdict == "not reproduced"
+    v = a.verdicts["plateau-r1"]
+    assert v.verdict == "reproduced", v.text
+    assert "median over 3 seeds 1.145·2/ε (seeds 1.145, 1.135, 1.155)" in v.detail
+    assert not ledger_glue_problems(E, a)
+    assert len(a.plateau_seeds) == 3 * len(p.eps)
+    # the registered criteria still judge the chapter's seed alone
+    assert a.plateau["median / (2/ε)"].tolist() == pytest.approx([1.145, 1.145], abs=1e-3)
+    # above the widened edge, or below the lower one (kept): not reproduced
+    for levels in ({0: 1.25, 1: 1.24, 2: 1.23}, {0: 0.85, 1: 0.86, 2: 0.84}):
+        v = E.analyze(_seeds(p, levels, wobble=0.01), p).verdicts["plateau-r1"]
+        assert v.verdict == "not reproduced", (levels, v.text)
+    # a median inside the band with a spike above the registered maximum
+    v = E.analyze(_seeds(p, {0: 1.05, 1: 1.05, 2: 1.05}, wobble=0.25), p).verdicts["plateau-r1"]
+    assert v.verdict == "not reproduced"
+    assert E.PLATEAU_HIGH == pytest.approx(1.2)
+    assert E.PLATEAU_HIGH >= E.SOURCE_PLATEAU + E.PLATEAU_BAND
+
+
+def test_plateau_r1_judges_only_a_multi_seed_set():
+    p = _params()
+    # one run per ε, like the ci set: not assessable, whatever its level
+    v = E.analyze(_results(p, gd_kw=dict(level=1.15)), p).verdicts["plateau-r1"]
+    assert v.verdict == "not assessable"
+    assert "1 seed meets the premises at ε = 0.1 (needs 3)" in v.detail
+    # a seed that diverged is left out and named
+    res = _seeds(p, {0: 1.1, 1: 1.1, 2: 1.1})
+    res[E.Arm("gd", 0.1, seed=2)].summary["diverged"] = True
+    v = E.analyze(res, p).verdicts["plateau-r1"]
+    assert v.cases["ε = 0.1"].startswith("not assessable") and "seed 2: the run diverged" in \
+        v.cases["ε = 0.1"]
+    # one ε left: fewer than the two assessable the aggregate needs
+    assert v.verdict == "not assessable"
 
 
 def test_departure_needs_two_consecutive_evaluations():

@@ -150,8 +150,8 @@ def _m(**kw) -> LC.Measurements:
 
 def test_injected_effects_are_reproduced():
     a = LC.judge(_m(), P)
-    for claim in ("clr", "clr-match", "opt", "perm", "perm-r1", "perm-zero", "saddle-pass",
-                  "saddle-end"):
+    for claim in ("clr", "clr-match", "opt", "opt-r1", "perm", "perm-r1", "perm-zero",
+                  "perm-zero-r1", "saddle-pass", "saddle-end"):
         assert a.verdicts[claim].verdict == "reproduced", (claim, a.verdicts[claim].text)
     assert a.glue["clr_verdict"] == "reproduced"
     assert a.glue["perm_zero_verdict"] == "reproduced at the widest width"
@@ -165,7 +165,8 @@ def test_no_effect_is_not_reproduced():
     m = _m(jumps=_jumps(jump=False), opt=_opt(effect=0.0),
            perm=_perm({8: 1.2, 32: 1.2, 128: 1.3}), saddle=_saddle(lam_min=0.5))
     a = LC.judge(m, P)
-    for claim in ("clr", "opt", "perm", "perm-r1", "saddle-pass", "saddle-end"):
+    for claim in ("clr", "opt", "opt-r1", "perm", "perm-r1", "perm-zero-r1", "saddle-pass",
+                  "saddle-end"):
         assert a.verdicts[claim].verdict == "not reproduced", (claim, a.verdicts[claim].text)
     # a negative verdict states what the test could have detected
     assert "detects (80% power" in a.glue["opt_comment"]
@@ -232,6 +233,86 @@ def test_the_revision_tests_each_width_and_adjusts_over_widths():
         np.array([1.0]), np.array([0.0, 1.0]))  # NaN with one value
 
 
+def _widest(before, after) -> pd.DataFrame:
+    """Section 3 with the given barriers per pair at the widest width (the others as in
+    the injected effect)."""
+    perm = _perm({8: 0.8, 32: 0.3, 128: 0.01})
+    w = P.perm_widths[-1]
+    perm.loc[perm.width == w, "before"] = before
+    perm.loc[perm.width == w, "after"] = after
+    return perm
+
+
+def test_perm_zero_r1_a_failed_matching_is_not_reproduced():
+    # matching left the barrier where it was: under the registered criterion that is "not
+    # assessable" (its premise is its success), under the revision it fails
+    a = LC.judge(_m(perm=_widest(1.0, [0.95, 1.0, 1.05])), P)
+    assert a.verdicts["perm-zero"].verdict == "not assessable"
+    v = a.verdicts["perm-zero-r1"]
+    assert v.verdict == "not reproduced", v.text
+    assert "unmatched barrier 1.000, matched 1.000" in v.detail
+    assert not ledger_glue_problems(LC, a)
+    # matched barriers near zero with a little spread: reproduced
+    v = LC.judge(_m(perm=_widest(1.0, [0.005, 0.01, 0.015])), P).verdicts["perm-zero-r1"]
+    assert v.verdict == "reproduced"
+    # around the threshold, within the SD assumed: neither bound decides, not reproduced
+    # with what the test can show
+    v = LC.judge(_m(perm=_widest(1.0, [0.03, 0.05, 0.07])), P).verdicts["perm-zero-r1"]
+    assert v.verdict == "not reproduced", v.text
+    assert "0.004 or less" in v.detail
+    # undecided with a spread far above the SD assumed: no power to claim
+    v = LC.judge(_m(perm=_widest(1.0, [0.0, 0.01, 0.3])), P).verdicts["perm-zero-r1"]
+    assert v.verdict == "not assessable" and "SD across seeds of the matched barrier" in v.detail
+
+
+def test_perm_zero_r1_premises_are_not_its_success():
+    # no barrier to remove before matching: not assessable, though the matched barrier is 0
+    v = LC.judge(_m(perm=_widest(0.08, 0.0)), P).verdicts["perm-zero-r1"]
+    assert v.verdict == "not assessable" and "0.080" in v.detail
+    # two finished pairs
+    perm = _perm({8: 0.8, 32: 0.3, 128: 0.01})
+    perm.loc[(perm.width == 128) & (perm.pair == 0), ["before", "after"]] = np.nan
+    v = LC.judge(_m(perm=perm), P).verdicts["perm-zero-r1"]
+    assert v.verdict == "not assessable" and "2 of 3" in v.detail
+
+
+def test_opt_r1_takes_the_initializations_as_the_replicates():
+    # a large effect at one initialization and a small one at the other: twenty correlated
+    # barriers give the registered Welch interval a lower end above zero; two
+    # initializations do not exclude zero
+    sol, pairs = _opt(effect=0.3)
+    one = (pairs.seed == P.opt_seeds[1]) & (pairs.kind == "different optimizers")
+    pairs.loc[one, "barrier"] -= 0.2
+    a = LC.judge(_m(opt=(sol, pairs)), P)
+    assert a.verdicts["opt"].verdict == "reproduced"
+    v = a.verdicts["opt-r1"]
+    assert v.verdict == "not reproduced", v.text
+    assert "over 2 initializations" in v.detail and "0.996 or more" in v.detail
+    # the same optimizer's orders further apart than different optimizers: the interval
+    # lies below zero
+    sol, pairs = _opt(effect=0.0)
+    pairs.loc[pairs.kind.str.startswith("same"), "barrier"] += 0.3
+    a = LC.judge(_m(opt=(sol, pairs)), P)
+    v = a.verdicts["opt-r1"]
+    upper = float(v.detail.split("mean D ")[1].split("]")[0].split(", ")[1])
+    assert v.verdict == "not reproduced" and upper < 0, v.text
+    # one initialization only, or solutions above the target loss: not assessable
+    p1 = P.replace(opt_seeds=(0,))
+    sol, pairs = _opt()
+    keep = sol.seed == 0
+    v = LC.judge(_m(opt=(sol[keep], pairs[pairs.seed == 0])), p1).verdicts["opt-r1"]
+    assert v.verdict == "not assessable" and "initializations with barriers of both kinds" in \
+        v.detail
+    v = LC.judge(_m(opt=_opt(loss=0.4)), P).verdicts["opt-r1"]
+    assert v.verdict == "not assessable" and "SGD 0.400" in v.detail
+    # undecided with the initializations far apart: no power to claim
+    sol, pairs = _opt(effect=0.5)
+    pairs.loc[(pairs.seed == P.opt_seeds[1]) & (pairs.kind == "different optimizers"),
+              "barrier"] -= 0.9
+    v = LC.judge(_m(opt=(sol, pairs)), P).verdicts["opt-r1"]
+    assert v.verdict == "not assessable" and "SD across seeds of D" in v.detail
+
+
 def test_design_keeps_the_run_keys():
     """The configurations as the chapter built them before it was a module, so that the
     stored runs load."""
@@ -277,5 +358,7 @@ def test_registered_criteria_are_unchanged():
     assert [c.claim for c in LC.CRITERIA] == ["clr", "clr-match", "opt", "perm", "perm-zero",
                                               "saddle-pass", "saddle-end"]
     assert all(c.registered == "2026-11-26" for c in LC.CRITERIA)
-    assert [r.original for r in LC.REVISIONS] == ["perm"]
+    assert [r.original for r in LC.REVISIONS] == ["perm", "perm-zero", "opt"]
     assert LC.REVISIONS[0].revised.registered == "2026-12-01"
+    # the registry, not a typed date, says when the later ones were fixed
+    assert all(r.date == "" and r.revised.registered == "" for r in LC.REVISIONS[1:])

@@ -32,9 +32,9 @@ import pandas as pd
 from ..analysis.stats import detectable_paired, paired_p_greater, welch_p_greater
 from .base import ChapterParams
 from .protocol import RunSet, verdict_summary
-from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, Criterion,
-                       Premise, Revision, Verdict, not_assessable, premise_failure,
-                       register)
+from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED, SD_FACTOR,
+                       Criterion, Premise, Revision, Verdict, not_assessable,
+                       premise_failure, register, sd_premise)
 
 CHAPTER = "landscape_claims"
 
@@ -296,6 +296,18 @@ CRITERIA = (
         registered=REGISTERED),
 )
 MIN_PAIRS = 2
+# What revisions perm-zero-r1 and opt-r1 assume, fixed with them.
+MIN_ZERO_PAIRS = 3
+SD_MATCHED = 0.02
+"""SD across pairs of the matched barrier at the widest width (training loss), assumed:
+small against the threshold, as the barriers between networks that matching makes
+equivalent would be; it sets the power statement of an undecided verdict only, and the
+runs must bear it out."""
+MIN_OPT_SEEDS = 2
+SD_OPT = 0.1
+"""SD across initializations of D, the difference of one initialization's mean barriers
+(training loss), assumed; it sets the power statement of an undecided verdict only, and the
+runs must bear it out."""
 
 # Revisions keep the original criterion registered and judged; they are fingerprinted
 # apart, so that the hash of the criteria as registered before the runs stays checkable.
@@ -320,6 +332,63 @@ REVISIONS = (
                "the more widths the likelier. The revision tests each width and controls "
                "the family-wise error over the widths (Holm).",
         date="2026-12-01"),
+    Revision(
+        original="perm-zero",
+        revised=dataclasses.replace(
+            CRITERIA[4], claim="perm-zero-r1",
+            statistic="at the widest width, over the pairs that finished: the training-loss "
+                      "barrier of each pair before and after weight matching; the mean "
+                      "matched barrier with its one-sided 95% lower and upper confidence "
+                      "bounds (Student t over the pairs), and the mean unmatched barrier",
+            threshold=f"upper bound below {ZERO_BARRIER:g}: reproduced; lower bound at or "
+                      f"above {ZERO_BARRIER:g}: not reproduced; otherwise not reproduced, "
+                      "with the mean matched barrier at which the upper bound falls below "
+                      f"{ZERO_BARRIER:g} with 80% probability, given the SD assumed",
+            premises=(f"at least {MIN_ZERO_PAIRS} finished pairs at the widest width",
+                      f"the mean unmatched barrier there is at least {2 * ZERO_BARRIER:g}, "
+                      "twice the threshold: there is a barrier to remove, and a matching "
+                      "that removes less than half of it cannot pass",
+                      "for a verdict that neither bound decides, the SD of the matched "
+                      f"barrier across pairs is at most {SD_FACTOR:g}× the SD assumed: its "
+                      "power statement rests on it"),
+            alpha=ALPHA, sd_assumed=SD_MATCHED, registered=""),
+        reason="The registered criterion's second premise is its success condition (the "
+               f"matched barrier below {ZERO_BARRIER:g}), so its only outcomes are "
+               "reproduced and not assessable: a matching that fails cannot show. The "
+               "revision keeps the threshold as the condition of success and puts "
+               "something else in the premise: a barrier to remove, measured before "
+               "matching. A matching that fails leaves the barrier about where it was, "
+               "above the threshold, and the verdict is then not reproduced. A confidence "
+               "bound over the pairs replaces the bare mean, so that either verdict rests "
+               "on the pairs' spread.",
+        date=""),
+    Revision(
+        original="opt",
+        revised=dataclasses.replace(
+            CRITERIA[2], claim="opt-r1",
+            statistic="barriers as registered; per initialization D = mean barrier between "
+                      "solutions of different optimizers − mean barrier between the two "
+                      "orders of one optimizer; the mean of D over the initializations, which "
+                      "share no solution, with its two-sided 95% Student t interval",
+            threshold="reproduced when the interval's lower end is above zero; not reproduced "
+                      "when its upper end is below zero; otherwise not reproduced, with the "
+                      "mean D that the interval would exclude zero from with 80% "
+                      "probability, given the SD assumed",
+            premises=(CRITERIA[2].premises[0],
+                      f"at least {MIN_OPT_SEEDS} initializations with barriers of both kinds",
+                      "for a verdict the interval does not decide, the SD of D across "
+                      f"initializations is at most {SD_FACTOR:g}× the SD assumed: its power "
+                      "statement rests on it"),
+            alpha=ALPHA, sd_assumed=SD_OPT, registered=""),
+        reason="The registered Welch interval takes every barrier as an independent "
+               "observation, but every solution enters several pairs (an initialization's "
+               "solution of each optimizer with the first order is in three cross-optimizer "
+               "pairs and one same-optimizer pair), so the barriers of one initialization "
+               "are correlated and the interval is too narrow for the evidence it has. The "
+               "revision reduces each initialization to one difference of its mean "
+               "barriers and takes the initializations, between which no solution is "
+               "shared, as the replicates.",
+        date=""),
 )
 
 
@@ -329,8 +398,10 @@ registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, 
 # The glue keys of each criterion's statistic and verdict, for the claims ledger: a row
 # there quotes only the numbers its verdict was computed from.
 STATISTIC_GLUE = {"clr": ("clr_jumps",), "clr-match": ("clr_ratio",),
-                  "opt": ("opt_barriers",), "perm": ("perm_table", "perm_removed"),
+                  "opt": ("opt_barriers",), "opt-r1": ("opt_r1_numbers",),
+                  "perm": ("perm_table", "perm_removed"),
                   "perm-r1": ("perm_r1_numbers",), "perm-zero": ("perm_widest",),
+                  "perm-zero-r1": ("perm_zero_r1_numbers",),
                   "saddle-pass": ("saddle_near",), "saddle-end": ("saddle_end_eigs",)}
 VERDICT_GLUE = {c.claim: f"{c.claim.replace('-', '_')}_verdict"
                 for c in CRITERIA + tuple(r.revised for r in REVISIONS)}
@@ -701,6 +772,106 @@ def judge_perm_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
     return _verdict("perm-r1", v, numbers), g
 
 
+def _detectable(n: int, sd: float, two_sided: bool) -> float:
+    """How far from the bound's reference a true mean must lie for the Student t bound at
+    ``ALPHA`` (two-sided: the interval at 1 − ALPHA) to exclude it with probability 0.8,
+    from ``n`` values of SD ``sd`` (NaN with fewer than two)."""
+    from scipy.stats import t
+
+    if n < 2:
+        return float("nan")
+    q = 1 - ALPHA / 2 if two_sided else 1 - ALPHA
+    return float((t.ppf(q, n - 1) + t.ppf(0.8, n - 1)) * sd / np.sqrt(n))
+
+
+def judge_perm_zero_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
+    """Revision perm-zero-r1: the matched barrier at the widest width against the
+    threshold, with a barrier to remove as the premise."""
+    from ..analysis.stats import mean_ci
+
+    widest = p.perm_widths[-1]
+    d = m.perm[(m.perm.width == widest) & np.isfinite(m.perm.before)
+               & np.isfinite(m.perm.after)]
+    b0, b1 = d.before.to_numpy(dtype=float), d.after.to_numpy(dtype=float)
+    n = len(b1)
+    why = premise_failure([
+        Premise(f"at least {MIN_ZERO_PAIRS} finished pairs at width {widest}",
+                n >= MIN_ZERO_PAIRS, f"{n} of {p.perm_pairs}"),
+        Premise(f"a mean unmatched barrier of at least {2 * ZERO_BARRIER:g} at width {widest}",
+                n > 0 and b0.mean() >= 2 * ZERO_BARRIER,
+                f"{b0.mean():.3f}" if n else "no finished pair")])
+    # the two one-sided 95% bounds are the ends of the two-sided 90% interval
+    est = mean_ci(b1, level=1 - 2 * ALPHA)
+    reach = ZERO_BARRIER - _detectable(n, SD_MATCHED, two_sided=False)
+    if why:
+        v = why
+    elif est.high < ZERO_BARRIER:
+        v = REPRODUCED
+    elif est.low >= ZERO_BARRIER:
+        v = NOT_REPRODUCED
+    else:
+        v = premise_failure([sd_premise("the matched barrier", b1, SD_MATCHED, scale=1,
+                                        unit="", digits=3)]) or NOT_REPRODUCED
+    power = (f"the upper bound falls below {ZERO_BARRIER:g} with 80% probability when the "
+             f"mean matched barrier is {reach:.3f} or less" if reach > 0 else
+             f"no mean matched barrier gives the upper bound an 80% chance of falling below "
+             f"{ZERO_BARRIER:g}" if np.isfinite(reach) else "")
+    numbers = (f"width {widest}, {n} pair{'s' if n != 1 else ''}: "
+               + (f"unmatched barrier {b0.mean():.3f}, matched {b1.mean():.3f} ("
+                  + (f"one-sided 95% bounds {est.low:.3f} and {est.high:.3f}" if n > 1 else
+                     "no bound from one pair") + f", threshold {ZERO_BARRIER:g})"
+                  if n else "no finished pair")
+               + (f"; {power} (SD across pairs {SD_MATCHED:g}, assumed)" if power else ""))
+    return (_verdict("perm-zero-r1", v, numbers),
+            {"perm_zero_r1_numbers": numbers, "perm_zero_r1_verdict": v})
+
+
+def judge_opt_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
+    """Revision opt-r1: one difference of mean barriers per initialization, the
+    initializations as the replicates."""
+    from ..analysis.stats import mean_ci
+
+    sol, pairs = m.solutions, m.pairs
+    order = [k for k in OPTIMIZERS if k in set(sol.optimizer)]
+    worst = sol.groupby("optimizer")["training loss"].max().loc[order]
+    above = worst[~(worst < TARGET_LOSS)]
+    n_div = int(sol.diverged.sum())
+    per = []
+    for s, g in pairs[np.isfinite(pairs.barrier.astype(float))].groupby("seed"):
+        cross = g[g.kind == "different optimizers"].barrier.astype(float)
+        same = g[g.kind.str.startswith("same")].barrier.astype(float)
+        if len(cross) and len(same):
+            per.append((s, float(cross.mean()), float(same.mean())))
+    dd = np.array([c - w for _, c, w in per])
+    why = premise_failure([
+        Premise(f"every solution reached a training loss below {TARGET_LOSS:g} and none "
+                "diverged", len(above) == 0 and n_div == 0,
+                "largest: " + ", ".join(f"{k} {x:.3f}" for k, x in above.items())
+                + (f"; {n_div} diverged" if n_div else "")),
+        Premise(f"at least {MIN_OPT_SEEDS} initializations with barriers of both kinds",
+                len(per) >= MIN_OPT_SEEDS, f"{len(per)}")])
+    est = mean_ci(dd, level=1 - ALPHA)
+    det = _detectable(len(dd), SD_OPT, two_sided=True)
+    if why:
+        v = why
+    elif est.low > 0:
+        v = REPRODUCED
+    elif est.high < 0:
+        v = NOT_REPRODUCED
+    else:
+        v = premise_failure([sd_premise("D", dd, SD_OPT, scale=1, unit="",
+                                        digits=3)]) or NOT_REPRODUCED
+    numbers = ("; ".join(f"initialization {s}: different optimizers {c:.3f}, same optimizer "
+                         f"{w:.3f}" for s, c, w in per) or "no initialization with both kinds")
+    if len(dd):
+        numbers += (f"; mean D {est.fmt(digits=3)} over {len(dd)} initialization"
+                    + ("s" if len(dd) != 1 else ""))
+    if np.isfinite(det):
+        numbers += (f"; the interval excludes zero with 80% probability when the mean D is "
+                    f"{det:.3f} or more (SD across initializations {SD_OPT:g}, assumed)")
+    return _verdict("opt-r1", v, numbers), {"opt_r1_numbers": numbers, "opt_r1_verdict": v}
+
+
 def judge_saddle(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str, str]]:
     sad = m.saddle
     last_step = max(p.saddle_steps)
@@ -746,7 +917,8 @@ def judge(m: Measurements, p: Params) -> Analysis:
     gives "not assessable: <premise, with its numbers>")."""
     glue: dict[str, Any] = {}
     verdicts: dict[str, Verdict] = {}
-    for fn in (judge_clr, judge_opt, judge_perm, judge_perm_r1, judge_saddle):
+    for fn in (judge_clr, judge_opt, judge_opt_r1, judge_perm, judge_perm_r1,
+               judge_perm_zero_r1, judge_saddle):
         *vs, g = fn(m, p)
         glue.update(g)
         verdicts.update({v.claim: v for v in vs})
