@@ -360,17 +360,22 @@ def registered_criteria(mod: Any):
     return Markdown(criteria_markdown(mod.CRITERIA, getattr(mod, "REVISIONS", ()), times))
 
 
-def glue_verdict_digest(glued: Mapping[str, Any], keys: Iterable[str], name: str) -> None:
+def glue_verdict_digest(glued: Mapping[str, Any], keys: Iterable[str], name: str,
+                        statistics: Iterable[str] = ()) -> None:
     """For the prose that sums a chapter up: each verdict of ``keys`` (glued values, in
     the order the prose gives them) as its verdict phrase alone, glued as
-    ``<key>_word``, and each premise that failed, once, glued as ``name`` ("none" when
-    every premise held). A verdict that rests on another quotes that one's failed
-    premise again; the prose then says it once."""
-    from .verdicts import WORD_SUFFIX, failed_premises, verdict_word
+    ``<key>_word``; each premise that failed, once, glued as ``name`` ("none" when every
+    premise held); each of ``statistics`` without the verdict it quotes, as
+    ``<key>_brief``. A verdict that rests on another quotes that one's failed premise
+    again; the prose then says it once."""
+    from .verdicts import WORD_SUFFIX, brief, failed_premises, verdict_word
 
     keys = [k for k in keys if k in glued]
     for k in keys:
         glue(f"{k}{WORD_SUFFIX}", verdict_word(str(glued[k])))
+    for k in statistics:
+        if k in glued:
+            glue(f"{k}_brief", brief(str(glued[k])))
     reasons = failed_premises(str(glued[k]) for k in keys)
     glue(name, "; ".join(reasons) if reasons else "none")
 

@@ -48,6 +48,12 @@ def _phrase(text: str) -> str:
 _NESTED = re.compile(r"\s*\([\w\s-]+: " + NOT_ASSESSABLE + r"\b.*\)\s*$")
 
 
+def brief(text: str) -> str:
+    """``text`` without the verdict it rests on, quoted at its end ("... (gap: not
+    assessable: <that verdict's premise>)"): the prose gives that premise once."""
+    return _NESTED.sub("", str(text))
+
+
 def failed_premises(verdicts: Iterable[str]) -> list[str]:
     """Each reason a verdict is not assessable, once, in the order given: a reason that
     quotes an earlier one (the same premise at one case, or a verdict resting on another)
@@ -57,7 +63,7 @@ def failed_premises(verdicts: Iterable[str]) -> list[str]:
         text = str(text).strip()
         if not text.lower().startswith(NOT_ASSESSABLE):
             continue
-        reason = _NESTED.sub("", text[len(NOT_ASSESSABLE):].lstrip(": ").strip())
+        reason = brief(text[len(NOT_ASSESSABLE):].lstrip(": ").strip())
         if reason and not any(r in reason or reason in r for r in reasons):
             reasons.append(reason)
     return reasons
@@ -166,6 +172,6 @@ def verdict_keys(entries: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
             for e in entries}
 
 
-__all__ = ["verdict_word", "failed_premises", "claim_line", "scale_line", "verdict_box",
+__all__ = ["verdict_word", "brief", "failed_premises", "claim_line", "scale_line", "verdict_box",
            "insert_box", "strip_box", "entries_of", "verdict_keys", "BOX_BEGIN", "BOX_END",
            "WORD_SUFFIX"]
