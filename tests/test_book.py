@@ -29,6 +29,9 @@ def test_notebook_parameters_are_read_from_the_tagged_cell():
     ({"steps": 1.5}, "has type float"),
     ({"seeds": [0.5]}, "seeds"),
     ({"augment": 1}, "augment"),
+    # the list is a list: the element is what is wrong, and the message says so
+    ({"lr_grid": ["abc"]}, r"lr_grid = \['abc'\] has an element 'abc' of type str; "
+                           r"expected elements of type float"),
 ])
 def test_bad_parameters_are_refused_before_execution(given, match, tmp_path):
     out = tmp_path / "out.ipynb"
@@ -186,6 +189,49 @@ def test_cli_rejects_bad_values_with_one_message(tmp_path):
     out = subprocess.run([sys.executable, "-m", "implicitreg.cli", "run", "--epochs", "two"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--epochs" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.book
+def test_no_built_page_shows_nan(smoke_book):
+    """A missing value reads "–" on every page (tables, glued text, the ledger)."""
+    import re
+
+    _, html = smoke_book
+    found = []
+    for page in html.rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        text = re.sub(r"<(script|style)\b.*?</\1>", "", page.read_text(), flags=re.S)
+        text = re.sub(r"<[^>]+>", " ", text)
+        found += [f"{page.relative_to(html)}: ...{m.group(0)}..."
+                  for m in re.finditer(r".{0,40}\b(?:nan|NaN|NAN)\b.{0,20}", text)]
+    assert not found, "\n".join(found[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.book
+def test_each_chapter_opens_with_its_verdicts_and_has_its_data_beside_it(smoke_book):
+    """The verdict box under each claim, fed by the claims ledger; the criteria collapsed
+    as definition blocks; every figure's CSV and the run table beside the page."""
+    root, html = smoke_book
+    claims = report.load_claims(ROOT)
+    site = root / "_build" / "site" / "notebooks"
+    for name in {c["chapter"] for c in claims}:
+        page = (html / "notebooks" / f"{name}.html").read_text()
+        figure = 'src="../_images/'
+        assert page.count('class="verdicts admonition"') == 1, name
+        assert page.index("verdicts admonition") < page.index(figure), name
+        for c in (c for c in claims if c["chapter"] == name):
+            assert f"<strong>{c['criterion']}</strong>" in page, (name, c["criterion"])
+        assert "Registered criteria (statistic, threshold, premises, power, dates)" in page
+        assert "<th>statistic</th>" not in page, f"{name}: the criteria table came back"
+        figures = sorted((site / f"{name}-data").glob(f"{name}-figure-*.csv"))
+        assert len(figures) == page.count(figure) and figures, name
+        assert all("panel" in f.read_text().splitlines()[0] for f in figures), name
+        assert (site / f"{name}-data" / f"{name}-runs.csv").is_file(), name
+    execution = (html / "execution.html").read_text()
+    assert execution.count("-runs.csv") >= len({c["chapter"] for c in claims})
 
 
 @pytest.mark.slow

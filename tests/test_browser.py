@@ -1,6 +1,8 @@
 """The built book in a real browser: headless Chromium, driven by Selenium, against the
 HTML served on localhost. Every page loads without console errors, figures are present
-and non-empty, math is typeset by the vendored MathJax, internal links resolve."""
+and non-empty, math is typeset by the vendored MathJax, internal links resolve; a chapter
+opens with its verdicts and reaches its first figure within two screens, no table runs
+past its column, and the data behind every figure can be downloaded."""
 import functools
 import http.server
 import shutil
@@ -21,11 +23,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 ARTIFACTS = ROOT / "_build" / "test-artifacts"
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # a line per request would bury the test report
+        pass
+
+
 @pytest.fixture(scope="module")
 def served(smoke_book):
     _, html = smoke_book
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -177,3 +183,144 @@ def test_no_remote_assets_are_needed(served):
         text = (html / page).read_text()
         for marker in ['src="http', "src='http", 'href="https://cdn', "cdn.jsdelivr"]:
             assert marker not in text, f"{page} loads a remote asset ({marker})"
+
+
+# A reader's screen: what a chapter shows before its first figure must fit in two of them,
+# so that a wall of criteria or tables above the results cannot come back unnoticed.
+SCREEN = (1280, 800)
+FIRST_FIGURE_BY = 1600
+
+
+@pytest.fixture
+def screen(browser):
+    """The browser with a 1280x800 viewport (not the window's size, which includes the
+    browser's own frame), restored afterwards."""
+    width, height = SCREEN
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    yield browser
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _chapters(html: Path) -> list[str]:
+    """Chapter pages that judge claims (the reproducibility page has no figure)."""
+    return [p for p in _pages(html) if p.startswith("notebooks/") and "reproducibility" not in p]
+
+
+def _open(browser, url: str) -> None:
+    browser.get(url)
+    assert _wait(browser, "document.readyState === 'complete'")
+    _wait(browser, "Array.from(document.images).every(i => i.complete)")
+
+
+TOP = "el => el ? Math.round(el.getBoundingClientRect().top + window.scrollY) : null"
+
+
+def test_a_chapter_opens_with_its_verdicts_and_reaches_its_first_figure_early(served, screen):
+    base, html = served
+    problems, heights = [], []
+    for page in _chapters(html):
+        _open(screen, f"{base}/{page}")
+        box, figure, height = screen.execute_script(
+            f"const top = {TOP}; return [top(document.querySelector('article .verdicts')), "
+            "top(document.querySelector('article .cell_output img')), "
+            "document.documentElement.scrollHeight]")
+        heights.append(f"{page}: verdicts at {box}, first figure at {figure}, page {height} px")
+        if box is None or figure is None:
+            problems.append(f"{page}: no verdict box or no figure")
+        elif not box < figure <= FIRST_FIGURE_BY:
+            problems.append(f"{page}: verdicts at {box} px, first figure at {figure} px "
+                            f"(at most {FIRST_FIGURE_BY})")
+    print("\n".join(heights))
+    assert not problems, "\n".join(problems + heights)
+
+
+OVERFLOW = """
+const column = document.querySelector('article.bd-article') || document.querySelector('article');
+const right = column.getBoundingClientRect().right;
+const out = [];
+for (const table of column.querySelectorAll('table')) {
+  if (!table.offsetParent || table.getBoundingClientRect().right <= right + 1) continue;
+  let el = table.parentElement, scrolls = false;
+  for (; el && el !== column; el = el.parentElement) {
+    const x = getComputedStyle(el).overflowX;
+    if ((x === 'auto' || x === 'scroll') && el.getBoundingClientRect().right <= right + 1) {
+      scrolls = true;
+      break;
+    }
+  }
+  if (!scrolls) out.push((table.innerText || '').slice(0, 80).replace(/\\s+/g, ' '));
+}
+return out;
+"""
+
+
+def test_no_table_runs_past_its_column(served, screen):
+    """A wide table scrolls inside the text column; none is cut off at its edge."""
+    base, html = served
+    problems = []
+    for page in _pages(html):
+        _open(screen, f"{base}/{page}")
+        problems += [f"{page}: {t}" for t in screen.execute_script(OVERFLOW)]
+    assert not problems, "\n".join(problems)
+
+
+def _fetch(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.read() if resp.status == 200 else None
+    except Exception:
+        return None
+
+
+def test_every_figure_links_the_table_behind_it(served, screen):
+    """Under each figure a link to its data as CSV, relative (it works from a copy of the
+    book on disk), that resolves; the execution report links each chapter's runs."""
+    base, html = served
+    problems = []
+    for page in _chapters(html):
+        _open(screen, f"{base}/{page}")
+        figures, links = screen.execute_script(
+            "const out = Array.from(document.querySelectorAll('article .cell_output'));"
+            "return [document.querySelectorAll('article .cell_output img').length,"
+            " out.flatMap(o => Array.from(o.querySelectorAll('a[href]')))"
+            "    .map(a => [a.getAttribute('href'), a.href])"
+            "    .filter(([raw]) => raw.split('#')[0].endsWith('.csv'))]")
+        if len(links) != figures:
+            problems.append(f"{page}: {figures} figures, {len(links)} data links")
+        for raw, url in links:
+            body = _fetch(url)
+            if raw.startswith(("http:", "https:", "/")):
+                problems.append(f"{page}: {raw} is not a relative link")
+            elif not body or not body.decode().startswith("panel,"):
+                problems.append(f"{page}: {raw} does not resolve to a figure's table")
+    _open(screen, f"{base}/execution.html")
+    runs = screen.execute_script(
+        "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+        ".filter(h => h.endsWith('-runs.csv'))")
+    if len(runs) < len(_chapters(html)):
+        problems.append(f"execution report: {len(runs)} run tables linked")
+    problems += [f"execution report: {u} does not resolve" for u in runs
+                 if not (_fetch(u) or b"").startswith(b"run,")]
+    assert not problems, "\n".join(problems)
+
+
+def test_screenshots_of_the_headline_edge_of_stability_and_claims_pages(served, screen):
+    """For a reader of the test run: each page's first screen and the whole page."""
+    base, _ = served
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    width, height = SCREEN
+    for page in ("notebooks/headline.html", "notebooks/edge_of_stability.html",
+                 "claims.html"):
+        _open(screen, f"{base}/{page}")
+        name = page.removeprefix("notebooks/").removesuffix(".html")
+        screen.save_screenshot(str(ARTIFACTS / f"{name}-first-screen.png"))
+        full = min(screen.execute_script("return document.documentElement.scrollHeight"),
+                   16000)
+        screen.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": full, "deviceScaleFactor": 1, "mobile": False})
+        _wait(screen, "Array.from(document.images).every(i => i.complete)")
+        screen.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+        screen.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

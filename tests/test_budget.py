@@ -29,6 +29,28 @@ def test_time_against_budget_in_words():
     assert "over budget by 10 s" in lines[1] and "over budget by 10 s" in lines[2]
 
 
+def test_a_time_names_the_profile_whose_budget_it_is_held_to():
+    budgets = {"ci": {"a": 90, "book": 100}, "smoke": {}}.get
+    assert budget.against_budget(50, 90, profile="ci") == (
+        "50 s of 90 s, the ci budget (56%): within budget")
+    assert budget.against_budget(5, None, profile="smoke") == "5 s (no budget at profile smoke)"
+    # a params file that names profile smoke: the chapters ran at smoke, whatever the
+    # command line said, and nothing reads "within budget"
+    rows = [{"chapter": "a", "seconds": 5.0, "trained": 3, "profile": "smoke"},
+            {"chapter": "HTML build", "seconds": 2.0, "profile": "smoke"}]
+    heading = budget.profiles_heading({"smoke"}, lambda p: budgets(p) or {})
+    lines = budget.summary(rows, lambda p: budgets(p) or {})
+    assert heading == "== time (profile smoke has no budgets in notebooks/budgets.yaml):"
+    assert all("no budget at profile smoke" in line for line in lines), lines
+    assert not any("within budget" in line for line in lines)
+    mixed = [{"chapter": "a", "seconds": 60.0, "trained": 3, "profile": "ci"},
+             {"chapter": "b", "seconds": 5.0, "trained": 3, "profile": "smoke"}]
+    lines = budget.summary(mixed, lambda p: budgets(p) or {})
+    assert "the ci budget" in lines[0] and "no budget at profile smoke" in lines[1]
+    assert "no one budget applies" in lines[2]
+    assert "ci, smoke" in budget.profiles_heading({"ci", "smoke"}, lambda p: {})
+
+
 def test_worker_hints_name_chapters_of_the_toc_and_are_read_per_profile(tmp_path):
     hints = budget.load_workers(ROOT, "ci")
     assert set(hints) <= set(parameters.toc_chapters(ROOT)) and all(

@@ -24,7 +24,10 @@ ALLOWED = {
     # Entry points: the command line, the book driver's build_book, and the notebook's
     # chapter.execution (a chapter run by hand or by papermill).
     "src/implicitreg/cli.py": ("return ExecConfig.from_env(",),
-    "src/implicitreg/book/driver.py": ("base_ex = exec_config or ExecConfig.from_env()",),
+    "src/implicitreg/book/driver.py": ("base_ex = exec_config or ExecConfig.from_env()",
+                                       # the kernel's PYTHONPATH made absolute (it runs in
+                                       # the notebook's folder): Python's setting, passed on
+                                       'os.environ.get("PYTHONPATH", "")'),
     "src/implicitreg/book/chapter.py": ("ex = ExecConfig.from_env(**given)",),
     # Device selection: deterministic cuBLAS reads this variable, so it is set, not read.
     "src/implicitreg/engine/device.py": ('os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG"',),

@@ -7,13 +7,25 @@ import pandas as pd
 
 ARM_ORDER = ["SGD", "GD", "GD + penalty"]
 
+BOUNDS = {"accuracy": (0.0, 1.0)}
+"""The range a metric can take: a t band over few seeds runs past it (an accuracy band
+from -0.5 to 2.0 over two seeds), so a band is drawn cut to it."""
+
+
+def bounds_of(df: pd.DataFrame) -> tuple[float, float] | None:
+    """The range of the metric a tidy frame holds (``attrs["metric"]``, set by
+    :func:`~implicitreg.analysis.tables.tidy`), or None."""
+    return BOUNDS.get(str(df.attrs.get("metric", "")))
+
 
 def band_plot(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, order=None,
-              level: float = 0.95, log: bool = False):
+              level: float = 0.95, log: bool = False,
+              bounds: tuple[float, float] | None = None):
     """Mean over seeds with a Student-t confidence band, one line per ``hue`` value.
     With ``log`` the mean and band are computed on log10 values (a geometric mean), which
-    keeps the band positive for quantities spanning decades. Diverged runs are drawn as
-    crosses at their last finite point, not averaged in."""
+    keeps the band positive for quantities spanning decades. The band is cut to
+    ``bounds`` (by default the range of the frame's metric, see :func:`bounds_of`).
+    Diverged runs are drawn as crosses at their last finite point, not averaged in."""
     import matplotlib.pyplot as plt
     import numpy as np
     import seaborn as sns
@@ -21,6 +33,7 @@ def band_plot(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, order=None,
     from .stats import mean_ci
 
     ax = ax or plt.gca()
+    bounds = bounds if bounds is not None else bounds_of(df)
     present = list(dict.fromkeys(df[hue]))
     hues = order or ([h for h in ARM_ORDER if h in present]
                      + [h for h in present if h not in ARM_ORDER])
@@ -41,6 +54,8 @@ def band_plot(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, order=None,
             lo = inv(np.array([e.low for e in stats]))
             hi = inv(np.array([e.high for e in stats]))
             n = max(e.n for e in stats)
+            if bounds is not None:
+                lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
             ax.plot(xs, m, label=f"{h} (n={n})", color=palette[h])
             if n > 1:
                 ax.fill_between(xs, lo, hi, alpha=0.25, color=palette[h], linewidth=0)

@@ -19,7 +19,9 @@ def tidy(results: Iterable[tuple[str, Result]], metric: str, split: str) -> pd.D
         c["seed"] = r.config.seed
         c["diverged"] = r.summary["diverged"]
         frames.append(c)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame.attrs["metric"] = metric  # for the range a figure may draw it in
+    return frame
 
 
 def final_values(results: Iterable[tuple[str, Result]], metric: str = "accuracy",

@@ -6,7 +6,7 @@ the store is reported as such, since its time then says nothing about the budget
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Mapping, Union
 
 import yaml
 
@@ -37,32 +37,66 @@ def load_workers(root: Path, profile: str) -> dict[str, int]:
 
 
 def against_budget(seconds: float | None, budget: float | None,
-                   trained: int | None = None) -> str:
-    """One phrase: the time against the budget, or why it cannot be compared."""
+                   trained: int | None = None, profile: str | None = None) -> str:
+    """One phrase: the time against the budget, or why it cannot be compared; with
+    ``profile``, the phrase names the profile whose budget it is (or that has none)."""
     if seconds is None:
         return "not timed"
+    whose = f"the {profile} budget" if profile else "the budget"
     if budget is None:
-        return f"{seconds:.0f} s (no budget at this profile)"
+        return f"{seconds:.0f} s (" + (f"no budget at profile {profile}" if profile
+                                       else "no budget at this profile") + ")"
     share = seconds / budget
     over = seconds - budget
     # Under a second over reads "over budget by 0 s" in whole seconds: give the tenths.
     verdict = ("within budget" if over <= 0 else
                f"over budget by {over:.0f} s" if over >= 0.5 else f"over budget by {over:.1f} s")
-    text = f"{seconds:.0f} s of {budget:.0f} s ({share:.0%}): {verdict}"
+    text = f"{seconds:.0f} s of {budget:.0f} s, {whose} ({share:.0%}): {verdict}"
     if trained == 0:
         text += " (every run loaded from the store: not a test of the budget)"
     return text
 
 
-def summary(rows: list[dict[str, Any]], budgets: dict[str, float]) -> list[str]:
-    """Lines for the end of a build: each chapter's time against its budget, and the
-    total against the book's. ``rows`` hold ``chapter``, ``seconds`` and ``trained``."""
-    lines = [f"  {r['chapter']:<20} " + against_budget(r["seconds"], budgets.get(r["chapter"]),
-                                                       r.get("trained"))
-             for r in rows]
+Budgets = Union[Mapping[str, float], Callable[[str], Mapping[str, float]]]
+
+
+def _of(budgets: Budgets, profile: str | None) -> Mapping[str, float]:
+    return budgets(profile) if callable(budgets) else budgets
+
+
+def summary(rows: list[dict[str, Any]], budgets: Budgets,
+            profile: str | None = None) -> list[str]:
+    """Lines for the end of a build: each chapter's time against the budget of the
+    profile it ran at, and the total against the book's. ``rows`` hold ``chapter``,
+    ``seconds``, ``trained`` and, where chapters ran at different profiles, their
+    ``profile``; ``budgets`` maps a chapter to seconds or a profile to such a mapping."""
+    lines = []
+    for r in rows:
+        p = r.get("profile") or profile
+        lines.append(f"  {r['chapter']:<20} " + against_budget(
+            r["seconds"], _of(budgets, p).get(r["chapter"]), r.get("trained"), p))
     total = sum(r["seconds"] for r in rows)
-    lines.append(f"  {'all chapters':<20} " + against_budget(total, budgets.get("book")))
+    used = {r.get("profile") or profile for r in rows} - {None} or {None}
+    if len(used) == 1:
+        (p,) = used
+        lines.append(f"  {'all chapters':<20} "
+                     + against_budget(total, _of(budgets, p).get("book"), profile=p))
+    else:
+        lines.append(f"  {'all chapters':<20} {total:.0f} s (chapters at profiles "
+                     f"{', '.join(sorted(str(p) for p in used))}: no one budget applies)")
     return lines
 
 
-__all__ = ["BUDGETS_FILE", "load_budgets", "load_workers", "against_budget", "summary"]
+def profiles_heading(profiles: Iterable[str | None], budgets: Budgets) -> str:
+    """The line above a build's times, naming the profiles they are measured against."""
+    names = sorted({str(p) for p in profiles if p})
+    if len(names) == 1:
+        (name,) = names
+        return (f"== time against the {name} budgets ({BUDGETS_FILE}):" if _of(budgets, name)
+                else f"== time (profile {name} has no budgets in {BUDGETS_FILE}):")
+    return (f"== time against the budgets of each chapter's profile ({', '.join(names)}; "
+            f"{BUDGETS_FILE}):")
+
+
+__all__ = ["BUDGETS_FILE", "load_budgets", "load_workers", "against_budget", "summary",
+           "profiles_heading"]

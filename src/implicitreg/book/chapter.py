@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+import re
 import sys
 from typing import Any, Iterable, Mapping, MutableMapping
 
@@ -97,6 +98,7 @@ def chapter_parameters(namespace: MutableMapping[str, Any], notebook: str) -> di
     that was not given explicitly."""
     label = Path(notebook).name
     chapter_name = Path(label).stem
+    _install_display_hooks()  # every chapter calls this first; not every one draws
     path = locate_notebook(notebook)
     history = _history()
     declared = notebook_parameters(path) if path is not None else _declared_from_history(history)
@@ -194,6 +196,11 @@ def glue_run_counts(*collections: Any) -> None:
     total, loaded = len(seen), sum(seen.values())
     glue("exec_runs", total)
     glue("exec_runs_loaded", loaded)
+    from .figdata import CsvTable, install
+
+    table = run_table(collections)
+    if len(table) and install():
+        glue(RUN_TABLE_GLUE, CsvTable(table))
     # When the runs themselves were made (their provenance), for the committed-set record.
     from ..chapters.registry import run_interval
 
@@ -230,16 +237,55 @@ def set_style() -> None:
 
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7, 4)})
+    _install_display_hooks()
 
 
 
 
 def glue(name: str, value: Any, fmt: str | None = None) -> None:
     """myst-nb's glue with display off; a format makes the glued value a string so the
-    text shows exactly the digits the notebook chose."""
+    text shows exactly the digits the notebook chose. A missing number reads "–", never
+    "nan"."""
     from myst_nb import glue as _glue
 
-    _glue(name, format(value, fmt) if fmt is not None else value, display=False)
+    value = format(value, fmt) if fmt is not None else value
+    if isinstance(value, float) and value != value:
+        value = MISSING
+    elif isinstance(value, str):
+        value = missing_as_dash(value)
+    _glue(name, value, display=False)
+
+
+MISSING = "–"
+"""How a page shows a missing value."""
+
+_NAN_WORD = re.compile(r"(?<![\w.])[+-]?(?:nan|NaN|NAN)%?(?![\w])")
+_NAN_CELL = re.compile(r">\s*(?:NaN|nan|NaT|&lt;NA&gt;)\s*<")
+
+
+def missing_as_dash(text: str) -> str:
+    """``text`` with each "nan" that a number format produced (a word of its own)
+    replaced by "–"."""
+    return _NAN_WORD.sub(MISSING, text)
+
+
+def _html_without_nan(html: str | None) -> str | None:
+    return None if html is None else _NAN_CELL.sub(f">{MISSING}<", html)
+
+
+def _install_display_hooks() -> None:
+    """In a kernel: tables show missing values as "–" (pandas writes NaN), and every
+    figure carries the table of what it draws, for the book's download links."""
+    from .figdata import install
+
+    if not install():
+        return
+    from IPython import get_ipython
+    from pandas.io.formats.style import Styler
+
+    html = get_ipython().display_formatter.formatters["text/html"]
+    for kind in (pd.DataFrame, Styler):
+        html.for_type(kind, lambda obj: _html_without_nan(obj._repr_html_()))
 
 
 
@@ -259,3 +305,89 @@ def describe_scale(params: Mapping[str, Any], what: str) -> str:
     return f"This build ran the `{profile}` profile: {what}"
 
 
+
+
+RUN_TABLE_GLUE = "exec_run_table"
+"""The glue key of a chapter's table of runs (CSV), which the book writes beside the page
+and links from the execution report."""
+
+
+def _labelled(obj: Any, label: str = "") -> Iterable[tuple[str, Result]]:
+    if isinstance(obj, Result):
+        yield label, obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _labelled(v, str(k))
+    elif isinstance(obj, (list, tuple)):
+        if len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], Result):
+            yield obj[0], obj[1]
+            return
+        for v in obj:
+            yield from _labelled(v, label)
+
+
+def _flat(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def run_table(*collections: Any) -> pd.DataFrame:
+    """One row per distinct run: its store key, the label the chapter gave it, whether it
+    was loaded from the store, its configuration, and its final training and test
+    accuracy and loss where recorded."""
+    import dataclasses
+
+    rows: dict[str, dict[str, Any]] = {}
+    for label, r in _labelled(collections):
+        if r.key in rows:
+            continue
+        row = {"run": r.key, "label": label, "loaded from the store": bool(r.cached)}
+        row.update({k: _flat(v) for k, v in dataclasses.asdict(r.config).items()})
+        for split in ("train", "test"):
+            for metric in ("accuracy", "loss"):
+                row[f"final {split} {metric}"] = r.final(metric, split)
+        row["diverged"] = bool(r.summary.get("diverged", False))
+        rows[r.key] = row
+    return pd.DataFrame(list(rows.values()))
+
+
+def registered_criteria(mod: Any):
+    """A chapter's registered criteria and their revisions as Markdown definition blocks,
+    for the collapsed cell under the parameters (see
+    :func:`~implicitreg.chapters.criteria.criteria_markdown`)."""
+    from IPython.display import Markdown
+
+    from ..chapters import registry
+    from ..chapters.criteria import criteria_markdown
+
+    times = registry.item_times(getattr(mod, "CHAPTER", mod.__name__.rsplit(".", 1)[-1]))
+    return Markdown(criteria_markdown(mod.CRITERIA, getattr(mod, "REVISIONS", ()), times))
+
+
+def glue_verdict_digest(glued: Mapping[str, Any], keys: Iterable[str], name: str,
+                        statistics: Iterable[str] = ()) -> None:
+    """For the prose that sums a chapter up: each verdict of ``keys`` (glued values, in
+    the order the prose gives them) as its verdict phrase alone, glued as
+    ``<key>_word``; each premise that failed, once, glued as ``name`` ("none" when every
+    premise held); each of ``statistics`` without the verdict it quotes, as
+    ``<key>_brief``. A verdict that rests on another quotes that one's failed premise
+    again; the prose then says it once."""
+    from .verdicts import WORD_SUFFIX, brief, failed_premises, verdict_word
+
+    keys = [k for k in keys if k in glued]
+    for k in keys:
+        glue(f"{k}{WORD_SUFFIX}", verdict_word(str(glued[k])))
+    for k in statistics:
+        if k in glued:
+            glue(f"{k}_brief", brief(str(glued[k])))
+    reasons = failed_premises(str(glued[k]) for k in keys)
+    glue(name, "; ".join(reasons) if reasons else "none")
+
+
+def show(fig: Any) -> None:
+    """Show ``fig`` now: the inline backend otherwise shows a cell's figures at its end,
+    after the tables the cell displays below them."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)

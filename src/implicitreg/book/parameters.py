@@ -75,16 +75,29 @@ def check_values(label: str, declared: dict[str, Any], given: dict[str, Any]) ->
         default = declared[name]
         if default is None or value is None:
             continue
-        ok = _type_name(value) == _type_name(default) or (
-            isinstance(default, float) and isinstance(value, int)
-            and not isinstance(value, bool))
-        if ok and isinstance(default, (list, tuple)) and default and value:
-            ok = all(_type_name(v) == _type_name(default[0]) or (
-                isinstance(default[0], float) and isinstance(v, int)) for v in value)
-        if not ok:
+        if not _same_type(value, default):
             raise BookError(f"{label}: parameter {name} = {value!r} has type "
                             f"{_type_name(value)}; expected {_type_name(default)} like its "
                             f"default {default!r}")
+        wrong = _wrong_elements(value, default)
+        if wrong:
+            raise BookError(f"{label}: parameter {name} = {value!r} has an element "
+                            f"{wrong[0]!r} of type {_type_name(wrong[0])}; expected elements "
+                            f"of type {_type_name(default[0])} like its default {default!r}")
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    """Same type name, or an int where a float is expected (a bool is no number here)."""
+    return _type_name(value) == _type_name(default) or (
+        isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool))
+
+
+def _wrong_elements(value: Any, default: Any) -> list[Any]:
+    """The elements of a list whose type differs from the default's elements (the list
+    itself has the right type, so a message about it would blame the wrong thing)."""
+    if not isinstance(default, (list, tuple)) or not default or not value:
+        return []
+    return [v for v in value if not _same_type(v, default[0])]
 
 
 def check_parameters(notebook: Path, given: dict[str, Any]) -> None:

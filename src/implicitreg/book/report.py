@@ -130,6 +130,17 @@ def execution_records(root: Path, site: Path) -> list[dict[str, Any]]:
     return records
 
 
+DATA_SUFFIX = "-data"
+"""A chapter's CSV files live in ``notebooks/<chapter>-data/``, beside its page."""
+
+
+def _run_table_link(site: Path, chapter: str) -> str:
+    """A link to the chapter's table of runs, written beside its page when the site was
+    assembled; "" where there is none."""
+    rel = f"notebooks/{chapter}{DATA_SUFFIX}/{chapter}-runs.csv"
+    return f"; [table of the runs (CSV)]({rel})" if (site / rel).is_file() else ""
+
+
 def _when(stamp: str | None) -> str:
     return stamp.replace("T", " ")[:19] + " UTC" if stamp else "(not recorded)"
 
@@ -145,9 +156,11 @@ def execution_report(root: Path, site: Path, store_root: str | None = None) -> s
              "is built. *Changed* lists the parameters that differ from the chapter's "
              "profile (a params file or `-p` values); *runs* counts the distinct training "
              "runs a chapter used and how many of them were loaded from the run store "
-             "rather than trained during this execution. Each chapter's time is set against "
-             "its budget in `notebooks/budgets.yaml`: the time it may take from an empty "
-             "run store on a 2-core CPU.", "",
+             "rather than trained during this execution, with a link to its table of runs (CSV: "
+             "each run's store key, configuration and final accuracy and loss). Each "
+             "chapter's time is set against the budget of the profile it ran at in "
+             "`notebooks/budgets.yaml`: the time it may take from an empty run store on a "
+             "2-core CPU.", "",
              "| chapter | profile | changed from the profile | started | duration against "
              "its budget | status | runs (loaded from the store) | device | packages |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -157,11 +170,12 @@ def execution_report(root: Path, site: Path, store_root: str | None = None) -> s
                    int(r["runs"]) - int(r["loaded"] or 0))
         dur = budget.against_budget(
             float(r["duration"]) if isinstance(r["duration"], (int, float)) else None,
-            load_budgets(root, r["profile"]).get(r["chapter"]), trained)
+            load_budgets(root, r["profile"]).get(r["chapter"]), trained, r["profile"])
         runs = ("not recorded (the chapter does not call `chapter.glue_run_counts`)"
                 if r["runs"] is None else "no training runs" if r["runs"] == "0" else
                 f"{r['runs']} ({r['loaded']} loaded, "
-                f"{int(r['runs']) - int(r['loaded'] or 0)} trained)")
+                f"{int(r['runs']) - int(r['loaded'] or 0)} trained)") + _run_table_link(
+                    site, r["chapter"])
         lines.append("| " + " | ".join(_md_cell(x) for x in [
             f"{{doc}}`notebooks/{r['chapter']}`", f"`{r['profile']}`", changed,
             _when(r["start"]), dur, r["status"], runs, r["device"], r["versions"]]) + " |")

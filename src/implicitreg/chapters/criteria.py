@@ -206,6 +206,88 @@ def criteria_table(criteria: Iterable[Criterion], revisions: Iterable[Revision] 
         for c, rev, why in rows]).set_index("claim")
 
 
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_[]<>|#"})
+
+
+def _md(text: str) -> str:
+    """Criterion text as literal Markdown (an ε* or a |x| must not turn into emphasis
+    or a table); backticks stay, since the criteria quote parameter names as code."""
+    return " ".join(str(text).split()).translate(_MARKDOWN_SPECIAL)
+
+
+def _when(stamp: str) -> str:
+    return stamp.replace("T", " ")[:16] + (" UTC" if stamp[:1].isdigit() else "")
+
+
+def _power(c: Criterion) -> str:
+    parts = []
+    if c.alpha is not None:
+        parts.append(f"α = {c.alpha:g}")
+    if c.sd_assumed is not None:
+        parts.append(f"SD across seeds assumed for power: {c.sd_assumed:g}")
+    return "; ".join(parts)
+
+
+def _fields(c: Criterion, times: Mapping[str, str], typed: str = "") -> list[tuple[str, str]]:
+    fixed = times.get(c.claim) or c.registered or typed
+    dates = f"registered {_when(fixed)}" if fixed else "not registered as it reads now"
+    if c.results_before:
+        dates += f"; after its results were made ({_md(c.results_before)})"
+    rows = [("statistic", _md(c.statistic)), ("threshold", _md(c.threshold))]
+    rows += [("premise", _md(p)) for p in c.premises]
+    rows += [("aggregate", _md(c.aggregate))] if c.aggregate else []
+    rows += [("power", _power(c))] if _power(c) else []
+    return rows + [("dates", dates)]
+
+
+def _definition(c: Criterion, times: Mapping[str, str], original: Criterion | None = None,
+                reason: str = "", typed: str = "") -> list[str]:
+    """One criterion as a short block; a revision says what it revises and why, and
+    gives only the fields that differ from the criterion it revises."""
+    if original is None:
+        head = f"**`{c.claim}`** {_md(c.statement)}"
+    else:
+        head = (f"**`{c.claim}`**, revision of `{original.claim}`"
+                + (f": {_md(reason)}" if reason else ""))
+    same = dict(_fields(original, {})) if original is not None else {}
+    lines = [head, ""]
+    for name, value in _fields(c, times, typed):
+        if name == "premise" and original is not None and tuple(c.premises) == tuple(
+                original.premises):
+            continue
+        if name != "dates" and same.get(name) == value:
+            continue
+        lines.append(f"- *{name}*: {value}")
+    if original is not None and tuple(c.premises) == tuple(original.premises) and c.premises:
+        lines.append(f"- *premises*: as in `{original.claim}`")
+    return lines + [""]
+
+
+def criteria_markdown(criteria: Iterable[Criterion], revisions: Iterable[Revision] = (),
+                      times: Mapping[str, str] | None = None) -> str:
+    """A chapter's criteria as Markdown definition blocks (statistic, threshold,
+    premises, power, dates, one per line), each revision in a quote under the criterion
+    it revises, its chain in order; ``times`` as for :func:`criteria_table`."""
+    times = times or {}
+    revs = list(revisions)
+    by_id = {c.claim: c for c in criteria} | {r.revised.claim: r.revised for r in revs}
+    lines = ["As registered, with the time `results/registry.json` records for each; a "
+             "revision stands under the criterion it revises and gives what it changes.", ""]
+    for c in criteria:
+        lines += _definition(c, times)
+        chain, current = [], {c.claim}
+        while True:
+            nxt = [r for r in revs if r.original in current and r not in chain]
+            if not nxt:
+                break
+            chain += nxt
+            current = {r.revised.claim for r in nxt}
+        for r in chain:
+            lines += ["> " + x if x else ">" for x in _definition(
+                r.revised, times, by_id.get(r.original), r.reason, r.date)[:-1]] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def criteria_hash(criteria: Iterable[Criterion | Revision]) -> str:
     """A short fingerprint of a chapter's registered criteria (and revisions), stable
     across Python versions: sha256 of their fields as sorted JSON."""
@@ -240,4 +322,4 @@ def register(criteria: tuple[Criterion, ...], revisions: tuple[Revision, ...] = 
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "criteria_table", "register", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "criteria_table", "criteria_markdown", "register", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
