@@ -123,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_diag.add_argument("--lam", type=float, required=True, help="λ (absolute units)")
     p_diag.add_argument("--until", type=int, default=1200, help="last traced update")
     p_diag.add_argument("--out", default="results/workstation/divergence")
+    p_diag.add_argument("--replay-from", type=int, default=None,
+                        help="replay from the checkpoint at this update (default: before "
+                             "the first collapse)")
+    p_diag.add_argument("--variants", default=None, help="comma-separated replay variants")
     p_gold = sub.add_parser("golden", help="check (or --write) the golden runs of "
                             "tests/golden/ against the engine")
     p_gold.add_argument("--write", action="store_true",
@@ -175,7 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _exec_config(args).apply()  # the replays read the data where a run would
             headline.diagnose(headline.profile("workstation"), args.out, args.seed, args.lam,
-                              until=args.until)
+                              until=args.until, replay_from=args.replay_from,
+                              **({"variants": args.variants.split(",")} if args.variants
+                                 else {}))
         elif args.cmd == "golden":
             from . import golden
 

@@ -1397,12 +1397,13 @@ than the engine's 1e-3, and the total gradient clipped to a norm."""
 
 def diagnose(p: Params, out, seed: int, lam: float, until: int = 1200,
              dense_from: int = 480, replay_updates: int = 60, variants=tuple(REPLAY_VARIANTS),
-             log=print) -> None:
+             replay_from: int | None = None, log=print) -> None:
     """Make the committed diagnosis of one penalized run at the headline cell (ε* of the
     committed set, 0.2): trace it (:func:`implicitreg.analysis.divergence.trace`), then
     replay ``replay_updates`` updates from the last checkpoint at least 20 updates before
-    its first collapse under each variant. Files as :data:`DIAGNOSIS` describes; a file
-    already there is kept (the command resumes)."""
+    its first collapse (or from the checkpoint at ``replay_from``, e.g. before a later
+    blow-up: its files are named ``<run>-at<update>``) under each variant. Files as
+    :data:`DIAGNOSIS` describes; a file already there is kept (the command resumes)."""
     import tempfile
     from pathlib import Path
 
@@ -1421,12 +1422,14 @@ def diagnose(p: Params, out, seed: int, lam: float, until: int = 1200,
     if not np.isfinite(c):
         log(f"{name}: no collapse before update {until}; nothing to replay")
         return
-    starts = sorted(int(x.stem[4:]) for x in ck.glob("step*.pt") if int(x.stem[4:]) <= c - 20)
+    last = c - 20 if replay_from is None else replay_from
+    starts = sorted(int(x.stem[4:]) for x in ck.glob("step*.pt") if int(x.stem[4:]) <= last)
     if not starts:
-        log(f"{name}: no checkpoint before the collapse at {c:g} (rerun the trace)")
+        log(f"{name}: no checkpoint at or before update {last:g} (rerun the trace)")
         return
+    tag = name if replay_from is None else f"{name}-at{starts[-1]}"
     for v in variants:
-        g = out / f"replay_{name}_{v}.csv"
+        g = out / f"replay_{tag}_{v}.csv"
         if g.is_file():
             continue
         r = dv.replay(cfg.replace(**REPLAY_VARIANTS[v]), ck / f"step{starts[-1]:05d}.pt",
@@ -1561,12 +1564,13 @@ def diagnosis_glue(traces: dict[str, pd.DataFrame], replays: dict[str, pd.DataFr
              for name, hi, med in spikes) or "no collapse traced"}
     rt = replay_table(replays)
     g["hl_diag_replays"] = "; ".join(
-        f"{variant} from update {row['from update']}: "
+        f"{run.replace('_lam', ', λ = ').replace('seed', 'seed ').split('-at')[0]}, "
+        f"{variant} from update {int(row['from update'])}: "
         + (f"loss non-finite at update {row['first non-finite loss']:.0f}"
            if np.isfinite(row["first non-finite loss"]) else
            f"highest batch loss {row['highest batch loss']:.2f}, ending at "
            f"{100 * row['training accuracy at the end']:.1f}% training accuracy")
-        for (_, variant), row in rt.iterrows()) or "no replay"
+        for (run, variant), row in rt.iterrows()) or "no replay"
     return g
 
 
