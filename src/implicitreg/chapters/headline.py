@@ -828,22 +828,25 @@ def _fit_premise(d: pd.DataFrame, p: Params, label: str) -> Premise:
                    + (f", {int(d.diverged.sum())} diverged" if d.diverged.any() else ""))
 
 
-def ladder(c: dict[str, Any]) -> str:
-    """The verdict of a paired comparison under the registered ladder."""
+def ladder(c: dict[str, Any], decisive: float = DECISIVE,
+           ahead: str = "the other arm is ahead", above: str = "1.5") -> str:
+    """The verdict of a paired comparison under the registered ladder; a negative
+    verdict from power needs the difference detectable at 80% power to be at most
+    ``decisive`` (``above`` names it in the inconclusive verdict)."""
     if c["premise"]:
         return c["premise"]
     e = c["estimate"]
     if e.low > 0:
         return REPRODUCED
     if e.high < 0:
-        return f"{NOT_REPRODUCED} (the other arm is ahead)"
-    if c["detectable"] <= DECISIVE:
+        return f"{NOT_REPRODUCED} ({ahead})"
+    if c["detectable"] <= decisive:
         if c["sd_premise"]:  # the power rests on the SD assumed: the runs must bear it out
             return c["sd_premise"]
         return f"{NOT_REPRODUCED} (a difference of {100 * c['detectable']:.2f} points would " \
                "have been detected)"
     return (f"inconclusive at this scale (detectable {100 * c['detectable']:.2f} points, "
-            "above 1.5)")
+            f"above {above})")
 
 
 def holm_ladder(c: dict[str, Any], family: int) -> str:
@@ -1118,20 +1121,7 @@ def _r2_ladder(c: dict[str, Any], decisive: float,
     """The ladder of revision penalty-r2: a negative verdict needs the detectable
     difference to be no larger than the gap the penalty should close at the cell
     (``bound`` names ``decisive``, in points, where another design sets it)."""
-    if c["premise"]:
-        return c["premise"]
-    e = c["estimate"]
-    if e.low > 0:
-        return REPRODUCED
-    if e.high < 0:
-        return f"{NOT_REPRODUCED} (the plain arm is ahead)"
-    if c["detectable"] <= decisive:
-        if c["sd_premise"]:
-            return c["sd_premise"]
-        return (f"{NOT_REPRODUCED} (a difference of {100 * c['detectable']:.2f} points would "
-                "have been detected)")
-    return (f"inconclusive at this scale (detectable {100 * c['detectable']:.2f} points, "
-            f"above {bound.format(100 * decisive)})")
+    return ladder(c, decisive, "the plain arm is ahead", bound.format(100 * decisive))
 
 
 def _holm_word_registered(c: dict[str, Any]) -> str:
