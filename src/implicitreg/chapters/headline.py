@@ -1260,10 +1260,10 @@ def r2_table(a: Analysis, p: Params) -> pd.DataFrame:
         if not len(x):
             continue
         label = arm_label(p, arm, p.n_max).replace(f"B = {p.large_batch}", "large batch")
-        cols[(label, "statistic")] = pd.Series(
+        cols[(label, "test accuracy (%)")] = pd.Series(
             ["diverged" if div else f"{100 * v:.2f}" for v, div in zip(x.stat, x.diverged)],
             index=x.index, dtype=object)
-        cols[(label, "clipped")] = pd.Series(
+        cols[(label, "updates clipped")] = pd.Series(
             [f"{100 * v:.1f}%" if v == v else "–" for v in x.clipped], index=x.index,
             dtype=object)
     return pd.DataFrame(cols).sort_index()
@@ -1435,9 +1435,9 @@ def load_diagnosis(root=None) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Dat
 
     from ..runs.store import package_checkout, project_root
 
-    root = Path(root) if root else (project_root() or package_checkout())
-    folder = root / DIAGNOSIS if root else None
-    if folder is None or not folder.is_dir():
+    roots = [Path(root)] if root else [r for r in (project_root(), package_checkout()) if r]
+    folder = next((r / DIAGNOSIS for r in roots if (r / DIAGNOSIS).is_dir()), None)
+    if folder is None:
         return {}, {}
     read = {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv"))}
     return ({k: v for k, v in read.items() if k.startswith("trace_")},
@@ -1567,10 +1567,12 @@ def diagnosis_glue(traces: dict[str, pd.DataFrame], replays: dict[str, pd.DataFr
 def fig_diagnosis(traces: dict[str, pd.DataFrame], eps: float = 0.2):
     """Per traced run (columns): batch loss along training (top) and, at the measured
     updates, the training loss's sharpness and the penalized objective's top curvature
-    against 2/ε (bottom); dotted: the first collapse."""
+    against 2/ε (bottom); dotted: the first collapse. None without a diagnosis."""
     import matplotlib.pyplot as plt
 
     names = list(traces)
+    if not names:
+        return None  # the diagnosis is not in this checkout; the tables say so
     fig, axes = plt.subplots(2, max(1, len(names)), figsize=(4 * max(1, len(names)), 6),
                              sharex="col", squeeze=False)
     for j, name in enumerate(names):
