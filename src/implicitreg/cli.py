@@ -120,13 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "curvature against 2/ε and replay the updates before its "
                             "collapse (writes results/workstation/divergence/)")
     p_diag.add_argument("--seed", type=int, required=True)
-    p_diag.add_argument("--lam", type=float, required=True, help="λ (absolute units)")
+    p_diag.add_argument("--lam", type=float, default=None,
+                        help="λ (absolute units; needed unless --sgd-step-norms)")
     p_diag.add_argument("--until", type=int, default=1200, help="last traced update")
     p_diag.add_argument("--out", default="results/workstation/divergence")
     p_diag.add_argument("--replay-from", type=int, default=None,
                         help="replay from the checkpoint at this update (default: before "
                              "the first collapse)")
     p_diag.add_argument("--variants", default=None, help="comma-separated replay variants")
+    p_diag.add_argument("--sgd-step-norms", action="store_true",
+                        help="instead, record the SGD arm's unclipped step lengths at the "
+                             "headline cell for --seed (what the clipping norm is set against)")
     p_gold = sub.add_parser("golden", help="check (or --write) the golden runs of "
                             "tests/golden/ against the engine")
     p_gold.add_argument("--write", action="store_true",
@@ -178,10 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .chapters import headline
 
             _exec_config(args).apply()  # the replays read the data where a run would
-            headline.diagnose(headline.profile("workstation"), args.out, args.seed, args.lam,
-                              until=args.until, replay_from=args.replay_from,
-                              **({"variants": args.variants.split(",")} if args.variants
-                                 else {}))
+            if args.sgd_step_norms:
+                headline.sgd_step_norms(headline.profile("workstation"), args.out, args.seed)
+            elif args.lam is None:
+                parser.error("diagnose-penalty needs --lam (or --sgd-step-norms)")
+            else:
+                headline.diagnose(headline.profile("workstation"), args.out, args.seed,
+                                  args.lam, until=args.until, replay_from=args.replay_from,
+                                  **({"variants": args.variants.split(",")} if args.variants
+                                     else {}))
         elif args.cmd == "golden":
             from . import golden
 

@@ -179,10 +179,24 @@ def replay(cfg: RunConfig, checkpoint: Path, steps: int,
     return pd.DataFrame(rows)
 
 
+def step_norms(cfg: RunConfig, until: int | None = None) -> pd.DataFrame:
+    """Train ``cfg`` from its initialization without measuring curvature, recording what
+    :func:`_one_step` records at every update: how long an unclipped run's steps are,
+    which is what a clipping norm has to be chosen against."""
+    tr = Trainer(cfg)
+    rows: list[dict[str, Any]] = []
+    for step in range(min(tr.total, until or tr.total)):
+        rows += _one_step(tr, step)
+        if not math.isfinite(rows[-3]["value"]):
+            break
+    return pd.DataFrame(rows)
+
+
 def first_nonfinite(rows: pd.DataFrame) -> float:
     """The first update whose batch loss was non-finite (NaN if none)."""
     d = rows[(rows.metric == "batch_loss") & ~np.isfinite(rows.value)]
     return float(d.step.min()) if len(d) else float("nan")
 
 
-__all__ = ["TracePlan", "penalized_curvature_top", "trace", "replay", "first_nonfinite"]
+__all__ = ["TracePlan", "penalized_curvature_top", "trace", "replay", "step_norms",
+           "first_nonfinite"]

@@ -1374,7 +1374,8 @@ DIAGNOSIS = "results/workstation/divergence"
 """Where the committed diagnosis lives: each traced run (``trace_seed<s>_lam<λ>.csv``:
 step, metric, value) and each replay from a checkpoint before a blow-up
 (``replay_seed<s>_lam<λ>_<variant>.csv``), made by :mod:`implicitreg.analysis.divergence`
-(``implicitreg diagnose-penalty``)."""
+(``implicitreg diagnose-penalty``), and the SGD arm's unclipped step lengths
+(``stepnorms_sgd_seed<s>.csv``, ``implicitreg diagnose-penalty --sgd-step-norms``)."""
 
 
 REPLAY_VARIANTS = {"same": {}, "double-backprop": {"penalty_grad": "double-backprop"},
@@ -1428,20 +1429,63 @@ def diagnose(p: Params, out, seed: int, lam: float, until: int = 1200,
         log(f"{name} replay {v} from {starts[-1]}: first non-finite {dv.first_nonfinite(r)}")
 
 
-def load_diagnosis(root=None) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """(traces, replays) of the committed diagnosis, keyed by file stem; empty where it
-    has not been made (the chapter then says so)."""
+def sgd_step_norms(p: Params, out, seed: int, log=print) -> None:
+    """Make the committed record of the SGD arm's own step lengths at the headline cell
+    (ε = 0.2, unclipped, ``stepnorms_sgd_seed<s>.csv``): what revision penalty-r2's
+    clipping norm was chosen against, so that clipping every arm at it leaves most of
+    SGD's updates as they were. A file already there is kept."""
+    from pathlib import Path
+
+    from ..analysis import divergence as dv
+
+    f = Path(out) / f"stepnorms_sgd_seed{seed}.csv"
+    if f.is_file():
+        log(f"{f} is there already")
+        return
+    f.parent.mkdir(parents=True, exist_ok=True)
+    cfg = config(p, Cell("gap", SGD, p.n_max, max(p.lr_grid), 0.0, seed), p.data_seed)
+    dv.step_norms(cfg).to_csv(f, index=False)
+    log(f"wrote {f}")
+
+
+def _diagnosis_files(root=None) -> dict[str, pd.DataFrame]:
     from pathlib import Path
 
     from ..runs.store import package_checkout, project_root
 
     roots = [Path(root)] if root else [r for r in (project_root(), package_checkout()) if r]
     folder = next((r / DIAGNOSIS for r in roots if (r / DIAGNOSIS).is_dir()), None)
-    if folder is None:
-        return {}, {}
-    read = {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv"))}
+    return {} if folder is None else {f.stem: pd.read_csv(f)
+                                      for f in sorted(folder.glob("*.csv"))}
+
+
+def load_diagnosis(root=None) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """(traces, replays) of the committed diagnosis, keyed by file stem; empty where it
+    has not been made (the chapter then says so)."""
+    read = _diagnosis_files(root)
     return ({k: v for k, v in read.items() if k.startswith("trace_")},
             {k: v for k, v in read.items() if k.startswith("replay_")})
+
+
+def load_step_norms(root=None) -> dict[str, pd.DataFrame]:
+    """The committed records of :func:`sgd_step_norms`, keyed by file stem."""
+    return {k: v for k, v in _diagnosis_files(root).items() if k.startswith("stepnorms_")}
+
+
+def step_norms_glue(steps: dict[str, pd.DataFrame], clip: float | None) -> dict[str, str]:
+    """How often the SGD arm's own unclipped updates were longer than the clipping norm
+    (``hl_diag_sgd_steps``), for the prose on revision penalty-r2's choice of norm; a
+    profile without the revision is read against the workstation profile's norm."""
+    clip = clip or profile("workstation").r2_clip
+    if not steps or not clip:
+        return {"hl_diag_sgd_steps": "not measured"}
+    parts = []
+    for name, d in steps.items():
+        g = d[d.metric == "step_grad_norm"].value.to_numpy()
+        parts.append(f"{name.removeprefix('stepnorms_sgd_').replace('seed', 'seed ')}: "
+                     f"longer than {clip:g} in {100 * np.mean(g > clip):.1f}% of its {len(g):,} "
+                     f"updates, median {np.median(g):.2f}, largest {g.max():.1f}")
+    return {"hl_diag_sgd_steps": "; ".join(parts)}
 
 
 def _wide(trace: pd.DataFrame) -> pd.DataFrame:
