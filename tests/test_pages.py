@@ -241,3 +241,20 @@ def test_the_verdict_box_entries_follow_the_ledger_policy():
     assert "gap {glue:text}`hl_gap`, power {glue:text}`hl_detectable`" in line
     assert json.dumps(verdicts.verdict_keys([entry])) == json.dumps(
         {"gap": ["hl_verdict_gap", "hl_verdict_gap_word"]})
+
+
+def test_interval_bars_of_an_accuracy_are_cut_at_its_range():
+    import matplotlib.pyplot as plt
+
+    from implicitreg.analysis.plots import ci_errorbars
+    from implicitreg.analysis.stats import mean_ci
+
+    # two seeds at 1% and 99%: a t interval over them runs far past 0 and 100
+    e = mean_ci(np.array([1.0, 99.0]))
+    assert e.low < 0 and e.high > 100
+    fig, ax = plt.subplots()
+    ci_errorbars(ax, {"arm": e}, bounds=(0.0, 100.0))
+    t = figdata.figure_table(fig)
+    bar = t[t.kind == "mean and interval"]
+    assert bar.low.min() == 0 and bar.high.max() == 100
+    plt.close(fig)

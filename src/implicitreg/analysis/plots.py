@@ -2,6 +2,7 @@
 (diverged runs drawn as crosses), and intervals over a strip plot."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -71,10 +72,13 @@ def band_plot(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, order=None,
     return ax
 
 
-def ci_errorbars(ax, estimates: dict, color: str = "C3") -> None:
+def ci_errorbars(ax, estimates: dict, color: str = "C3",
+                 bounds: tuple[float, float] = (-np.inf, np.inf)) -> None:
     """Mean and 95% interval of each category, drawn over a strip plot whose categories
-    are the keys of ``estimates`` in order."""
+    are the keys of ``estimates`` in order; an interval is cut at ``bounds``, the range
+    the quantity can take (a t interval of an accuracy near 0 or 1 can reach past it)."""
     for i, e in enumerate(estimates.values()):
         if e.n > 1:
-            ax.errorbar(i, e.value, yerr=[[e.value - e.low], [e.high - e.value]], fmt="o",
+            low, high = max(e.low, bounds[0]), min(e.high, bounds[1])
+            ax.errorbar(i, e.value, yerr=[[e.value - low], [high - e.value]], fmt="o",
                         color=color, capsize=6, ms=8)

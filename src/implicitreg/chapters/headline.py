@@ -1325,7 +1325,8 @@ def fig_headline(a: Analysis, runs: Runs, p: Params):
         # means with their Student-t intervals over seeds (those of the verdicts' tables)
         plots.ci_errorbars(axes[0], {k: dataclasses.replace(
             a.estimates[k], value=100 * a.estimates[k].value, low=100 * a.estimates[k].low,
-            high=100 * a.estimates[k].high) for k in order if k in a.estimates})
+            high=100 * a.estimates[k].high) for k in order if k in a.estimates},
+            bounds=(0.0, 100.0))
     axes[0].set(xlabel="", ylabel="test accuracy, mean of the last evaluations (%)",
                 title=f"Headline cell, n = {p.n_max:,}" +
                       (f", ε = {runs.eps_star:g}" if runs.eps_star else ""))

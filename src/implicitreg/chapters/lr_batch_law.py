@@ -1259,8 +1259,8 @@ def scale_description(p: Params) -> str:
 
 # ------------------------------------------------------------------ figures
 def accuracy_panel(ax, table: pd.DataFrame, best: pd.DataFrame, p: Params, title: str) -> None:
-    """Mean test accuracy against ε per B (band: 95% interval over seeds; ×: diverged;
-    ★: best per B)."""
+    """Mean test accuracy against ε per B (band: 95% interval over seeds, cut to 0–1, the
+    range an accuracy can take; ×: diverged; ★: best per B)."""
     import seaborn as sns
 
     ok = table[~table.diverged]
@@ -1272,7 +1272,8 @@ def accuracy_panel(ax, table: pd.DataFrame, best: pd.DataFrame, p: Params, title
         st = d.groupby("lr")["test accuracy"].apply(lambda v: stats.mean_ci(v.to_numpy()))
         ax.plot(st.index.to_numpy(), [e.value for e in st], "o-", color=pal[B], label=f"B = {B}")
         if d.seed.nunique() > 1:
-            ax.fill_between(st.index.to_numpy(), [e.low for e in st], [e.high for e in st],
+            ax.fill_between(st.index.to_numpy(), [max(e.low, 0.0) for e in st],
+                            [min(e.high, 1.0) for e in st],
                             color=pal[B], alpha=0.2, lw=0)
         bad = table[(table.B == B) & table.diverged].lr.unique()
         ax.plot(bad, np.full(len(bad), ok["test accuracy"].min()), "x", color=pal[B], ms=9)
