@@ -209,7 +209,6 @@ def gd_record(prob: Any, eps: float, steps: int, every: int, n_eigs: int, tol: f
     """Full-batch GD θ ← θ − ε∇L(θ) from ``prob.theta0``: the loss at every step, the
     sharpness and the weights every ``every`` steps. Stops where the loss stops being
     finite or exceeds :data:`DIVERGED_LOSS`. Returns (series, weights, why it stopped)."""
-    import torch
     from torch.func import grad_and_value
     from tqdm import tqdm
 
@@ -255,6 +254,21 @@ def compute_case(p: Params, case: Case, progress: bool = False) -> CaseResult:
     """GD, the central flow, the gradient flow and the modified flow of one case, and
     the measurements of :class:`CaseResult`; the weights are dropped after the distances
     are taken."""
+    import torch
+
+    threads = torch.get_num_threads()
+    # A case is one long chain of small tensor operations: a second thread shortens none
+    # of them and spins while it waits, the more so when another process holds the other
+    # core (the ci chapter took 12-13 s with one thread, 180-210 s with two beside a busy
+    # core).
+    torch.set_num_threads(1)
+    try:
+        return _compute_case(p, case, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compute_case(p: Params, case: Case, progress: bool) -> CaseResult:
     import warnings
 
     import torch
@@ -380,12 +394,8 @@ def load_case(folder: Path, key: str, case: Case) -> CaseResult | None:
     return CaseResult(case, series, dict(prov.get("status", {})), prov, cached=True)
 
 
-def _compute_and_save(p: Params, case: Case, key: str, folder: str, threads: int
-                      ) -> tuple[Case, str]:
+def _compute_and_save(p: Params, case: Case, key: str, folder: str) -> tuple[Case, str]:
     """In a worker process: one case computed and cached."""
-    import torch
-
-    torch.set_num_threads(threads)
     save_case(Path(folder), key, compute_case(p, case))
     return case, key
 
@@ -425,13 +435,10 @@ def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True
             f"{todo[0][0].label}")
     lock_store = RunStore(folder)
     if ex.workers > 1 and len(todo) > 1:
-        import torch
-
-        threads = max(1, torch.get_num_threads() // ex.workers)
         # fork after torch has started threads is unsafe
         with cf.ProcessPoolExecutor(min(ex.workers, len(todo)),
                                     mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_compute_and_save, p, case, key, str(folder), threads)
+            futures = [pool.submit(_compute_and_save, p, case, key, str(folder))
                        for case, key in todo]
             for fut in cf.as_completed(futures):
                 case, key = fut.result()
