@@ -265,6 +265,9 @@ def test_the_figure_summary_and_scale_in_words():
     assert len(fig.axes) == 6
     s = C.summary(a, p)
     assert set(s) == {"cases", "loss", "sharpness", "distance"}
+    p2 = params(eps=(0.2,), seeds=(0, 3))
+    a2 = C.analyze(cases(p2), p2)
+    assert set(C.figures(a2, {}, p2)) == {"flows", "flows, seed 3"}
     assert s["loss"].startswith("reproduced")
     assert "fc-tanh 16-16" in C.scale_description(p)
 
@@ -313,6 +316,8 @@ def test_smoke_profile_end_to_end(tmp_path):
     ex = ExecConfig(progress=False)
     runs = C.run(p, store=tmp_path, progress=False, exec_config=ex)
     assert list(runs) == [c for c, _ in C.design(p)]
+    # the chapter protocol: every case as (label, result) pairs, the figures on demand
+    assert [c for c, _ in runs.all()] == list(runs)
     r = next(iter(runs.values()))
     assert not r.cached and all(v == "" for v in r.status.values())
     s = r.series
@@ -334,6 +339,13 @@ def test_smoke_profile_end_to_end(tmp_path):
                                    "exec_runs_loaded": len(again),
                                    "exec_runs_made": C.run_counts(runs)["exec_runs_made"]}
     C.fig_flows(a, p)
+    figs = C.figures(a, again, p)
+    assert list(figs) == ["flows"] + [f"flows, seed {s}" for s in p.seeds[1:]]
+    assert len(figs["flows"]().axes) == 3 * len(p.eps)
+    # the book's table of the chapter's runs: one row per case, its cache key first
+    table = C.case_table(again)
+    assert list(table.columns[:3]) == ["run", "label", "loaded from the store"]
+    assert table["run"].str.len().eq(20).all() and table["loaded from the store"].all()
     # every number the prose quotes is glued, by the analysis or by the notebook itself
     import json
     import re
@@ -341,4 +353,6 @@ def test_smoke_profile_end_to_end(tmp_path):
     nb = json.loads((ROOT / "notebooks" / "central_flow.ipynb").read_text())
     prose = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     used = set(re.findall(r"\{glue:text\}`([^`:]+)`", prose))
-    assert used and used - set(a.glue) == {"cf_scale", "cf_made"}
+    words = {f"{C.VERDICT_GLUE[c]}_word" for c in ("loss", "sharpness", "distance")}
+    assert used and used - set(a.glue) == {"cf_scale", "cf_made", "cf_premises_failed",
+                                          *words}

@@ -25,10 +25,13 @@ a committed result set re-reads without training. The notebook
 
 - :class:`Params`, whose named instances are the profiles of
   ``notebooks/profiles/central_flow.yaml``;
-- :func:`design` and :func:`run`: the cases (ε, seed), computed or loaded;
-- :func:`analyze`: the measurements, verdicts and glue values;
+- :func:`design` and :func:`run`: the cases (ε, seed), computed or loaded (the chapter
+  protocol, :mod:`.protocol`; :func:`run_counts` and :func:`case_table` stand for the
+  engine runs' counts and table in the book's execution report);
+- :func:`analyze`: the measurements, verdicts and glue values; :func:`summary`,
+  :func:`scale_description` and :func:`figures`;
 - :data:`CRITERIA`: the claims' criteria;
-- :func:`fig_flows`, :func:`summary`, :func:`scale_description`.
+- :func:`fig_flows`.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
+from .protocol import RunSet, verdict_summary
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, Verdict, combine,
                        not_assessable, premise_failure, register)
 
@@ -394,28 +398,35 @@ def load_case(folder: Path, key: str, case: Case) -> CaseResult | None:
     return CaseResult(case, series, dict(prov.get("status", {})), prov, cached=True)
 
 
-def _compute_and_save(p: Params, case: Case, key: str, folder: str) -> tuple[Case, str]:
-    """In a worker process: one case computed and cached."""
+def _compute_and_save(p: Params, case: Case, key: str, folder: str,
+                      exec_config: Any) -> tuple[Case, str]:
+    """In a worker process: one case computed and cached (the engine's data settings
+    handed over first, as a worker of :func:`~implicitreg.runs.sweeps.run_many` does)."""
+    exec_config.apply()
     save_case(Path(folder), key, compute_case(p, case))
     return case, key
 
 
 def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True,
-        exec_config: Any = None) -> dict[Case, CaseResult]:
+        exec_config: Any = None, **settings: Any) -> RunSet:
     """Every case of :func:`design`, loaded from ``<store>/flows/`` or computed and
-    cached there (``store``: the run store of ``exec_config``, else the project's).
-    With ``exec_config.no_train`` a missing case is an error, as a missing run is;
-    with ``exec_config.workers`` > 1 the missing cases are computed in that many local
-    processes."""
+    cached there, by :class:`Case` (the chapter protocol's ``run``; ``store``: the run
+    store of ``exec_config``, else the project's). ``exec_config`` is the entry point's
+    :class:`~implicitreg.runs.execution.ExecConfig` (a library call given none gets the
+    shell's, see :func:`~implicitreg.runs.execution.resolve`); keyword ``settings``
+    override single fields of it, as in :func:`~implicitreg.runs.sweeps.run_many`. With
+    ``no_train`` a missing case is an error, as a missing run is; with ``workers`` > 1
+    the missing cases are computed in that many local processes."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     from ..engine.data import resolve_source
-    from ..runs.execution import ExecConfig
+    from ..runs.execution import resolve
     from ..runs.runner import MissingRunError
     from ..runs.store import RunStore, default_store_root
 
-    ex = exec_config or ExecConfig.from_env()
+    ex = resolve(exec_config).replace(**{k: v for k, v in settings.items() if v is not None})
+    ex.apply()  # the data settings decide which source (and so which key) a case has
     root = Path(store) if store is not None else (ex.store_path() or default_store_root())
     folder = root / "flows"
     source = resolve_source("cifar10")
@@ -438,7 +449,7 @@ def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True
         # fork after torch has started threads is unsafe
         with cf.ProcessPoolExecutor(min(ex.workers, len(todo)),
                                     mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_compute_and_save, p, case, key, str(folder))
+            futures = [pool.submit(_compute_and_save, p, case, key, str(folder), ex)
                        for case, key in todo]
             for fut in cf.as_completed(futures):
                 case, key = fut.result()
@@ -452,7 +463,7 @@ def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True
                 hit = load_case(folder, key, case)
                 out[case] = hit if hit is not None else save_case(
                     folder, key, compute_case(p, case, progress and ex.progress))
-    return {case: out[case] for case, _ in keyed}
+    return RunSet((case, out[case]) for case, _ in keyed)
 
 
 def run_counts(results: Mapping[Case, CaseResult]) -> dict[str, Any]:
@@ -465,6 +476,25 @@ def run_counts(results: Mapping[Case, CaseResult]) -> dict[str, Any]:
     return {"exec_runs": len(results),
             "exec_runs_loaded": sum(bool(r.cached) for r in results.values()),
             "exec_runs_made": " / ".join(interval) if interval else ""}
+
+
+def case_table(results: Mapping[Case, CaseResult]) -> pd.DataFrame:
+    """One row per case, for the book's table of a chapter's runs (the CSV beside the
+    page that the execution report links): its cache key, label, whether it was loaded,
+    what it was computed with, what went wrong per trajectory and what it cost."""
+    rows = []
+    for case, r in results.items():
+        prov = r.provenance or {}
+        row = {"run": prov.get("key", ""), "label": case.label,
+               "loaded from the store": bool(r.cached), "ε": case.eps, "seed": case.seed,
+               "problem": prov.get("problem", ""), "dimension": prov.get("dim"),
+               "created": prov.get("created", ""), "wall time (s)": prov.get("wall_time_s")}
+        row.update({f"status {k}": v for k, v in (r.status or {}).items()})
+        row.update({f"CPU seconds, {k}": v
+                    for k, v in (prov.get("cpu_seconds") or {}).items()})
+        row["final GD loss"] = _last(r.series["gd_loss"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ criteria
@@ -933,13 +963,13 @@ def fig_flows(a: Analysis, p: Params, seed: int | None = None):
     return fig
 
 
-# ------------------------------------------------------------------ in words
+# ------------------------------------------------------------------ the chapter protocol
 def summary(a: Analysis, p: Params) -> dict[str, str]:
-    """This set's cases in words and the verdict of each claim (a row of
-    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
+    """This set's cases in words and the verdict of each claim with its numbers (a column
+    of :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
     return {"cases": f"ε ∈ {{{', '.join(f'{e:g}' for e in p.eps)}}} × {len(p.seeds)} "
                      f"seed(s); relative errors of the predicted loss: {a.glue['cf_errors']}",
-            **{claim: a.verdicts[claim].text for claim in ("loss", "sharpness", "distance")}}
+            **verdict_summary(a)}
 
 
 def scale_description(p: Params) -> str:
@@ -951,8 +981,14 @@ def scale_description(p: Params) -> str:
             f"substeps per step.")
 
 
+def figures(a: Analysis, runs: Mapping[Case, CaseResult], p: Params) -> dict[str, Any]:
+    """The chapter's figure for each initialization, drawn when called."""
+    return {("flows" if s == p.seeds[0] else f"flows, seed {s}"):
+            (lambda s=s: fig_flows(a, p, seed=s)) for s in p.seeds}
+
+
 __all__ = ["Params", "profile", "Case", "CaseResult", "design", "spec", "case_key", "run",
-           "run_counts",
+           "run_counts", "case_table", "figures",
            "compute_case", "gd_record", "save_case", "load_case", "CRITERIA", "REVISIONS",
            "registered_hash", "revisions_hash", "criteria_table", "STATISTIC_GLUE",
            "VERDICT_GLUE", "measure", "window_mean", "one_sided_upper", "Analysis",
