@@ -51,8 +51,8 @@ import pandas as pd
 
 from .base import ChapterParams
 from .protocol import RunSet, verdict_summary
-from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, Verdict, combine,
-                       not_assessable, premise_failure, register)
+from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED, Criterion, Premise,
+                       Verdict, combine, not_assessable, premise_failure, register)
 
 CHAPTER = "central_flow"
 
@@ -889,6 +889,16 @@ def _glue_values(a: Analysis, p: Params, results: Mapping[Case, CaseResult]) -> 
     total = sum(cost.values())
     g["cf_cost"] = ", ".join(f"{k} {v:.1f} s" for k, v in cost.items()) or "(not recorded)"
     g["cf_cost_total"] = f"{total:.0f} s" if cost else "(not recorded)"
+    # Each reason a verdict could not be given, once: a reason the claims share (too few
+    # initializations at one ε for claims 1 and 3) is one premise that failed.
+    reasons: list[str] = []
+    for v in a.verdicts.values():
+        for text in v.cases.values():
+            if text.startswith(NOT_ASSESSABLE):
+                why = text[len(NOT_ASSESSABLE):].lstrip(": ").strip()
+                if why and why not in reasons:
+                    reasons.append(why)
+    g["cf_premises_failed"] = "; ".join(reasons) or "none"
     g["cf_cases"] = str(len(results))
     g["cf_loaded"] = str(sum(r.cached for r in results.values()))
     return g
