@@ -93,6 +93,37 @@ def test_cifar_mlp_problem_is_a_smooth_flat_loss():
     assert S.losses(p, path)[-1] < c0
 
 
+def test_flat_mlp_is_seeded_whatever_the_random_state_and_leaves_it_alone():
+    torch.manual_seed(123)
+    apply, a = S.flat_mlp(6, (4, 3), 2, seed=5)
+    torch.rand(10)
+    assert torch.equal(a, S.flat_mlp(6, (4, 3), 2, seed=5)[1])
+    assert not torch.equal(a, S.flat_mlp(6, (4, 3), 2, seed=6)[1])
+    torch.manual_seed(1)
+    want = torch.rand(1)
+    torch.manual_seed(1)
+    S.flat_mlp(6, (4, 3), 2, seed=5)
+    assert torch.equal(torch.rand(1), want)
+    # the forward pass written out is the network PyTorch builds from the same seed
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3),
+                                  torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
+    x = torch.randn(7, 6, dtype=torch.float64)
+    assert torch.equal(apply(a, x), net(x))
+
+
+def test_cifar_mlp_problem_with_the_square_loss():
+    p = S.cifar_mlp_problem(n=20, side=4, widths=(5,), seed=0, loss="mse")
+    apply, theta0 = S.flat_mlp(48, (5,), 10, "tanh", 0)
+    assert torch.equal(p.theta0, theta0) and "square loss" in p.name
+    out = apply(theta0, p.x)
+    want = 0.5 * ((out - torch.nn.functional.one_hot(p.y, 10).double()) ** 2).sum(1).mean()
+    assert torch.allclose(p.loss(theta0, p.x, p.y), want, rtol=1e-14)
+    with pytest.raises(ValueError, match="loss"):
+        S.cifar_mlp_problem(n=20, side=4, widths=(5,), loss="hinge")
+
+
 # ------------------------------------------------------------------ the engine's options
 def test_mse_tanh_and_lanczos_defaults_leave_keys_unchanged():
     from implicitreg import RunConfig

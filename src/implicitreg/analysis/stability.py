@@ -25,7 +25,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call
 from tqdm import tqdm
 
 from . import flows as F
@@ -43,33 +42,51 @@ def flat_mlp(in_dim: int, widths: Sequence[int], out_dim: int, activation: str =
         raise ValueError(f"activation {activation!r}: one of {sorted(ACTIVATIONS)}")
     layers: list[torch.nn.Module] = []
     prev = in_dim
-    for w in widths:
-        layers += [torch.nn.Linear(prev, w), ACTIVATIONS[activation]()]
-        prev = w
-    layers.append(torch.nn.Linear(prev, out_dim))
-    torch.manual_seed(seed)
+    # The layers draw their initial weights when they are built, so the seed goes first;
+    # a forked generator leaves the caller's random state as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for w in widths:
+            layers += [torch.nn.Linear(prev, w), ACTIVATIONS[activation]()]
+            prev = w
+        layers.append(torch.nn.Linear(prev, out_dim))
     net = torch.nn.Sequential(*layers).double()
-    names = [k for k, _ in net.named_parameters()]
     shapes = [p.shape for p in net.parameters()]
     sizes = [p.numel() for p in net.parameters()]
     theta0 = torch.cat([p.detach().flatten() for p in net.parameters()])
+    act = {"tanh": torch.tanh, "relu": torch.relu}[activation]
 
     def apply(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # The layers written out rather than through functional_call, whose module
+        # machinery costs more than the arithmetic on networks this small (the central
+        # flow differentiates this function three times, thousands of times).
         parts = torch.split(theta, sizes)
-        params = {k: v.view(s) for k, v, s in zip(names, parts, shapes)}
-        return functional_call(net, params, (x,))
+        h = x
+        for i in range(0, len(parts), 2):
+            # h ← h Wᵀ + b, then the activation on every layer but the last
+            h = torch.addmm(parts[i + 1], h, parts[i].view(shapes[i]).t())
+            if i + 2 < len(parts):
+                h = act(h)
+        return h
 
     return apply, theta0
 
 
 def cifar_mlp_problem(n: int = 256, side: int = 8, widths: Sequence[int] = (32, 32),
                       activation: str = "tanh", seed: int = 0, data_seed: int = 0,
-                      data_root: str | None = None) -> F.Problem:
-    """Cross-entropy of an MLP on a class-stratified CIFAR-10 subset of ``n`` training
+                      data_root: str | None = None, loss: str = "cross-entropy"
+                      ) -> F.Problem:
+    """The loss of an MLP on a class-stratified CIFAR-10 subset of ``n`` training
     images (the engine's loader: the same normalization and subset rule as the runs),
     average-pooled to ``side`` x ``side`` pixels so that the input has 3·side² dimensions
-    and an accurate ODE solution stays cheap. All in float64; m = 1 (full batch)."""
+    and an accurate ODE solution stays cheap. ``loss``: ``cross-entropy``, or ``mse``,
+    the engine's square loss ½‖f(x) − onehot(y)‖² summed over the classes (Cohen et al.'s).
+    All in float64; m = 1 (full batch)."""
     from ..engine.data import load
+    from ..engine.objective import criterion
+
+    if loss not in ("cross-entropy", "mse"):
+        raise ValueError(f"loss {loss!r}: 'cross-entropy' or 'mse'")
 
     d = load("cifar10", n_train=n, n_test=10, data_seed=data_seed, root=data_root,
              dtype=torch.float32)
@@ -80,12 +97,13 @@ def cifar_mlp_problem(n: int = 256, side: int = 8, widths: Sequence[int] = (32, 
     y = d.y_train.clone()
     apply, theta0 = flat_mlp(x.shape[1], widths, d.num_classes, activation, seed)
 
-    def loss(theta: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(apply(theta, xx), yy)
+    def loss_fn(theta: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
+        return criterion(apply(theta, xx), yy, loss)
 
     arch = "-".join(str(v) for v in (x.shape[1], *widths, d.num_classes))
-    return F.Problem(loss, theta0, x, y, 1,
-                     f"MLP {arch} ({activation}), {n} CIFAR-10 images at {side}x{side}")
+    return F.Problem(loss_fn, theta0, x, y, 1,
+                     f"MLP {arch} ({activation}{', square loss' if loss == 'mse' else ''}), "
+                     f"{n} CIFAR-10 images at {side}x{side}")
 
 
 def quadratic_problem(eigenvalues: Sequence[float], seed: int = 0,

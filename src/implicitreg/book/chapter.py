@@ -208,6 +208,19 @@ def glue_run_counts(*collections: Any) -> None:
     glue("exec_runs_made", " / ".join(interval) if interval else "")
 
 
+def glue_case_counts(counts: Mapping[str, Any], table: pd.DataFrame) -> None:
+    """What :func:`glue_run_counts` glues, for a chapter whose runs are cases it computes
+    and caches itself rather than runs of the engine (``central_flow``): its own counts
+    (``exec_runs``, ``exec_runs_loaded``, ``exec_runs_made``) and its table of cases,
+    whose first column ``run`` is each case's cache key."""
+    for key in ("exec_runs", "exec_runs_loaded", "exec_runs_made"):
+        glue(key, counts[key])
+    from .figdata import CsvTable, install
+
+    if len(table) and install():
+        glue(RUN_TABLE_GLUE, CsvTable(table))
+
+
 def parameter_table(params: Mapping[str, Any], dataset: str | None = None,
                     device: str = "auto") -> pd.DataFrame:
     """A readable table of the chapter's parameters with the profile, the device, the
