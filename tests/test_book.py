@@ -148,6 +148,52 @@ def test_the_driver_passes_its_exec_config_to_the_chapter_as_one_parameter(tmp_p
     assert injected["parameters"]["exec_config"]["no_train"] is True
 
 
+def test_each_profile_file_and_parameters_cell_is_read_once_per_chapter(monkeypatch):
+    """From the profile file to the chapter's Params: the driver reads each chapter's
+    profile file once and parses its parameters cell once (the rerun box included), and
+    the kernel, handed every value and a whole exec_config, reads neither again."""
+    import collections
+
+    from implicitreg.book import chapter, pages
+    from implicitreg.chapters import protocol
+    from implicitreg.runs.execution import ExecConfig, as_parameter
+
+    reads, parses = collections.Counter(), collections.Counter()
+    read_text = Path.read_text
+    parse = parameters.parse_parameter_cell
+
+    def counting_read(self, *a, **k):
+        if self.suffix in (".yaml", ".ipynb") and self.parent.name in ("profiles", "notebooks"):
+            reads[self.name] += 1
+        return read_text(self, *a, **k)
+
+    def counting_parse(src):
+        parses["cell"] += 1
+        return parse(src)
+
+    kernel = {}
+
+    def execute(source, out, values, timeout, ex):  # the driver's hand-over, then the kernel
+        pages.rerun_box(source.notebook, source)
+        given = chapter.chapter_parameters({**values, "exec_config": as_parameter(ex)},
+                                           source.label)
+        kernel[source.name] = protocol.load(source.name).Params.from_values(given)
+
+    monkeypatch.setattr(Path, "read_text", counting_read)
+    monkeypatch.setattr(parameters, "parse_parameter_cell", counting_parse)
+    monkeypatch.setattr(driver, "execute_values", execute)
+    monkeypatch.setattr(driver, "_trained", lambda nb: None)
+    only = ["headline", "sgd_vs_gd"]
+    driver.build_book("smoke", root=ROOT, only=only, build=False,
+                      exec_config=ExecConfig(no_train=True))
+    assert {n: reads[f"{n}.yaml"] for n in only} == {n: 1 for n in only}
+    assert {n: reads[f"{n}.ipynb"] for n in only} == {n: 1 for n in only}
+    assert sum(parses.values()) == len(only)
+    from implicitreg.chapters import headline as H
+
+    assert kernel["headline"] == H.Params.profile("smoke")
+
+
 def test_the_chapter_kernel_starts_with_the_allocator_settings_unless_given(tmp_path,
                                                                              monkeypatch):
     """The kernel (and the worker processes it spawns) inherit the malloc settings that

@@ -69,8 +69,8 @@ def test_the_driver_applies_a_worker_hint_only_when_asked(tmp_path, monkeypatch)
     from implicitreg.runs.execution import ExecConfig
 
     seen = {}
-    monkeypatch.setattr(driver, "execute_chapter",
-                        lambda src, out, params, timeout, ex: seen.update({src.stem: ex}))
+    monkeypatch.setattr(driver, "execute_values",
+                        lambda source, out, values, timeout, ex: seen.update({source.name: ex}))
     monkeypatch.setattr(driver, "_trained", lambda nb: None)
     monkeypatch.setattr(budget, "load_workers", lambda root, profile: {"headline": 2})
     monkeypatch.setattr(driver.os, "cpu_count", lambda: 2)

@@ -138,7 +138,7 @@ def test_the_book_driver_and_the_command_line_refuse_before_any_training(monkeyp
 
     _unregistered(monkeypatch)
     executed = []
-    monkeypatch.setattr(driver, "execute_chapter", lambda *a, **k: executed.append(a))
+    monkeypatch.setattr(driver, "execute_values", lambda *a, **k: executed.append(a))
     monkeypatch.setenv("IMPLICITREG_RESULTS", str(tmp_path / "runs"))
     with pytest.raises(registry.RegistrationError):
         driver.build_book(profile="workstation", only=["headline"], build=False, root=ROOT,

@@ -17,18 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 READS = re.compile(r"os\.environ|os\.getenv|\bgetenv\(|from_env\(")
 
 # Where the environment may be read: path → snippets of the lines allowed there ("*": the
-# whole file). Everything else takes its settings as values.
+# whole file). Everything else takes its settings as values; a chapter's kernel included,
+# which gets a whole ExecConfig from the driver (test below).
 ALLOWED = {
     # The one module that names every IMPLICITREG_* variable and reads them.
     "src/implicitreg/runs/execution.py": ("*",),
-    # Entry points: the command line, the book driver's build_book, and the notebook's
-    # chapter.execution (a chapter run by hand or by papermill).
+    # Entry points: the command line and the book driver's build_book.
     "src/implicitreg/cli.py": ("return ExecConfig.from_env(",),
     "src/implicitreg/book/driver.py": ("base_ex = exec_config or ExecConfig.from_env()",
                                        # the kernel's PYTHONPATH made absolute (it runs in
                                        # the notebook's folder): Python's setting, passed on
                                        'os.environ.get("PYTHONPATH", "")'),
-    "src/implicitreg/book/chapter.py": ("ex = ExecConfig.from_env(**given)",),
     # Device selection: deterministic cuBLAS reads this variable, so it is set, not read.
     "src/implicitreg/engine/device.py": ('os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG"',),
     # The C++ compiler of the native kernel, named by CXX as in every C++ build.
@@ -121,3 +120,40 @@ def test_the_book_build_setting_is_read_from_its_variable():
     assert ExecConfig.from_env({"IMPLICITREG_DATA": "/d", "IMPLICITREG_NO_DOWNLOAD": "1",
                                 "IMPLICITREG_OFFLINE_DATA": "/o"}).replace(progress=False) \
         == ExecConfig(data_root="/d", offline_data="/o", no_download=True, progress=False)
+
+
+def test_the_kernel_reads_no_setting_profile_or_cell_under_the_driver(monkeypatch, tmp_path):
+    """What the book driver hands a chapter's kernel (every value, validated, and a whole
+    exec_config) is all the kernel uses: it reads no variable, no profile file, no
+    parameters cell and no history, and a store left None is the project's."""
+    from implicitreg.book import chapter, driver, parameters
+    from implicitreg.runs import runner
+    from implicitreg.runs.execution import as_parameter
+    from implicitreg.runs.store import project_store_root
+
+    source = parameters.ChapterSource(ROOT / "notebooks" / "headline.ipynb")
+    values = driver.chapter_values(source, {**source.profile("smoke"), "seeds": [3, 4]})
+    given = ExecConfig(store_root=str(tmp_path / "runs"), no_train=True, progress=False)
+    namespace = {**values, "exec_config": as_parameter(given)}
+
+    def refuse(*a, **k):
+        raise AssertionError("read under the driver")
+
+    monkeypatch.setattr(ExecConfig, "from_env", classmethod(refuse))
+    for name in ("notebook_parameters", "locate_notebook", "chapter_profile_values",
+                 "_history"):
+        monkeypatch.setattr(chapter, name, refuse)
+    got = chapter.chapter_parameters(namespace, "headline.ipynb")
+    assert got["seeds"] == [3, 4] and got["lr_grid"] == values["lr_grid"]
+    assert chapter.execution(got, "headline") == given
+    assert runner._as_store(None, ExecConfig()).root == project_store_root()
+
+
+def test_a_notebook_run_by_hand_fills_what_it_is_not_given_from_the_shell(monkeypatch):
+    from implicitreg.runs.execution import as_parameter, from_parameter
+
+    monkeypatch.setenv("IMPLICITREG_NO_TRAIN", "1")
+    assert from_parameter({}).no_train and from_parameter({"workers": 2}).no_train
+    assert not from_parameter(as_parameter(ExecConfig())).no_train  # whole: read nothing
+    with pytest.raises(execution.ExecError, match="unknown field"):
+        from_parameter({"threads": 2})

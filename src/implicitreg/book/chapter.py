@@ -19,15 +19,23 @@ from ..engine.data import resolve_source
 from ..runs.store import Result, locate_notebook, package_checkout, project_root
 from ..analysis.tables import estimate_table  # noqa: F401  (the notebooks' tables)
 from ..engine.device import resolve_device
+from ..runs.execution import is_complete
 
 
-
-
-
+# ---------------------------------------------------------------- a chapter's parameters
+# Under the book driver the kernel is handed every value, validated, with a whole
+# ``exec_config``: it builds the chapter's Params and its ExecConfig from them and reads
+# nothing else (no notebook, no profile file, no history, no environment). A notebook run
+# by hand (plain papermill, Jupyter, Colab) is its own entry point: it reads its
+# parameters cell once, the named profile once, and the shell's settings for what its
+# ``exec_config`` leaves out.
+META = ("profile", "executed_at", "exec_config")
+"""Parameters of every chapter notebook that are not fields of its ``Params``."""
 
 
 def _history() -> list[str]:
-    """Sources of the cells this kernel has run, oldest first ([] outside IPython)."""
+    """Sources of the cells this kernel has run, oldest first ([] outside IPython); read
+    by a notebook run by hand only."""
     try:
         ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
     except NameError:
@@ -43,8 +51,8 @@ def _parse(src: str) -> dict[str, Any] | None:
 
 
 def _injected_names(history: list[str]) -> set[str] | None:
-    """Names papermill injected (its cell starts with "# Parameters"), or None when the
-    notebook was not run by papermill."""
+    """Names plain papermill injected (its cell starts with "# Parameters"), or None when
+    the notebook was not run by papermill."""
     for src in reversed(history):
         if src.lstrip().startswith("# Parameters"):
             parsed = _parse(src)
@@ -85,21 +93,51 @@ def chapter_profile_values(chapter: str, profile: str,
     return {} if notebook is not None else None
 
 
-def chapter_parameters(namespace: MutableMapping[str, Any], notebook: str) -> dict[str, Any]:
-    """The values the chapter runs with: each name of the notebook's parameters cell,
-    read from the namespace after papermill's injected cell (if any) has run.
+def _field_names(chapter_name: str) -> list[str] | None:
+    """The fields of the chapter module's ``Params`` (None without one)."""
+    import importlib
 
-    Works from any working directory, under the book driver, plain papermill, Jupyter or
-    Colab: the declaration is read from the source notebook (see :func:`locate_notebook`)
-    or, when only the running notebook exists, from the kernel's history. Values given
-    from outside are checked as the book driver checks them (same message), before any
-    training. When a profile other than the declared default is named
-    (``-p profile smoke``), its values are put into ``namespace`` for every parameter
-    that was not given explicitly."""
+    name = f"implicitreg.chapters.{chapter_name}"
+    try:
+        mod = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # the module exists and lacks something: say so
+            raise
+        return None
+    params = getattr(mod, "Params", None)
+    return list(params.names()) if params is not None else None
+
+
+def chapter_parameters(namespace: MutableMapping[str, Any], notebook: str) -> dict[str, Any]:
+    """The values the chapter runs with, from the namespace after papermill's injected
+    cell (if any) has run.
+
+    Under the book driver (its ``exec_config`` names every field of ExecConfig) the
+    namespace holds every value, validated by the driver, which built the chapter's
+    ``Params`` from them: they are taken as they are, and nothing is read.
+
+    A notebook run by hand (plain papermill from any folder, Jupyter or Colab) reads its
+    declaration once, from the source notebook (see :func:`locate_notebook`) or, when
+    only the running notebook exists, from the kernel's history; papermill's injected
+    names come from that history too. Values given from outside are checked as the book
+    driver checks them (same message), before any training. When a profile is named
+    (``-p profile smoke``), its values are read once and put into ``namespace`` for
+    every parameter that was not given explicitly."""
     label = Path(notebook).name
     chapter_name = Path(label).stem
     _install_display_hooks()  # every chapter calls this first; not every one draws
-    path = locate_notebook(notebook)
+    names = _field_names(chapter_name)
+    if is_complete(namespace.get("exec_config")) and names is not None:
+        params = {k: namespace[k] for k in (*META, *names) if k in namespace}
+        _glue_execution(params)
+        return params
+    return _parameters_by_hand(namespace, label, chapter_name)
+
+
+def _parameters_by_hand(namespace: MutableMapping[str, Any], label: str,
+                        chapter_name: str) -> dict[str, Any]:
+    """:func:`chapter_parameters` for a notebook run without the book driver."""
+    path = locate_notebook(label)
     history = _history()
     declared = notebook_parameters(path) if path is not None else _declared_from_history(history)
     if declared is None:
@@ -126,37 +164,33 @@ def chapter_parameters(namespace: MutableMapping[str, Any], notebook: str) -> di
             if k not in given:
                 namespace[k] = v
     params = {k: namespace[k] for k in declared if k in namespace}
-    _glue_execution(params, given)
+    _glue_execution(params)
     return params
 
 
 def execution(values: Mapping[str, Any], chapter_name: str | None = None):
-    """How this chapter's runs execute (:class:`~implicitreg.runs.execution.ExecConfig`):
-    the notebook's ``exec_config`` parameter, one mapping of ExecConfig fields that the
-    book driver passes as a value; fields it leaves out come from the ``IMPLICITREG_*``
-    variables of the shell, as for any run started by hand: the notebook's entry point,
-    where its settings are read once and handed to the engine (where the data is, the
-    native kernel). At a committed profile with
-    training allowed, ``chapter_name``'s design must be registered (a notebook run by hand
-    meets the guard the book driver meets)."""
-    import dataclasses
-
+    """How this chapter's runs execute (:class:`~implicitreg.runs.execution.ExecConfig`),
+    from the notebook's ``exec_config`` parameter alone: the book driver passes every
+    field, and nothing is read; a notebook run by hand passes some or none, and the
+    others are the shell's ``IMPLICITREG_*`` variables
+    (:func:`~implicitreg.runs.execution.from_parameter`). Its settings are handed to the
+    engine (where the data is, the native kernel). At a committed profile with training
+    allowed, ``chapter_name``'s design must be registered (a notebook run by hand meets
+    the guard the book driver meets)."""
     from ..chapters import registry
-    from ..runs.execution import ExecConfig
+    from ..runs.execution import ExecError, from_parameter
 
-    given = dict(values.get("exec_config") or {})
-    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(ExecConfig)})
-    if unknown:
-        raise BookError(f"exec_config: unknown field(s) {unknown}; the fields are "
-                        f"{[f.name for f in dataclasses.fields(ExecConfig)]}")
-    ex = ExecConfig.from_env(**given)
+    try:
+        ex = from_parameter(values.get("exec_config") or {})
+    except ExecError as exc:
+        raise BookError(str(exc)) from None
     ex.apply()
     if chapter_name is not None and not ex.no_train:
         registry.require_registered(chapter_name, str(values.get("profile")), values)
     return ex
 
 
-def _glue_execution(params: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+def _glue_execution(params: Mapping[str, Any]) -> None:
     """Facts about this execution that the book's execution report and landing page
     read back from the executed notebook: profile, device, package versions."""
     import importlib.metadata as md

@@ -26,13 +26,12 @@ import yaml
 from . import budget
 from .budget import load_budgets
 from .pages import assemble_site, hide_parameter_cells, insert_rerun_box, rerun_box, run_jupyter_book
-from .parameters import (PROFILES, PUBLISHED, BookError, chapter_profiles, check_parameters,
-                         load_profile, named_profile, notebook_parameters, split_overrides,
-                         toc_chapters)
+from .parameters import (PROFILES, PUBLISHED, BookError, ChapterSource, check_values,
+                         named_profile, split_overrides, toc_chapters)
 from .report import glued_values
 from ..engine.device import resolve_device
 from ..runs.committed import COMMITTED_PROFILES, committed_entry, write_manifest
-from ..runs.execution import ExecConfig, build_setting, environment, resolve
+from ..runs.execution import ExecConfig, as_parameter, build_setting, environment, resolve
 from ..runs.store import project_root
 
 
@@ -93,27 +92,68 @@ def _kernel_path() -> dict[str, str]:
         if entries else {}
 
 
+def chapter_values(source: ChapterSource, given: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter the chapter executes with: the notebook's defaults, then
+    ``given`` (a profile's values and overrides, or a committed set's recorded values).
+    Validated here, once: unknown names and wrong types are refused with the message
+    plain papermill gives, and the chapter's ``Params`` is built from the values (its own
+    checks refuse the rest) before anything executes. Its fields are returned as lists
+    where it keeps tuples, the form papermill injects."""
+    import dataclasses
+    import importlib
+
+    check_values(source.label, source.declared, given)
+    values = {**source.declared, **given}
+    name = f"implicitreg.chapters.{source.name}"
+    try:
+        mod = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # the module exists and lacks something: say so
+            raise
+        mod = None
+    if mod is not None and hasattr(mod, "Params"):
+        try:
+            params = mod.Params.from_values(values)
+        except (TypeError, ValueError) as exc:
+            raise BookError(f"{source.label}: {exc}") from None
+        values.update({f.name: list(v) if isinstance(v, tuple) else v
+                       for f in dataclasses.fields(params)
+                       for v in [getattr(params, f.name)]})
+    return values
+
+
 def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: int,
                     exec_config: ExecConfig | None = None) -> None:
-    """Execute one chapter with papermill; the chapter receives ``exec_config`` (progress
-    bars off: they would flood the logs) as one value, its ``exec_config`` parameter."""
-    import dataclasses
+    """Execute one chapter with papermill at ``params``: a named ``profile`` fills in
+    its values, as with plain papermill, and ``params`` override them; checked by
+    :func:`chapter_values` before anything runs."""
+    ex = resolve(exec_config)  # a library call's fallback; build_book passes its own
+    source = ChapterSource(src)
+    given = {**source.profile(params["profile"]), **params} if "profile" in params else params
+    execute_values(source, out, chapter_values(source, given), cell_timeout, ex)
 
+
+def execute_values(source: ChapterSource, out: Path, values: dict[str, Any],
+                   cell_timeout: int, exec_config: ExecConfig) -> None:
+    """Execute one chapter with papermill at the complete, validated ``values``
+    (:func:`chapter_values`): each is injected as its own parameter (``-p name value``
+    alike), with ``exec_config`` (progress bars off: they would flood the logs) as one
+    value of every field, so that the kernel builds its ``Params`` and its
+    :class:`ExecConfig` from what it is given and reads no profile, cell or variable."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    ex = resolve(exec_config).replace(progress=False)
-    if "exec_config" in notebook_parameters(src):
-        params = {**params, "exec_config": {k: v for k, v in dataclasses.asdict(ex).items()
-                                            if v is not None}}
-    check_parameters(src, params)
+    src = source.notebook
+    values = dict(values)
+    if "exec_config" in values:
+        values["exec_config"] = as_parameter(exec_config.replace(progress=False))
     out.parent.mkdir(parents=True, exist_ok=True)
     # Figures must be captured as outputs whatever backend the caller's shell sets.
     try:
         with environment({"MPLBACKEND": "module://matplotlib_inline.backend_inline",
                           **_kernel_path()}, defaults=ALLOCATOR):
             pm.execute_notebook(
-                str(src), str(out), parameters=params, kernel_name="python3",
+                str(src), str(out), parameters=values, kernel_name="python3",
                 cwd=str(src.parent), log_output=True, progress_bar=False,
                 execution_timeout=cell_timeout, request_save_on_cell_execute=True,
                 kernel_manager_class=quiet_kernel_manager(),
@@ -123,7 +163,7 @@ def execute_chapter(src: Path, out: Path, params: dict[str, Any], cell_timeout: 
                         f"(execution count {exc.exec_count}): {exc.ename}: {exc.evalue}. "
                         f"The partly executed notebook is {out}") from None
     hide_parameter_cells(out)
-    insert_rerun_box(out, rerun_box(src))
+    insert_rerun_box(out, rerun_box(src, source))
 
 
 def record_committed_execution(root: Path, chapter: str, profile: str, stamp: str,
@@ -206,7 +246,9 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
         overrides = yaml.safe_load(p.read_text()) or {}
         if not isinstance(overrides, dict):
             raise BookError(f"params file {p} must hold a mapping of names to values")
-    per_chapter = split_overrides(overrides, chapters)
+    # Each chapter's parameters cell and profile file, each read once (see ChapterSource).
+    sources = {name: ChapterSource(path) for name, path in chapters.items()}
+    per_chapter = split_overrides(overrides, chapters, sources)
     base_ex = exec_config or ExecConfig.from_env()
     mathjax_dir = mathjax_dir or build_setting("mathjax_dir")
     # The hints were measured on CPUs; where a GPU trains the runs, one process feeds it.
@@ -218,9 +260,10 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     timed: list[dict[str, Any]] = []
     for name in selected:
+        source = sources[name]
         chosen = published_profile(root, name) if profile == PUBLISHED else profile
         chosen, per_chapter[name] = named_profile(chosen, per_chapter[name])
-        if chosen in COMMITTED_PROFILES and chosen not in chapter_profiles(chapters[name]):
+        if chosen in COMMITTED_PROFILES and chosen not in source.profiles:
             # Committed profiles exist for some chapters only; the others run at ci.
             print(f"{name} has no {chosen} profile: executing it at ci", flush=True)
             chosen = "ci"
@@ -237,7 +280,7 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
                             no_train=ex.no_train or profile == PUBLISHED)
             print(f"using the committed {chosen} run store {committed}", flush=True)
         t0 = time.time()
-        params = {**load_profile(root, name, chosen), **per_chapter[name]}
+        params = {**source.profile(chosen), **per_chapter[name]}
         made = committed_entry(root, chosen, name) if chosen in COMMITTED_PROFILES else None
         if made and made.get("params") and (profile == PUBLISHED or ex.no_train):
             # Re-plotting a committed set: its own parameters, whatever the profile says now.
@@ -245,17 +288,20 @@ def build_book(profile: str = "ci", params_file: str | os.PathLike | None = None
 
             params = {"profile": chosen, **result_sets.recorded_values(
                 protocol.load(name), made["params"]), **per_chapter[name]}
-        if "executed_at" in notebook_parameters(chapters[name]):
+        if "executed_at" in source.declared:
             params.setdefault("executed_at", stamp)
+        # The chapter's parameters validated and its Params built, once: the kernel is
+        # handed these values and reads no profile.
+        values = chapter_values(source, params)
         if chosen in COMMITTED_PROFILES and not ex.no_train:
             from ..chapters import registry
 
-            registry.require_registered(name, chosen, params, root)
+            registry.require_registered(name, chosen, values, root)
         print(f"== executing {name} (profile {chosen}) with {params}"
               + (f", runs in {ex.workers} worker processes" if ex.workers > 1 else ""),
               flush=True)
-        execute_chapter(chapters[name], site / "notebooks" / f"{name}.ipynb", params,
-                        cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
+        execute_values(source, site / "notebooks" / f"{name}.ipynb", values,
+                       cell_timeout or DEFAULT_CELL_TIMEOUT[chosen], ex)
         seconds = time.time() - t0
         executed = site / "notebooks" / f"{name}.ipynb"
         timed.append({"chapter": name, "seconds": seconds, "profile": chosen,

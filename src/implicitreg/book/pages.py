@@ -16,8 +16,8 @@ import yaml
 
 from . import verdicts
 from .chapter import RUN_TABLE_GLUE
-from .parameters import (BookError, chapter_profiles, notebook_parameters,
-                         parameter_cell_source, parameter_comments, toc_chapters)
+from .parameters import BookError, ChapterSource, toc_chapters
+from ..runs.execution import is_complete
 from .report import (DATA_SUFFIX, SCALE_MARKER, check_claims, claims_page, execution_report, glued_values,
                      load_claims, results_made, scale_table)
 
@@ -37,14 +37,15 @@ RERUN_EXAMPLE = ("lr", "lr_grid", "n_grid", "steps", "epochs", "seeds", "n_train
                  "noise_levels", "gd_steps", "batch_sizes")
 
 
-def rerun_box(src: Path) -> str:
+def rerun_box(src: Path, source: ChapterSource | None = None) -> str:
     """A MyST admonition telling the reader how to rerun this chapter: the commands at
     each of its profiles, a parameters file drawn from its own parameters cell, and
-    where the results land."""
-    name = src.stem
-    declared = notebook_parameters(src)
-    comments = parameter_comments(parameter_cell_source(src))
-    profiles = chapter_profiles(src)
+    where the results land (``source``: the chapter as the driver already read it)."""
+    source = source or ChapterSource(src)
+    name = source.name
+    declared = source.declared
+    comments = source.comments
+    profiles = list(source.profiles)
     lines = [":::{admonition} Rerun this chapter", ":class: note dropdown", "",
              "From a clone of the repository (`make` creates `.venv` and installs the "
              "package on first use):", "", "```bash"]
@@ -215,8 +216,11 @@ def finish_chapter(page: Path, source: Path, claims: list[dict[str, Any]]) -> No
     nb = json.loads(page.read_text())
     write_figure_data(nb, page)
     write_run_table(nb, page)
-    params = {**notebook_parameters(source),
-              **(nb.get("metadata", {}).get("papermill", {}).get("parameters") or {})}
+    given = nb.get("metadata", {}).get("papermill", {}).get("parameters") or {}
+    # The book driver injects every parameter (with a whole exec_config); another
+    # execution may have injected a few over the notebook's defaults.
+    params = given if is_complete(given.get("exec_config")) else {
+        **ChapterSource(source).declared, **given}
     add_verdict_box(nb, page.stem, claims, glued_values(page), params)
     page.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 

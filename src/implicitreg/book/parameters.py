@@ -7,6 +7,7 @@ lists the chapters.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,17 @@ class BookError(RuntimeError):
 def parse_parameter_source(src: str) -> dict[str, Any]:
     """Names and literal values assigned in a parameters cell's source; annotated
     assignments (``lr: float = 0.05  # comment``) count like plain ones."""
-    out: dict[str, Any] = {}
+    return parse_parameter_cell(src)[0]
+
+
+def parse_parameter_cell(src: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """One parse of a parameters cell's source: (name -> literal value, name -> the
+    comment at the end of its line)."""
+    import io
+    import tokenize
+
+    values: dict[str, Any] = {}
+    lines: dict[int, str] = {}
     for node in ast.parse(src).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
@@ -41,8 +52,13 @@ def parse_parameter_source(src: str) -> dict[str, Any]:
         else:
             continue
         if isinstance(target, ast.Name):
-            out[target.id] = ast.literal_eval(value)
-    return out
+            values[target.id] = ast.literal_eval(value)
+            lines[node.end_lineno] = target.id
+    comments = {}
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.COMMENT and tok.start[0] in lines:
+            comments[lines[tok.start[0]]] = tok.string.lstrip("#").strip()
+    return values, comments
 
 
 def parameter_cell_source(path: Path) -> str:
@@ -107,6 +123,55 @@ def check_parameters(notebook: Path, given: dict[str, Any]) -> None:
     check_values(Path(notebook).name, notebook_parameters(notebook), given)
 
 
+class ChapterSource:
+    """One chapter as the book driver reads it, each part at most once: its notebook's
+    cell tagged ``parameters`` (parsed once into defaults and comments) and its profile
+    file ``notebooks/profiles/<chapter>.yaml`` beside the notebook. The driver hands
+    the chapter's kernel the values it made from them, so the kernel reads neither."""
+
+    def __init__(self, notebook: Path):
+        self.notebook = Path(notebook)
+        self.name = self.notebook.stem
+        self.label = self.notebook.name
+        self.profile_file = self.notebook.parent / "profiles" / f"{self.name}.yaml"
+
+    @functools.cached_property
+    def cell(self) -> str:
+        """The source of the cell tagged ``parameters``."""
+        return parameter_cell_source(self.notebook)
+
+    @functools.cached_property
+    def _parsed(self) -> tuple[dict[str, Any], dict[str, str]]:
+        return parse_parameter_cell(self.cell)
+
+    @property
+    def declared(self) -> dict[str, Any]:
+        """Names and defaults of the parameters cell, in its order."""
+        return dict(self._parsed[0])
+
+    @property
+    def comments(self) -> dict[str, str]:
+        """The comment after each parameter (its meaning)."""
+        return dict(self._parsed[1])
+
+    @functools.cached_property
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        """Profile name -> its values, in file order; {} without a profile file."""
+        if not self.profile_file.is_file():
+            return {}
+        return {k: dict(v or {}) for k, v in
+                (yaml.safe_load(self.profile_file.read_text()) or {}).items()}
+
+    def profile(self, profile: str) -> dict[str, Any]:
+        """``{"profile": profile, **its values}`` (as :func:`load_profile`)."""
+        if not self.profile_file.is_file():
+            return {"profile": profile}
+        if profile not in self.profiles:
+            raise BookError(f"{self.profile_file}: no profile {profile!r}; it has "
+                            f"{sorted(self.profiles)}")
+        return {"profile": profile, **self.profiles[profile]}
+
+
 def load_profile(root: Path, chapter: str, profile: str) -> dict[str, Any]:
     path = root / "notebooks" / "profiles" / f"{chapter}.yaml"
     if not path.is_file():
@@ -117,15 +182,20 @@ def load_profile(root: Path, chapter: str, profile: str) -> dict[str, Any]:
     return {"profile": profile, **(profiles[profile] or {})}
 
 
-def split_overrides(overrides: dict[str, Any], chapters: dict[str, Path]
+def split_overrides(overrides: dict[str, Any], chapters: dict[str, Path],
+                    sources: dict[str, ChapterSource] | None = None
                     ) -> dict[str, dict[str, Any]]:
     """A params file holds ``{chapter: {name: value}}`` entries and/or flat
-    ``{name: value}`` entries; a flat one goes to every chapter that declares it."""
+    ``{name: value}`` entries; a flat one goes to every chapter that declares it
+    (``sources``: the chapters as already read, so that no cell is parsed twice)."""
     per: dict[str, dict[str, Any]] = {c: {} for c in chapters}
     flat = {k: v for k, v in overrides.items() if k not in chapters}
     for c in chapters:
         per[c].update(overrides.get(c) or {})
-    declared = {c: notebook_parameters(p) for c, p in chapters.items()}
+    if not flat:
+        return per
+    sources = sources or {c: ChapterSource(p) for c, p in chapters.items()}
+    declared = {c: sources[c].declared for c in chapters}
     for name, value in flat.items():
         takers = [c for c in chapters if name in declared[c]]
         if not takers:
@@ -175,20 +245,7 @@ def toc_chapters(root: Path) -> dict[str, Path]:
 
 def parameter_comments(src: str) -> dict[str, str]:
     """The comment at the end of each parameter's line in a parameters cell."""
-    import io
-    import tokenize
-
-    names = {}
-    for node in ast.parse(src).body:
-        target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
-                  else node.target if isinstance(node, ast.AnnAssign) else None)
-        if isinstance(target, ast.Name):
-            names[node.end_lineno] = target.id
-    out = {}
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type == tokenize.COMMENT and tok.start[0] in names:
-            out[names[tok.start[0]]] = tok.string.lstrip("#").strip()
-    return out
+    return parse_parameter_cell(src)[1]
 
 
 def chapter_profiles(notebook: Path) -> list[str]:

@@ -103,13 +103,16 @@ def execution_records(root: Path, site: Path) -> list[dict[str, Any]]:
         meta = json.loads(out.read_text()).get("metadata", {}).get("papermill", {})
         params = dict(meta.get("parameters") or {})
         profile = params.get("profile", "(default)")
+        declared = notebook_parameters(src)
         try:
             prof_values = load_profile(root, name, profile) if profile in PROFILES else {}
         except BookError:
             prof_values = {}
+        # What differs from the profile (the notebook's defaults where it says nothing):
+        # the book driver injects every parameter, changed or not.
+        base = {**declared, **prof_values}
         changed = {k: v for k, v in params.items()
-                   if k not in ("profile", "executed_at", "exec_config") and prof_values.get(k, object()) != v}
-        declared = notebook_parameters(src)
+                   if k not in ("profile", "executed_at", "exec_config") and base.get(k, object()) != v}
         used = {**declared, **params}
         glued = glued_values(out)
         data = [str(used["dataset"])] if "dataset" in used else []

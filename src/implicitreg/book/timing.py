@@ -35,8 +35,8 @@ def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tupl
     what is timed."""
     from ..runs.execution import ExecConfig, resolve
     from ..runs.store import RunStore, project_root
-    from .driver import execute_chapter
-    from .parameters import BookError, load_profile, toc_chapters
+    from .driver import chapter_values, execute_values
+    from .parameters import BookError, ChapterSource, toc_chapters
 
     root = root or project_root()
     if root is None:
@@ -48,18 +48,22 @@ def time_backends(chapter: str, profile: str = "ci", modes: Iterable[str] = tupl
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise BookError(f"unknown mode(s) {bad}; one of {list(MODES)}")
-    params = load_profile(root, chapter, profile)
+    source = ChapterSource(chapters[chapter])
+    values = chapter_values(source, source.profile(profile))  # validated once
     rows = []
     base = resolve(exec_config)
     for mode in modes:
         with tempfile.TemporaryDirectory(prefix="implicitreg-timing-") as tmp:
+            # The executor is what is timed; the kernel and the data come from the caller.
             ex = ExecConfig(store_root=str(Path(tmp) / "runs"),
                             ray_address=ray_address if mode == "ray" else None,
-                            native_kernel=base.native_kernel, **MODES[mode])
+                            native_kernel=base.native_kernel, kernel_march=base.kernel_march,
+                            data_root=base.data_root, offline_data=base.offline_data,
+                            no_download=base.no_download, **MODES[mode])
             print(f"== {chapter} ({profile}), mode {mode}", flush=True)
             t0 = time.perf_counter()
-            execute_chapter(chapters[chapter], Path(tmp) / f"{chapter}.ipynb", params,
-                            cell_timeout=24 * 3600, exec_config=ex)
+            execute_values(source, Path(tmp) / f"{chapter}.ipynb", values,
+                           cell_timeout=24 * 3600, exec_config=ex)
             wall = time.perf_counter() - t0
             store = RunStore(Path(tmp) / "runs")
             rows.append({"mode": mode, "wall_time_s": round(wall, 1),

@@ -3,13 +3,16 @@
 Every ``IMPLICITREG_*`` variable is named in this module (:data:`ENV`,
 :data:`BUILD_ENV`) and read by it. The entry points build an :class:`ExecConfig` from
 their options over those variables (:meth:`ExecConfig.from_env`): the command line
-(``cli.py``), the book driver's :func:`~implicitreg.book.driver.build_book`, and a
-notebook's :func:`~implicitreg.book.chapter.execution` (a chapter run by hand). From
-there it travels as a value: to a chapter's kernel as its ``exec_config`` parameter, to
-a chapter module's ``run``, to :func:`~implicitreg.runs.sweeps.run_many` and
-:func:`~implicitreg.runs.runner.run` as an argument, to worker processes and Ray tasks
-pickled. A library call given none (a script calling ``implicitreg.run(cfg)``) gets the
-shell's settings from :func:`resolve`. The engine keeps per-process settings of its own
+(``cli.py``) and the book driver's :func:`~implicitreg.book.driver.build_book`. From
+there it travels as a value: to a chapter's kernel as its ``exec_config`` parameter
+(every field, :func:`as_parameter`; the kernel reads it back with :func:`from_parameter`
+and nothing else), to a chapter module's ``run``, to
+:func:`~implicitreg.runs.sweeps.run_many` and :func:`~implicitreg.runs.runner.run` as an
+argument, to worker processes and Ray tasks pickled. A store left ``None`` is the
+project's (:func:`~implicitreg.runs.store.project_store_root`), not a variable read
+again. A call that is its own entry point gets the shell's settings for what it was not
+given: a script calling ``implicitreg.run(cfg)`` (:func:`resolve`), a notebook run by
+hand with plain papermill or Jupyter (:func:`from_parameter` with some or no fields). The engine keeps per-process settings of its own
 (where the data is, the native kernel): :meth:`ExecConfig.apply` hands them over, so the
 engine reads no variable. None of these settings changes what a run computes, so none is
 part of a run key (the data folders decide which files are read, and the key holds that
@@ -23,7 +26,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ..engine.config import ConfigError
 from ..engine.config import parse_bool as _parse_bool
@@ -161,6 +164,38 @@ def resolve(exec_config: ExecConfig | None) -> ExecConfig:
     calling ``implicitreg.run(cfg)``), those of the shell's ``IMPLICITREG_*`` variables,
     so that they hold there as they do under the command line."""
     return exec_config if exec_config is not None else ExecConfig.from_env()
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(ExecConfig))
+"""The fields of :class:`ExecConfig`, in order."""
+
+
+def as_parameter(ex: ExecConfig) -> dict[str, Any]:
+    """``ex`` as a chapter's ``exec_config`` parameter: every field, ``None`` included,
+    so that the kernel receives the whole value (:func:`from_parameter`)."""
+    return {f: getattr(ex, f) for f in FIELDS}
+
+
+def from_parameter(given: Mapping[str, Any]) -> ExecConfig:
+    """A chapter's ``exec_config`` parameter as an :class:`ExecConfig`. One that names
+    every field (the book driver's, :func:`as_parameter`) is the value itself: nothing
+    is read. One that names some fields or none comes from a notebook run by hand (plain
+    papermill, Jupyter), its own entry point: the fields it leaves out are the shell's
+    ``IMPLICITREG_*`` variables, as for any run started by hand."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(FIELDS))
+    if unknown:
+        raise ExecError(f"exec_config: unknown field(s) {unknown}; the fields are "
+                        f"{list(FIELDS)}")
+    if is_complete(given):
+        return ExecConfig(**given)
+    return ExecConfig.from_env(**given)
+
+
+def is_complete(given: Mapping[str, Any] | None) -> bool:
+    """Whether an ``exec_config`` parameter is a whole :class:`ExecConfig` (every field:
+    what the book driver passes), rather than a few settings given by hand."""
+    return isinstance(given, Mapping) and set(given) == set(FIELDS)
 
 
 def build_setting(name: str, environ: dict[str, str] | None = None) -> str | None:

@@ -24,7 +24,8 @@ from ..engine.device import param_dtype
 from ..engine.models import model_for
 from ..engine.training import Trainer
 from .execution import ExecConfig, resolve
-from .store import METRIC_COLUMNS, Result, RunStore, project_root, run_key
+from .store import (METRIC_COLUMNS, Result, RunStore, project_root, project_store_root,
+                    run_key)
 
 
 def _package_version() -> str:
@@ -112,7 +113,7 @@ def _as_config(c: RunConfig | Mapping[str, Any]) -> RunConfig:
 def _as_store(store: RunStore | str | Path | None, ex: ExecConfig) -> RunStore:
     if isinstance(store, RunStore):
         return store
-    return RunStore(store if store is not None else ex.store_path())
+    return RunStore(store if store is not None else ex.store_path() or project_store_root())
 
 
 def load_stored(st: RunStore, keys: Sequence[str], keep_model: bool = False,

@@ -73,14 +73,18 @@ def locate_notebook(notebook: str) -> Path | None:
 
 
 def default_store_root() -> Path:
-    """The store of a :class:`RunStore` made without a folder: the shell's
-    ``IMPLICITREG_RESULTS``, else ``results/runs`` of the project (or of the working
-    directory outside one)."""
+    """The store of a :class:`RunStore` made without a folder (a script's library call):
+    the shell's ``IMPLICITREG_RESULTS``, else :func:`project_store_root`."""
     from .execution import resolve
 
     configured = resolve(None).store_path()
-    if configured is not None:
-        return configured
+    return configured if configured is not None else project_store_root()
+
+
+def project_store_root() -> Path:
+    """``results/runs`` of the project (or of the working directory outside one): the
+    store of an :class:`~implicitreg.runs.execution.ExecConfig` whose ``store_root`` is
+    ``None``. Reads no setting: an ExecConfig handed down as a value is all there is."""
     root = project_root()
     return (root / "results" / "runs") if root else Path.cwd() / "results" / "runs"
 

@@ -28,7 +28,7 @@ from .runner import grid_configs, plan, train
 from ..engine.batched import group_key, worth_batching
 from ..engine.config import ConfigError, RunConfig
 from ..engine.data import resolve_source
-from .store import Result, RunStore, run_key
+from .store import Result, RunStore, project_store_root, run_key
 
 def tasks_for(configs: Sequence[RunConfig], batch: bool | None = None, max_batch: int = 32
               ) -> list[list[int]]:
@@ -127,7 +127,7 @@ def run_many(configs: Sequence[RunConfig], store: RunStore | str | Path | None =
         raise ConfigError(f"max_batch = {max_batch} is not allowed: an integer >= 1")
     configs = [c.replace(progress=False) for c in configs]
     st = store if isinstance(store, RunStore) else RunStore(
-        store if store is not None else ex.store_path())
+        store if store is not None else ex.store_path() or project_store_root())
     p = plan(configs, st, ex, keep_model, force)
     tasks = [[p.todo[j] for j in t] for t in tasks_for([configs[i] for i in p.todo],
                                                        ex.batch, max_batch)]
