@@ -352,6 +352,23 @@ def test_r2_a_penalty_no_better_fails_and_says_what_it_could_detect():
     assert a.verdicts["penalty-r2"].startswith("not reproduced")
 
 
+def test_r2_still_training_keeps_the_registered_verdicts_and_says_how_far_it_came(tmp_path):
+    from implicitreg.runs.execution import ExecConfig
+
+    p = _r2_params()
+    runs = _runs(p)
+    # an empty store with training off: every run is missing, none trains
+    off = {"store": tmp_path, "exec_config": ExecConfig(no_train=True, progress=False)}
+    runs.r2_pending = H.r2_progress(p, runs.eps_star, off)
+    assert runs.r2_pending.startswith("its runs are still training (committed so far: "
+                                      "λ pilot 0 of 18, plain arms 0 of 32")
+    a = H.analyze(runs, p)
+    for claim in ("penalty-gain-r2", "penalty-r2", "fb-penalty-gain", "fb-penalty"):
+        assert a.verdicts[claim] == "not assessable: " + runs.r2_pending
+    assert a.verdicts["gap"] == H.analyze(_runs(p), p).verdicts["gap"]
+    assert a.glue["hl_r2_pilot"] == a.glue["hl_fb_pilot"] == runs.r2_pending
+
+
 def test_r2_without_a_gap_the_closure_is_not_assessable_naming_the_gap():
     p = _r2_params()
     a = H.analyze(_r2_runs(p, gap=0.0), p)

@@ -434,6 +434,9 @@ class Runs:
     lam_r2: dict[int, float | None] = field(default_factory=dict)
     """n → λ_r2 (None: no admissible λ at that cell)."""
     lam_r2_reasons: dict[int, dict[float, str]] = field(default_factory=dict)
+    r2_pending: str = ""
+    """Set by a re-plot (no training) of a set whose revision penalty-r2 is still
+    training: how many of its runs are committed. Its verdicts then wait for the rest."""
 
     def all(self) -> list[tuple[Cell, Any]]:
         return (self.eps_pilot + self.gap + self.lambda_pilot + self.penalty
@@ -449,6 +452,7 @@ STAGED = ("ε* comes from a pilot over the learning-rate grid, λ* from a pilot 
 def run(p: Params, **options: Any) -> Runs:
     """The four stages in order, each loaded from the run store or trained; a stage that
     has nothing to run (no ε* or no λ*) leaves the later ones empty."""
+    from ..runs.runner import MissingRunError
     from ..runs.sweeps import run_labeled
 
     eps_pilot: list = []
@@ -486,15 +490,60 @@ def run(p: Params, **options: Any) -> Runs:
     runs = Runs(eps_pilot, eps_star, eps_why, gap, lam_pilot, lam_star, lam_why, pen,
                 pen_r1, lam_r1, r1_why)
     if p.r2_lambda_grid:
-        # Revision penalty-r2: its pilot at the confirmation's cells, then the plain arms
-        # with its stabilizers, then the penalized arm at each cell's λ_r2.
-        runs.r2_pilot = run_labeled(design_r2_pilot(p, eps_star), **options)
-        pilot_t = run_table(runs.r2_pilot, p)
-        for n in r2_ns(p):
-            runs.lam_r2[n], runs.lam_r2_reasons[n] = choose_lambda_r2(p, pilot_t[pilot_t.n == n])
-        runs.r2_gap = run_labeled(design_r2_plain(p, eps_star), **options)
-        runs.r2_penalty = run_labeled(design_r2_penalty(p, eps_star, runs.lam_r2), **options)
+        try:
+            _run_r2(runs, p, eps_star, options)
+        except MissingRunError:
+            # Raised only when training is off: a re-plot of a committed set whose
+            # revision is still training keeps the registered verdicts and says how far
+            # the revision has come, instead of refusing the whole chapter.
+            runs.r2_pilot, runs.r2_gap, runs.r2_penalty = [], [], []
+            runs.r2_pending = r2_progress(p, eps_star, options)
     return runs
+
+
+def _run_r2(runs: Runs, p: Params, eps_star: float, options: dict[str, Any]) -> None:
+    """Revision penalty-r2: its pilot at the confirmation's cells, then the plain arms
+    with its stabilizers, then the penalized arm at each cell's λ_r2."""
+    from ..runs.sweeps import run_labeled
+
+    runs.r2_pilot = run_labeled(design_r2_pilot(p, eps_star), **options)
+    pilot_t = run_table(runs.r2_pilot, p)
+    for n in r2_ns(p):
+        runs.lam_r2[n], runs.lam_r2_reasons[n] = choose_lambda_r2(p, pilot_t[pilot_t.n == n])
+    runs.r2_gap = run_labeled(design_r2_plain(p, eps_star), **options)
+    runs.r2_penalty = run_labeled(design_r2_penalty(p, eps_star, runs.lam_r2), **options)
+
+
+def r2_progress(p: Params, eps_star: float, options: dict[str, Any]) -> str:
+    """How many of revision penalty-r2's runs the store holds, stage by stage (each run
+    looked up alone, so a missing one does not hide the others); the penalized stage's
+    runs are known only once its pilot is complete."""
+    from ..runs.runner import MissingRunError
+    from ..runs.sweeps import run_labeled
+
+    def held(pairs: list) -> list:
+        got = []
+        for pair in pairs:
+            try:
+                got += run_labeled([pair], **options)
+            except MissingRunError:
+                pass
+        return got
+
+    pilot = design_r2_pilot(p, eps_star)
+    have = held(pilot)
+    parts = [f"λ pilot {len(have)} of {len(pilot)}"]
+    plain = design_r2_plain(p, eps_star)
+    parts.append(f"plain arms {len(held(plain))} of {len(plain)}")
+    if len(have) == len(pilot):
+        t = run_table(have, p)
+        lams = {n: choose_lambda_r2(p, t[t.n == n])[0] for n in r2_ns(p)}
+        pen = design_r2_penalty(p, eps_star, lams)
+        parts.append(f"penalized arm {len(held(pen))} of {len(pen)}")
+    else:
+        parts.append("penalized arm after the pilot")
+    return ("its runs are still training (committed so far: " + ", ".join(parts)
+            + "); its verdicts follow once they are all in")
 
 
 # ------------------------------------------------------------------ criteria
@@ -1038,6 +1087,11 @@ def _r2_verdicts(rt: pd.DataFrame, p: Params, eps: float | None, runs: Runs,
         for c in claims:
             out["verdicts"][c] = not_assessable("the ε pilot found no ε* (see gap)")
         return out
+    if runs.r2_pending:
+        out["pending"] = runs.r2_pending
+        for c in claims:
+            out["verdicts"][c] = not_assessable(runs.r2_pending)
+        return out
     for name, pair in _R2_CLAIMS.items():
         if name not in {_r2_cell_name(p, n) for n in r2_ns(p)}:
             for c in pair:
@@ -1227,9 +1281,11 @@ def _r2_glue(a: Analysis, p: Params) -> dict[str, str]:
     for name, key in (("headline", "hl_r2"), ("full-batch", "hl_fb")):
         cell = a.r2.get("cells", {}).get(name, {})
         lam = cell.get("lam")
-        g[f"{key}_lam"] = "none" if lam is None else f"{lam:g}"
+        g[f"{key}_lam"] = ("not yet chosen" if "pending" in a.r2 else "none") if lam is None \
+            else f"{lam:g}"
         g[f"{key}_pilot"] = "; ".join(f"λ = {x:g}: {w}" for x, w in
-                                      sorted(cell.get("reasons", {}).items())) or "not run"
+                                      sorted(cell.get("reasons", {}).items())) or \
+            a.r2.get("pending", "not run")
         c = cell.get("gain")
         g[f"{key}_gain"] = (f"{c['estimate'].fmt(100, 2, ' points')} over {c['pairs']} "
                             "paired seeds" if c and c["pairs"] else "not measured")
