@@ -5,6 +5,7 @@ opens with its verdicts and reaches its first figure within two screens, no tabl
 past its column, and the data behind every figure can be downloaded."""
 import functools
 import http.server
+import os
 import shutil
 import threading
 import urllib.parse
@@ -20,7 +21,11 @@ DRIVER = shutil.which("chromedriver")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
     "(.ci/run installs them)")]
-ARTIFACTS = ROOT / "_build" / "test-artifacts"
+# A book already built (``make book``, or a re-plot at PROFILE=workstation) is checked in
+# place of the smoke build when its HTML folder is named here; its screenshots then go to
+# a folder of their own, named by the second variable (e.g. "ci", "workstation").
+BUILT = os.environ.get("IMPLICITREG_TEST_HTML")
+ARTIFACTS = ROOT / "_build" / "test-artifacts" / os.environ.get("IMPLICITREG_TEST_LABEL", "")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -29,8 +34,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def served(smoke_book):
-    _, html = smoke_book
+def built_html(request) -> Path:
+    if BUILT:
+        return Path(BUILT).resolve()
+    return request.getfixturevalue("smoke_book")[1]
+
+
+@pytest.fixture(scope="module")
+def served(built_html):
+    html = built_html
     handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
