@@ -18,7 +18,10 @@ from conftest import ledger_glue_problems
 # pin, 60c77b94c60514a3, was of the text with the premises added on 2026-12-01, after the
 # results; that text now stands as the revisions, pinned apart.
 REGISTERED_HASH = "dd2ee86f26c5f179"
-REVISIONS_HASH = "7a6a1f65465310c8"
+REVISIONS_HASH = "822da1a8fe922d44"
+# fitting-r1, coherence-r1, winsorization-r1 and coherence-r2, as registered for the ci
+# profile (2026-12-06); the workstation design's three revisions came after them.
+CI_REVISIONS_HASH = "7a6a1f65465310c8"
 # The three revisions that record the post-hoc premises, as they were before coherence-r2
 # joined them.
 PREMISE_REVISIONS_HASH = "6d05e684167078ea"
@@ -30,6 +33,9 @@ REVISED = {"fitting": "fitting-r1", "coherence": "coherence-r1",
            "winsorization": "winsorization-r1"}
 # Revisions of revisions, each judged beside the one it revises.
 RESTATED = {"coherence-r1": "coherence-r2"}
+# The workstation design's revisions, judged across seeds (not assessable with one).
+ACROSS = {"fitting-r1": "fitting-r2", "coherence-r2": "coherence-r3",
+          "winsorization-r1": "winsorization-r2"}
 ALL = [*REVISED, *REVISED.values(), *RESTATED.values()]
 
 
@@ -61,7 +67,10 @@ def curves(split_values: dict[tuple[str, str], np.ndarray], steps: np.ndarray):
 def fake_results(p: C.Params, *, fitting: bool = True, coherent: bool | float = True,
                  winsor: bool = True, pristine_half: float = 200.0,
                  win_test: float = 0.9, base_overfit: float = 0.2,
-                 diverged: tuple = ()) -> dict:
+                 diverged: tuple = (), shift: float = 0.0) -> dict:
+    """One seed's runs; ``shift`` moves every injected effect by that much (a seed's
+    deviation): the pristine fitted fraction, the pristine accuracy at slow_step times p,
+    the real corrupt contribution and the winsorized arm's overfit."""
     out = {}
     steps = np.arange(0, p.steps + 1, p.eval_every)
     for q in p.noise_levels:
@@ -72,17 +81,17 @@ def fake_results(p: C.Params, *, fitting: bool = True, coherent: bool | float = 
         out[C.Arm("mnist", q)] = FakeResult(curves({
             ("train", "accuracy"): ramp(steps, pr), ("test", "accuracy"): ramp(steps, pr),
             ("train", "loss"): 2.3 * np.exp(-steps / p.steps),
-            ("pristine", "accuracy"): ramp(steps, pr),
+            ("pristine", "accuracy"): np.clip(ramp(steps, pr) + shift, 0, 1),
             ("corrupt", "accuracy"): ramp(steps, co)}, steps))
     psteps = np.arange(0, p.probe_steps + 1, p.probe_every)
     rng = np.random.default_rng(0)
     for q in [q for q in p.noise_levels if q < 1]:
-        acc = (0.9 - 0.3 * q) if fitting else (0.5 + 0.3 * q)
+        acc = ((0.9 - 0.3 * q) if fitting else (0.5 + 0.3 * q)) - shift * q
         rows = curves({("pristine" if q > 0 else "train", "accuracy"):
                        np.full(len(psteps), acc)}, psteps)
         if 0 < q < 1:
             # a number: the real value's size-adjusted f_c itself
-            real = (0.5 if coherent else 1.0) if isinstance(coherent, bool) else coherent
+            real = ((0.5 if coherent else 1.0) if isinstance(coherent, bool) else coherent) + shift
             rows += curves({("probe", "corrupt_share"): np.full(len(psteps), q),
                             ("probe", "f_corrupt"): np.full(len(psteps), q * real)}, psteps)
             for j in range(p.coherence_nulls):
@@ -100,7 +109,8 @@ def fake_results(p: C.Params, *, fitting: bool = True, coherent: bool | float = 
     wsteps = np.arange(0, p.win_steps + 1, p.eval_every)
     for q in p.win_noise_levels:
         for c in p.win_c:
-            overfit = base_overfit * (1 - 0.1 * c if winsor else 1.0)
+            overfit = base_overfit * (1 - 0.1 * c if winsor else 1.0) + (
+                shift if c == max(p.win_c) else 0.0)
             test = win_test if c == max(p.win_c) else 0.9
             final_train = (1 - q) * test + q / 10 + overfit
             frac = wsteps / wsteps[-1]
@@ -123,6 +133,8 @@ def verdicts(**kw) -> dict:
 def test_injected_effects_are_reproduced():
     a = C.analyze(fake_results(P), P)
     v = {k: x.verdict for k, x in a.verdicts.items()}
+    for k in ACROSS.values():  # one seed
+        assert v.pop(k).startswith("not assessable: at least 3 confirmation seeds"), k
     assert v == dict.fromkeys(ALL, "reproduced"), {k: x.text for k, x in a.verdicts.items()}
     assert a.glue["cg_pristine_first"] == "yes" and a.glue["cg_slower"] == "yes"
     assert a.glue["cg_v1"] == "reproduced" and "cg_overfit_50" in a.glue
@@ -141,7 +153,7 @@ def test_injected_effects_are_reproduced():
 
 def test_no_effect_is_not_reproduced():
     v = verdicts(fitting=False, coherent=False, winsor=False)
-    assert v == dict.fromkeys(ALL, "not reproduced")
+    assert {k: v[k] for k in ALL} == dict.fromkeys(ALL, "not reproduced")
     a = C.analyze(fake_results(P, winsor=False), P)
     # a negative verdict states what one pair of runs could show, from the SD the
     # revision assumes; the criterion as registered assumed none
@@ -229,7 +241,7 @@ def test_winsorization_r1_unlearned_arm_or_no_overfitting_is_not_assessable_only
 
 def test_divergence_is_not_assessable_as_registered_and_revised():
     v = verdicts(diverged=(C.Arm("probe", 0.5), C.Arm("win", 0.5, 8)))
-    for cid in ALL:
+    for cid in [*ALL, *ACROSS.values()]:
         assert v[cid].startswith("not assessable"), (cid, v[cid])
     assert "probe, p = 0.5" in v["fitting"] and "probe, p = 0.5" in v["fitting-r1"]
 
@@ -275,13 +287,160 @@ def test_the_premises_added_after_the_results_are_recorded_revisions():
 
     assert C.revisions_hash() == criteria_hash(C.REVISIONS) == REVISIONS_HASH
     assert criteria_hash(C.REVISIONS[:3]) == PREMISE_REVISIONS_HASH
-    assert {r.original: r.revised.claim for r in C.REVISIONS} == {**REVISED, **RESTATED}
+    # the four registered for the ci profile keep their text
+    assert criteria_hash(C.REVISIONS[:4]) == CI_REVISIONS_HASH
+    assert {r.original: r.revised.claim for r in C.REVISIONS} == {**REVISED, **RESTATED,
+                                                                   **ACROSS}
     for r in C.REVISIONS:
         # their time comes from registering them, not from a typed date
         assert r.date == "" and r.revised.registered == ""
-        if r.original in RESTATED:
+        if r.original in RESTATED or r.original in ACROSS:
             continue
         assert "c8ae4da" in r.reason and "2026-12-01T03:17:09Z" in r.reason
         assert "after the chapter's results" in r.reason
         assert registry.item_fingerprint(dataclasses.replace(
             r.revised, claim=r.original)) == POST_HOC_FINGERPRINTS[r.original]
+
+
+# ------------------------------------------------------------------ the workstation design
+# Revisions fitting-r2, coherence-r3 and winsorization-r2 test each claim across the
+# confirmation's seeds, with the power of a negative verdict from a pilot's SD: each is
+# shown failing on synthetic runs where it should, and passing where it should.
+W = C.profile("ci", seeds=(0, 1, 2, 3, 4), pilot_seeds=(100, 101, 102), data_seed=1,
+              pilot_data_seed=100, min_seeds=3)
+
+
+def many(p: C.Params, seeds, stage: str = "", jitter: float = 0.02, first: dict | None = None,
+         **kw) -> dict:
+    """Every seed's runs as :func:`fake_results` makes them, each seed's effects moved by
+    its own draw of SD ``jitter``; ``first``: other settings for the first seed."""
+    out = {}
+    for i, s in enumerate(seeds):
+        rng = np.random.default_rng(s + (1000 if stage else 0))
+        kws = {**kw, **(first or {})} if i == 0 else kw
+        for a, r in fake_results(p, shift=float(rng.normal(0, jitter)), **kws).items():
+            out[C.Arm(a.kind, a.noise, a.c, s, stage)] = r
+    return out
+
+
+def design_runs(p: C.Params = W, pilot_jitter: float = 0.02, **kw) -> dict:
+    return {**many(p, p.pilot_seeds, "pilot", jitter=pilot_jitter),
+            **many(p, p.seeds, "", **{"jitter": 0.02, **kw})}
+
+
+def across(**kw) -> dict:
+    a = C.analyze(design_runs(**kw), W)
+    return {c: a.verdicts[c] for c in ACROSS.values()}
+
+
+def test_the_revisions_across_seeds_reproduce_injected_effects():
+    a = C.analyze(design_runs(), W)
+    for c in ACROSS.values():
+        assert a.verdicts[c].verdict == "reproduced", a.verdicts[c].text
+    assert not ledger_glue_problems(C, a)
+    assert "confirmation: seeds 0, 1, 2, 3, 4" in a.glue["cg_seeds"]
+    assert "pilot: seeds 100, 101, 102" in a.glue["cg_seeds"]
+    t = a.seed_tests
+    assert set(t.claim) == set(ACROSS.values()) and (t.seeds == 5).all()
+    # Holm over each claim's family: 3 + 3 tests of fitting, 6 of coherence, 1 of winsor
+    assert t.groupby("claim").size().to_dict() == {"fitting-r2": 6, "coherence-r3": 6,
+                                                   "winsorization-r2": 1}
+
+
+def test_the_revisions_across_seeds_fail_without_the_effects():
+    v = across(fitting=False, coherent=False, winsor=False, pilot_jitter=0.05)
+    for c, x in v.items():
+        assert x.verdict == "not reproduced", x.text
+        assert "detect (80% power, first Holm level)" in x.detail and "pilot SD" in x.detail
+
+
+def test_one_seed_with_the_effect_is_no_evidence_across_seeds():
+    # the first seed shows every effect, so the criteria as registered (which read it)
+    # reproduce; the four others show none, and the tests across seeds fail
+    a = C.analyze(design_runs(pilot_jitter=0.5, fitting=False, coherent=False, winsor=False,
+                              first={"fitting": True, "coherent": True, "winsor": True}), W)
+    for c in ("fitting", "coherence", "winsorization"):
+        assert a.verdicts[c].verdict == "reproduced", a.verdicts[c].text
+    for c in ACROSS.values():
+        assert a.verdicts[c].verdict == "not reproduced", a.verdicts[c].text
+
+
+def test_coherence_r3_partly_at_initialization_only():
+    runs = design_runs()
+    for arm, r in runs.items():
+        if arm.kind == "probe" and 0 < arm.noise < 1:
+            m = r.metrics
+            late = (m.metric == "f_corrupt") & (m.step > 0)
+            m.loc[late, "value"] = 2.0 * arm.noise
+    v = C.analyze(runs, W).verdicts["coherence-r3"]
+    assert v.verdict == "partly reproduced (at initialization only)", v.text
+
+
+def test_a_negative_verdict_needs_the_pilots_sd_and_the_seeds_to_bear_it_out():
+    # no pilot: no power statement, so a negative verdict is not assessable
+    runs = {a: r for a, r in design_runs(winsor=False).items() if a.stage == ""}
+    v = C.analyze(runs, W).verdicts["winsorization-r2"]
+    assert v.verdict.startswith("not assessable") and "no SD from a pilot" in v.verdict, v.text
+    # a positive one stands without it
+    runs = {a: r for a, r in design_runs().items() if a.stage == ""}
+    assert C.analyze(runs, W).verdicts["winsorization-r2"].verdict == "reproduced"
+    # the seeds far more spread than the pilot: the power statement fails
+    v = across(winsor=False, jitter=0.2)["winsorization-r2"]
+    assert v.verdict.startswith("not assessable") and "over the seeds, pilot" in v.verdict
+    # two seeds only
+    runs = {a: r for a, r in design_runs().items() if a.stage == "pilot" or a.seed < 2}
+    v = C.analyze(runs, W).verdicts["fitting-r2"]
+    assert v.verdict.startswith("not assessable: at least 3 confirmation seeds"), v.text
+
+
+def test_winsorization_r2_premises_are_not_its_success():
+    # plain SGD does not overfit: nothing to reduce
+    v = across(base_overfit=0.0)["winsorization-r2"]
+    assert v.verdict.startswith("not assessable: SGD (c = 0) overfits"), v.text
+    # the winsorized arm never learned the task
+    v = across(win_test=0.1)["winsorization-r2"]
+    assert v.verdict.startswith("not assessable: both arms learned the task"), v.text
+
+
+def test_the_pilot_sizes_the_confirmation():
+    calm = C.choose_seeds(W, many(W, W.pilot_seeds, "pilot", jitter=0.005))
+    assert calm.n == {"main": 3, "win": 3}, calm.describe()
+    noisy = C.choose_seeds(W, many(W, W.pilot_seeds, "pilot", jitter=0.1))
+    assert noisy.n == {"main": 5, "win": 5}, noisy.describe()
+    # no SD from the pilot: every seed
+    assert C.choose_seeds(W, {}).n == {"main": 5, "win": 5}
+    from implicitreg.analysis.pilot import detectable_mean, seeds_for
+
+    assert detectable_mean(1.0, 5, 0.05) == pytest.approx(
+        (__import__("scipy").stats.t.ppf(0.95, 4) + __import__("scipy").stats.t.ppf(0.8, 4))
+        / 5 ** 0.5)
+    assert seeds_for(lambda n: 1.0 / n, 0.25, 3, 8) == 4
+    assert seeds_for(lambda n: float("nan"), 0.25, 3, 8) == 8
+
+
+def test_the_workstation_profile_is_chatterjees_setting_with_a_pilot_apart():
+    w = C.profile("workstation")
+    assert w.noise_levels == (0.0, 0.2, 0.5) and w.win_noise_levels == (0.2, 0.5)
+    assert w.mnist_n_train == w.win_n_train == 8000 and w.hidden == 2048
+    assert w.coherence_nulls >= C.MIN_NULLS and len(w.seeds) >= w.min_seeds >= 3
+    assert not set(w.pilot_seeds) & set(w.seeds) and w.pilot_data_seed != w.data_seed
+    pilot = C.design(w)
+    assert {a.stage for a, _ in pilot} == {"pilot"} and not any(a.kind == "cifar"
+                                                                for a, _ in pilot)
+    assert {c.data_seed for _, c in pilot} == {w.pilot_data_seed}
+    assert {c.dataset for a, c in pilot} == {"mnist"}
+    from implicitreg.analysis.pilot import SeedChoice
+
+    conf = C.design_confirmation(w, SeedChoice({"main": 5, "win": 4}))
+    assert {c.data_seed for _, c in conf} == {w.data_seed}
+    assert {a.seed for a, _ in conf if a.kind == "mnist"} == set(range(5))
+    assert {a.seed for a, _ in conf if a.kind == "win"} == set(range(4))
+    assert {a.seed for a, _ in conf if a.kind == "cifar"} == {0}
+    with pytest.raises(ValueError, match="pilot"):
+        C.profile("workstation", pilot_data_seed=1)
+
+
+def test_the_ci_design_is_unchanged_by_the_new_parameters():
+    d = C.design(P)
+    assert {a.seed for a, _ in d} == {0} and {a.stage for a, _ in d} == {""}
+    assert {c.data_seed for _, c in d} == {0} and len(d) == 5 + 4 + 3 + 10

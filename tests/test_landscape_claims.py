@@ -87,6 +87,8 @@ def test_cycle_jumps():
 # ------------------------------------------------------------------ the chapter module
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERED_HASH = "483458ae61343d37"
+# perm-r1, perm-zero-r1 and opt-r1, as registered for the ci profile (2026-12-06)
+REGISTERED_REVISIONS_HASH = "504997888bb31875"
 P = LC.profile("ci")
 
 
@@ -358,7 +360,309 @@ def test_registered_criteria_are_unchanged():
     assert [c.claim for c in LC.CRITERIA] == ["clr", "clr-match", "opt", "perm", "perm-zero",
                                               "saddle-pass", "saddle-end"]
     assert all(c.registered == "2026-11-26" for c in LC.CRITERIA)
-    assert [r.original for r in LC.REVISIONS] == ["perm", "perm-zero", "opt"]
+    assert [r.original for r in LC.REVISIONS] == [
+        "perm", "perm-zero", "opt", "clr", "clr-match", "opt-r1", "perm-r1", "perm-zero-r1",
+        "saddle-pass", "saddle-end"]
+    # the revisions registered before the workstation design keep their text
+    assert criteria_hash(LC.REVISIONS[:3]) == REGISTERED_REVISIONS_HASH
     assert LC.REVISIONS[0].revised.registered == "2026-12-01"
     # the registry, not a typed date, says when the later ones were fixed
     assert all(r.date == "" and r.revised.registered == "" for r in LC.REVISIONS[1:])
+
+
+# ------------------------------------------------------------------ the workstation design
+# Revisions clr-r1, clr-match-r1, opt-r2, perm-r2, perm-zero-r2, saddle-pass-r1 and
+# saddle-end-r1 judge each claim across independent units of a confirmation, with the
+# power of a negative verdict from a pilot's SD: each is shown failing on synthetic
+# measurements where it should, and passing where it should.
+W = LC.profile("workstation")
+ACROSS = LC.ACROSS_UNITS
+
+
+def _rng(seed: int = 0):
+    return np.random.default_rng(seed)
+
+
+def _clr_runs(J: float = np.log(4), B: float = 0.0, L: float = 0.0, n: int = 5,
+              sd: float = 0.05, pilot_sd: float = 0.05, jumps: int = 3,
+              first_only: bool = False) -> pd.DataFrame:
+    """Per-run statistics of section 1: a pilot of 3 seeds and a confirmation of n, for
+    GD and SGD; ``first_only``: only the first confirmation seed has the effect (the
+    others neither rise nor re-converge)."""
+    g = _rng(1)
+    rows = []
+    for stage, seeds, s_sd in (("pilot", [100, 101, 102], pilot_sd), ("", range(n), sd)):
+        for k, seed in enumerate(seeds):
+            off = first_only and stage == "" and k > 0
+            for arm in ("GD", "SGD, B = 32"):
+                rows.append({"stage": stage, "seed": seed, "arm": arm,
+                             "J": (0.05 if off else J) + s_sd * g.standard_normal(),
+                             "B": (np.log(3) if off else B) + s_sd * g.standard_normal(),
+                             "L": L + s_sd * g.standard_normal(),
+                             "jumps": 0 if off else jumps, "cycles": 3, "diverged": False})
+    return pd.DataFrame(rows)
+
+
+def _mw(**kw) -> LC.Measurements:
+    m = _m(**{k: v for k, v in kw.items() if k != "clr_runs"})
+    m.clr_runs = kw.get("clr_runs", _clr_runs())
+    return m
+
+
+def test_clr_r1_passes_with_jumps_in_every_seed_and_fails_without():
+    v = LC.judge(_mw(), W).verdicts
+    assert v["clr-r1"].verdict == "reproduced", v["clr-r1"].text
+    assert v["clr-match-r1"].verdict == "reproduced", v["clr-match-r1"].text
+    # the loss rises, but by less than the registered factor 2 in every seed: not
+    # reproduced, with what the tests detect from the pilot's SD
+    v = LC.judge(_mw(clr_runs=_clr_runs(J=np.log(1.2))), W).verdicts["clr-r1"]
+    assert v.verdict == "not reproduced", v.text
+    assert "detect (80% power, first Holm level)" in v.detail and "pilot SD" in v.detail
+    # it jumps but never comes back: partly
+    v = LC.judge(_mw(clr_runs=_clr_runs(B=np.log(3))), W).verdicts["clr-r1"]
+    assert v.verdict == "partly reproduced", v.text
+
+
+def test_clr_r1_one_seed_that_jumps_is_no_evidence_across_seeds():
+    # the registered criterion reads the first seed only, whose cycles all jump and
+    # re-converge; across five seeds of which four stay flat the revision fails
+    m = _mw(clr_runs=_clr_runs(first_only=True, sd=0.02, pilot_sd=0.8))
+    a = LC.judge(m, W)
+    assert a.verdicts["clr"].verdict == "reproduced"
+    assert a.verdicts["clr-r1"].verdict == "not reproduced", a.verdicts["clr-r1"].text
+    assert not ledger_glue_problems(LC, a)
+
+
+def test_clr_match_r1_is_an_equivalence_test_that_can_fail():
+    # ε·λ/2 three times the threshold in every seed: not reproduced, decided
+    v = LC.judge(_mw(clr_runs=_clr_runs(L=np.log(3))), W).verdicts["clr-match-r1"]
+    assert v.verdict == "not reproduced", v.text
+    # around 1 but too spread to show equivalence: not reproduced with the margin reached
+    v = LC.judge(_mw(clr_runs=_clr_runs(L=0.0, sd=1.5, pilot_sd=1.5)), W).verdicts[
+        "clr-match-r1"]
+    assert v.verdict == "not reproduced" and "reach a margin" in v.detail, v.text
+    # spread far beyond the pilot's: no power to claim
+    v = LC.judge(_mw(clr_runs=_clr_runs(L=0.0, sd=1.5, pilot_sd=0.05)), W).verdicts[
+        "clr-match-r1"]
+    assert v.verdict == "not assessable" and "SD" in v.detail, v.text
+    # GD jumped in two seeds only
+    runs = _clr_runs()
+    runs.loc[(runs.stage == "") & (runs.arm == "GD") & (runs.seed > 1), "jumps"] = 0
+    v = LC.judge(_mw(clr_runs=runs), W).verdicts["clr-match-r1"]
+    assert v.verdict == "not assessable" and "jumped in 2 of 5" in v.detail
+
+
+def _opt_w(effect: float, inits: int = 4, sd: float = 0.02, pilot_sd: float = 0.02,
+           per_init: list[float] | None = None):
+    """Section 2 with a pilot of 3 initializations and a confirmation of ``inits``; each
+    initialization's cross-optimizer barriers exceed its same-optimizer ones by ``effect``
+    (or ``per_init[i]``), plus noise."""
+    g = _rng(2)
+    sol, pairs = [], []
+    names = list(LC.OPTIMIZERS)
+    for stage, seeds, s_sd in (("pilot", [100, 101, 102], pilot_sd),
+                               ("", list(range(inits)), sd)):
+        for i, s in enumerate(seeds):
+            shift = (per_init[i] if per_init and stage == "" else effect) \
+                + s_sd * g.standard_normal()
+            sol += [{"stage": stage, "optimizer": o, "seed": s, "order": k,
+                     "training loss": 0.01, "test accuracy": 0.3, "sharpness": 10.0,
+                     "diverged": False} for o in names for k in (0, 1)]
+            for a_i, a in enumerate(names):
+                for b in names[a_i:]:
+                    pairs.append({"stage": stage, "seed": s, "a": a, "b": b,
+                                  "kind": "same optimizer, other order" if a == b else
+                                  "different optimizers",
+                                  "barrier": 0.1 + (0 if a == b else shift)})
+    return pd.DataFrame(sol), pd.DataFrame(pairs)
+
+
+def test_opt_r2_takes_its_power_from_the_pilot_and_needs_three_initializations():
+    v = LC.judge(_mw(opt=_opt_w(0.3)), W).verdicts["opt-r2"]
+    assert v.verdict == "reproduced", v.text
+    v = LC.judge(_mw(opt=_opt_w(0.0, pilot_sd=0.05)), W).verdicts["opt-r2"]
+    assert v.verdict == "not reproduced" and "(pilot SD 0.0" in v.detail, v.text
+    # two initializations, as opt-r1 allowed: not assessable
+    v = LC.judge(_mw(opt=_opt_w(0.3, inits=2)), W).verdicts["opt-r2"]
+    assert v.verdict == "not assessable" and "at least 3 initializations" in v.detail
+    # the confirmation far more spread than the pilot: the power statement fails
+    v = LC.judge(_mw(opt=_opt_w(0.0, sd=0.3, pilot_sd=0.01)), W).verdicts["opt-r2"]
+    assert v.verdict == "not assessable" and "SD" in v.detail, v.text
+
+
+def _perm_w(after: dict[int, float], before: float = 1.0, pairs: int = 5, sd: float = 0.02,
+            pilot_sd: float = 0.02) -> pd.DataFrame:
+    g = _rng(3)
+    rows = []
+    for stage, n, s_sd in (("pilot", 3, pilot_sd), ("", pairs, sd)):
+        for w in W.perm_widths:
+            for k in range(n):
+                b0 = before + s_sd * g.standard_normal()
+                b1 = max(after[w] + s_sd * g.standard_normal(), 0.0)
+                rows.append({"stage": stage, "width": w, "pair": k, "before": b0,
+                             "after": b1, "removed": 1 - b1 / b0})
+    return pd.DataFrame(rows)
+
+
+def test_perm_r2_one_holm_family_and_a_failed_matching():
+    a = LC.judge(_mw(perm=_perm_w({32: 0.8, 128: 0.3, 512: 0.01})), W)
+    assert a.verdicts["perm-r2"].verdict == "reproduced", a.verdicts["perm-r2"].text
+    assert a.verdicts["perm-zero-r2"].verdict == "reproduced", a.verdicts["perm-zero-r2"].text
+    assert not ledger_glue_problems(LC, a)
+    # matching that removes nothing: the barrier stays where it was at every width
+    a = LC.judge(_mw(perm=_perm_w({32: 1.0, 128: 1.0, 512: 1.0})), W)
+    v = a.verdicts["perm-r2"]
+    assert v.verdict == "not reproduced" and "detect (80% power" in v.detail, v.text
+    # a failed matching exceeds the threshold: not reproduced, decided by the lower bound
+    v = a.verdicts["perm-zero-r2"]
+    assert v.verdict == "not reproduced" and "matched 0.99" in v.detail, v.text
+    assert float(v.detail.split("bounds ")[1].split(" and")[0]) >= LC.ZERO_BARRIER
+    # the same fraction removed at every width: the barrier drops, not more for wider
+    v = LC.judge(_mw(perm=_perm_w({32: 0.5, 128: 0.5, 512: 0.5})), W).verdicts["perm-r2"]
+    assert v.verdict == "partly reproduced", v.text
+    # two pairs a width: not assessable
+    v = LC.judge(_mw(perm=_perm_w({32: 0.8, 128: 0.3, 512: 0.01}, pairs=2)), W).verdicts[
+        "perm-r2"]
+    assert v.verdict == "not assessable" and "at least 3 confirmation pairs" in v.detail
+
+
+def test_perm_zero_r2_undecided_states_its_reach_from_the_pilot():
+    v = LC.judge(_mw(perm=_perm_w({32: 0.8, 128: 0.3, 512: 0.05}, sd=0.01, pilot_sd=0.03)),
+                 W).verdicts["perm-zero-r2"]
+    assert v.verdict == "not reproduced" and "or less (pilot SD" in v.detail, v.text
+    # without a pilot there is no power statement: not assessable
+    perm = _perm_w({32: 0.8, 128: 0.3, 512: 0.05}, sd=0.01)
+    v = LC.judge(_mw(perm=perm[perm.stage == ""]), W).verdicts["perm-zero-r2"]
+    assert v.verdict == "not assessable" and "no SD from a pilot" in v.detail
+
+
+def _saddle_w(ratio: float = -0.05, floor: float = 1e-5, grad: float = 0.05, n: int = 6,
+              sd: float = 0.005, pilot_sd: float = 0.005, lam_min: float = -1.0
+              ) -> pd.DataFrame:
+    g = _rng(4)
+    rows = []
+    for stage, seeds, s_sd in (("pilot", [100, 101, 102], pilot_sd), ("", range(n), sd)):
+        for s in seeds:
+            for arm in ("GD", "SGD"):
+                for step in W.saddle_steps:
+                    r = ratio + s_sd * g.standard_normal()
+                    rows.append({"stage": stage, "seed": s, "arm": arm, "step": step,
+                                 "training loss": 1.0,
+                                 "‖∇C‖² / initial": 1.0 if step == 1 else grad,
+                                 "diverged": False, "λ_max": 10.0, "λ_min": lam_min,
+                                 "|λ_min| / λ_max": -lam_min / 10, "negative mass": 0.1,
+                                 "θ_min / θ_max": r, "null floor": floor,
+                                 "excess": LC.excess_curvature(r, floor)})
+    return pd.DataFrame(rows)
+
+
+def test_saddle_r1_negative_curvature_beyond_the_estimators_null():
+    a = LC.judge(_mw(saddle=_saddle_w()), W)
+    assert a.verdicts["saddle-pass-r1"].verdict == "reproduced", a.verdicts["saddle-pass-r1"].text
+    assert a.verdicts["saddle-end-r1"].verdict == "reproduced", a.verdicts["saddle-end-r1"].text
+    assert not ledger_glue_problems(LC, a)
+    # the Hessian's estimate is negative, but no more than the same estimator's on the
+    # positive semi-definite Gauss–Newton matrix: the registered criteria (λ_min below
+    # −0.01·λ_max) pass, the revisions fail
+    a = LC.judge(_mw(saddle=_saddle_w(ratio=-0.03, floor=-0.03)), W)
+    assert a.verdicts["saddle-pass"].verdict == a.verdicts["saddle-end"].verdict == "reproduced"
+    v = a.verdicts["saddle-pass-r1"]
+    assert v.verdict == "not reproduced" and "0 of 6 seeds" in v.detail, v.text
+    assert "detects (80% power" in v.detail
+    v = a.verdicts["saddle-end-r1"]
+    assert v.verdict == "not reproduced" and "pilot SD" in v.detail, v.text
+    # the gradient never becomes small: no passage near a saddle
+    v = LC.judge(_mw(saddle=_saddle_w(grad=0.5)), W).verdicts["saddle-pass-r1"]
+    assert v.verdict == "not reproduced"
+    # five seeds an arm cannot reach the level even if every one passes
+    v = LC.judge(_mw(saddle=_saddle_w(n=5)), W).verdicts["saddle-pass-r1"]
+    assert v.verdict == "not assessable" and "6 or more" in v.detail
+    # no null measured (saddle_probes = 0, the ci profile): not assessable, not "no saddle"
+    sad = _saddle_w()
+    sad["excess"] = np.nan
+    a = LC.judge(_mw(saddle=sad), W)
+    for claim in ("saddle-pass-r1", "saddle-end-r1"):
+        v = a.verdicts[claim]
+        assert v.verdict == "not assessable" and "excess curvature was measured" in v.detail
+
+
+def test_the_revisions_need_several_units_not_one():
+    # ci: one seed of sections 1 and 4, two initializations, no pilot: the revisions say
+    # why they cannot judge; its three pairs a width are enough for perm-r2 and
+    # perm-zero-r2 to reproduce (a negative verdict would need a pilot)
+    a = LC.judge(_m(), P)
+    for claim in set(ACROSS) - {"perm-r2", "perm-zero-r2"}:
+        assert a.verdicts[claim].verdict == "not assessable", (claim, a.verdicts[claim].text)
+    assert a.verdicts["perm-r2"].verdict == a.verdicts["perm-zero-r2"].verdict == "reproduced"
+    a = LC.judge(_m(perm=_perm({8: 1.0, 32: 1.0, 128: 1.0})), P)
+    assert a.verdicts["perm-r2"].verdict == "not assessable"
+    assert "no SD from a pilot" in a.verdicts["perm-r2"].detail
+    assert not ledger_glue_problems(LC, a)
+
+
+def test_excess_curvature_and_the_gauss_newton_null():
+    assert LC.excess_curvature(-0.05, 0.001) == pytest.approx(-0.05)
+    assert LC.excess_curvature(-0.05, -0.03) == pytest.approx(-0.02)
+    assert np.isnan(LC.excess_curvature(-0.05, np.nan))
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 6, dtype=torch.float64), torch.randint(0, 4, (40,))
+    linear = MLP(6, (), 4).double()
+    v = [torch.randn_like(q) for q in linear.parameters()]
+    from implicitreg.engine.gradients import hvp
+    for a_, b_ in zip(L.ggn_vp(linear, x, y, v, chunk=13), hvp(linear, x, y, v, chunk=13)):
+        assert torch.allclose(a_, b_, atol=1e-12)  # a linear model's Hessian is G
+    net = MLP(6, (9,), 4).double()
+    out = L.curvature_against_null(net, x, y, steps=30, probes=2)
+    nodes, _ = L.hessian_spectrum_slq(net, x, y, steps=30, probes=1, seed=0)
+    reused = L.curvature_against_null(net, x, y, steps=30, probes=2,
+                                      known=(float(nodes.min()), float(nodes.max())))
+    assert reused == pytest.approx(out, rel=1e-9)  # the same start vector, the same Ritz values
+    assert out["floor"] > -1e-10  # G has no negative curvature, and its estimate shows none
+    assert out["h_min"] < 0 and out["ratio"] == pytest.approx(out["h_min"] / out["h_max"])
+
+
+def test_cycle_rises_is_the_continuous_jump():
+    steps = list(range(0, 21, 2))
+    loss = [1.0, 0.5, 0.4, 2.0, 1.0, 0.3, 0.2, 0.15, 0.1, 0.1, 0.1]
+    [row] = L.cycle_rises(steps, loss, cycle_steps=12)
+    assert row["rise"] == pytest.approx(5.0) and row["pre_min"] == 0.4
+    assert row["back"] == pytest.approx(0.2 / 0.4)  # the cycle's last evaluation, step 12
+    flat = L.cycle_rises(steps, [1.0] * len(steps), cycle_steps=10)
+    assert [r["rise"] for r in flat] == [1.0, 1.0]
+
+
+def test_the_pilot_sizes_each_section_of_the_confirmation():
+    calm = LC.choose_seeds(W, _mw(clr_runs=_clr_runs(pilot_sd=0.01),
+                                  opt=_opt_w(0.3, pilot_sd=0.005),
+                                  perm=_perm_w({32: 0.8, 128: 0.3, 512: 0.01}, pilot_sd=0.002),
+                                  saddle=_saddle_w(pilot_sd=0.001)))
+    assert calm.n == {"clr": 3, "opt": 3, "perm": 3, "saddle": 6}, calm.describe()
+    noisy = LC.choose_seeds(W, _mw(clr_runs=_clr_runs(pilot_sd=0.3),
+                                   opt=_opt_w(0.3, pilot_sd=0.2),
+                                   perm=_perm_w({32: 0.8, 128: 0.3, 512: 0.01}, pilot_sd=0.3),
+                                   saddle=_saddle_w(pilot_sd=0.05)))
+    assert noisy.n == {"clr": 8, "opt": 6, "perm": 6, "saddle": 8}, noisy.describe()
+    # no pilot: every unit of each list
+    none = LC.choose_seeds(W, _m())
+    assert none.n == {"clr": 8, "opt": 6, "perm": 6, "saddle": 8}
+
+
+def test_the_workstation_design_keeps_the_pilot_apart():
+    pilot = LC.design(W)
+    assert {a.stage for a, _ in pilot} == {"pilot"}
+    assert {c.data_seed for _, c in pilot} == {W.pilot_data_seed}
+    from implicitreg.analysis.pilot import SeedChoice
+
+    conf = LC.design_confirmation(W, SeedChoice({"clr": 4, "opt": 3, "perm": 5, "saddle": 6}))
+    assert {a.stage for a, _ in conf} == {""} and {c.data_seed for _, c in conf} == {W.data_seed}
+    seeds = {a.section: set() for a, _ in conf}
+    for a, _ in conf:
+        seeds[a.section].add(a.seed)
+    assert seeds["clr"] == {0, 1, 2, 3} and seeds["saddle"] == set(range(6))
+    assert seeds["opt"] == {0, 1, 2} and seeds["perm"] == set(range(10))
+    # no network in two pairs, pilot and confirmation networks apart
+    assert not {a.seed for a, _ in pilot if a.section == "perm"} & seeds["perm"]
+    assert max(W.perm_widths) == 512 and len(W.perm_widths) >= 3
+    assert LC.profile("ci").seeds == () and not LC.profile("ci").pilot_seeds
+    with pytest.raises(ValueError, match="pilot"):
+        LC.profile("workstation", pilot_seeds=[0, 101, 102])

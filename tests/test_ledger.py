@@ -73,7 +73,7 @@ def test_a_revision_that_judges_the_claim_now_cannot_be_left_out():
     hidden = _entry("landscape_claims", "perm")
     hidden["revisions"] = []
     assert ledger.problems([hidden]) == [
-        f"claim {hidden['claim']!r}: revision perm-r1 judges the claim now and must be shown"]
+        f"claim {hidden['claim']!r}: revision perm-r2 judges the claim now and must be shown"]
 
 
 def test_unknown_or_misplaced_criteria_are_refused():

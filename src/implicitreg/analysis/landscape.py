@@ -274,6 +274,128 @@ def negative_mass(nodes: torch.Tensor, weights: torch.Tensor, below: float) -> f
     return float(weights[nodes < below].sum())
 
 
+def ggn_vp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: Sequence[torch.Tensor],
+           chunk: int | None = 1024) -> list[torch.Tensor]:
+    """Product G v of the generalized Gauss–Newton matrix of the mean cross-entropy on
+    (x, y) with ``v``: G = (1/n) Σ_i J_iᵀ (diag(p_i) − p_i p_iᵀ) J_i, J_i the Jacobian of
+    example i's logits and p_i its softmax. G is the Hessian without the term in the
+    logits' own curvature, positive semi-definite by construction, so that an estimate of
+    its smallest eigenvalue shows what an estimator reports where no negative curvature
+    exists (its own noise)."""
+    from torch.func import functional_call, jvp, vjp
+
+    if loss_name(model) != "cross-entropy":
+        raise ValueError("ggn_vp: cross-entropy models only")
+    names = [n for n, _ in model.named_parameters()]
+    params = tuple(p.detach() for p in params_of(model))
+    buffers = dict(model.named_buffers())
+    tangents = tuple(t.to(p.dtype) for t, p in zip(v, params))
+    n = x.shape[0]
+    chunk = n if chunk is None else chunk
+    out = [torch.zeros_like(p) for p in params]
+    with frozen_buffers(model):
+        for i in range(0, n, chunk):
+            xc = x[i:i + chunk]
+
+            def logits(*q, xc=xc):
+                return functional_call(model, {**dict(zip(names, q)), **buffers}, (xc,))
+
+            z, jv = jvp(logits, params, tangents)
+            prob = torch.softmax(z.detach(), dim=1)
+            hjv = prob * jv - prob * (prob * jv).sum(1, keepdim=True)
+            _, pull = vjp(logits, *params)
+            torch._foreach_add_(out, pull(hjv.detach() / n))
+    return out
+
+
+def lanczos_extremes(matvec, like: Sequence[torch.Tensor], steps: int, seed: int = 0
+                     ) -> tuple[float, float]:
+    """The smallest and largest Ritz values of ``steps`` Lanczos steps (full
+    reorthogonalization, float64, from a Rademacher vector drawn with ``seed``, as in
+    :func:`hessian_spectrum_slq`) of the symmetric operator ``matvec`` on tensors shaped
+    as ``like``."""
+    n = sum(p.numel() for p in like)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    v = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).double()
+    v /= v.norm()
+    basis, alpha, beta = [v], [], []
+    for j in range(min(steps, n)):
+        w = _flat(matvec(_unflat(basis[-1].to(like[0].device), like))).double().cpu()
+        alpha.append(float(w @ basis[-1]))
+        Q = torch.stack(basis)
+        w = w - Q.T @ (Q @ w)
+        w = w - Q.T @ (Q @ w)
+        b = float(w.norm())
+        if j == steps - 1 or b < 1e-10:
+            break
+        beta.append(b)
+        basis.append(w / b)
+    k = len(alpha)
+    T = torch.diag(torch.tensor(alpha, dtype=torch.float64))
+    if k > 1:
+        off = torch.tensor(beta[:k - 1], dtype=torch.float64)
+        T += torch.diag(off, 1) + torch.diag(off, -1)
+    evals = torch.linalg.eigvalsh(T)
+    return float(evals.min()), float(evals.max())
+
+
+def curvature_against_null(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
+                           probes: int, seed: int = 0, chunk: int | None = 1024,
+                           known: tuple[float, float] | None = None) -> dict:
+    """Negative curvature read against the estimator's own noise: ``probes`` Lanczos runs
+    of ``steps`` steps from Rademacher vectors (seeds ``seed``, ``seed + 1``, ...) on the
+    Hessian H and, with the same vectors, on the Gauss–Newton matrix G (positive
+    semi-definite, :func:`ggn_vp`). Returns the smallest Ritz value of H over the probes
+    and the largest (``h_min``, ``h_max``), their ratio ``ratio`` = h_min/h_max, and the
+    null floor ``floor``: the smallest of G's ratios θ_min/θ_max over the probes, what the
+    estimator reports for an operator without negative curvature. ``known``: the Hessian's
+    extreme Ritz values of the first probe where they were computed already (by
+    :func:`hessian_spectrum_slq` with one probe, ``steps`` steps and ``seed``: the same
+    start vector)."""
+    params = params_of(model)
+    h_min, h_max, floor = float("inf"), float("-inf"), float("inf")
+    with frozen_buffers(model):
+        for k in range(probes):
+            lo, hi = (known if k == 0 and known is not None else
+                      lanczos_extremes(lambda v: hvp(model, x, y, v, chunk), params, steps,
+                                       seed + k))
+            h_min, h_max = min(h_min, lo), max(h_max, hi)
+            g_lo, g_hi = lanczos_extremes(lambda v: ggn_vp(model, x, y, v, chunk), params,
+                                          steps, seed + k)
+            floor = min(floor, g_lo / g_hi if g_hi > 0 else float("nan"))
+    return {"h_min": h_min, "h_max": h_max,
+            "ratio": h_min / h_max if h_max > 0 else float("nan"), "floor": floor}
+
+
+def cycle_rises(steps: Sequence[int], loss: Sequence[float], cycle_steps: int) -> list[dict]:
+    """For each cycle of a cyclical schedule with evaluations at ``steps``: the largest
+    factor by which the training loss rises in the cycle's rising half over its smallest
+    value earlier in the cycle (``rise``, 1 when it never rises), that earlier minimum
+    (``pre_min``, at the largest rise), and the factor by which the loss at the cycle's
+    last evaluation stands above it (``back``). The continuous form of
+    :func:`cycle_jumps`' jump and re-convergence."""
+    import math
+
+    out = []
+    steps, loss = list(steps), list(loss)
+    n_cycles = max(steps) // cycle_steps if steps else 0
+    for c in range(n_cycles):
+        lo, mid, hi = c * cycle_steps, c * cycle_steps + cycle_steps // 2, (c + 1) * cycle_steps
+        idx = [i for i, s in enumerate(steps) if lo <= s <= hi]
+        rising = [i for i in idx if steps[i] <= mid]
+        rise, pre, run_min = 1.0, math.nan, math.inf
+        for k, i in enumerate(rising):
+            if k and run_min > 0 and loss[i] / run_min > rise:
+                rise, pre = loss[i] / run_min, run_min
+            run_min = min(run_min, loss[i])
+        if math.isnan(pre):
+            pre = run_min
+        end = loss[idx[-1]] if idx else math.nan
+        out.append({"cycle": c, "rise": rise, "pre_min": pre, "end_loss": end,
+                    "back": end / pre if pre and pre > 0 else math.nan})
+    return out
+
+
 # ---- cyclical learning rates ----------------------------------------------------------
 def cycle_jumps(steps: Sequence[int], loss: Sequence[float], cycle_steps: int,
                 factor: float = 2.0, reconverge: float = 1.5) -> list[dict]:

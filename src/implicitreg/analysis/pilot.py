@@ -9,8 +9,9 @@ the pilot chose; only the confirmation enters a verdict, so the choice cannot fl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -121,3 +122,84 @@ def refined_grid(center: float, points: int, factor: float = math.sqrt(2)) -> li
 def subset_overlap(a: Sequence[int], b: Sequence[int]) -> int:
     """How many training examples two subsets (index arrays) share."""
     return int(len(np.intersect1d(np.asarray(a), np.asarray(b))))
+
+
+# ------------------------------------------------------------------ power from a pilot
+POWER = 0.8
+"""The power every pilot-sized design and every negative verdict's statement aim at."""
+
+
+def pilot_sd(groups: Mapping[Any, Sequence[float]]) -> float:
+    """The SD a design takes from its pilot: the sample SD (n − 1) of a unit statistic over
+    the pilot's units, the largest over the members of a family (noise levels, widths,
+    arms) that have at least two finite values; NaN when none has."""
+    sds = []
+    for values in groups.values():
+        v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+        if len(v) >= 2:
+            sds.append(float(v.std(ddof=1)))
+    return max(sds) if sds else float("nan")
+
+
+def detectable_mean(sd: float, n: int, level: float, power: float = POWER) -> float:
+    """How far a true mean must lie beyond a one-sided one-sample (or paired) t test's
+    reference for the test at ``level`` to reject with probability ``power``, from n
+    units of SD ``sd``: (t_{1−level} + t_{power}) · sd/√n with n − 1 degrees of freedom
+    (NaN with fewer than two units or no SD)."""
+    from scipy import stats
+
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    return float((stats.t.ppf(1 - level, n - 1) + stats.t.ppf(power, n - 1))
+                 * sd / math.sqrt(n))
+
+
+def detectable_welch(sd: float, n_a: int, n_b: int, level: float,
+                     power: float = POWER) -> float:
+    """:func:`detectable_mean` for a one-sided two-sample t test between n_a and n_b units
+    of common SD ``sd`` (n_a + n_b − 2 degrees of freedom)."""
+    from scipy import stats
+
+    if min(n_a, n_b) < 2 or not np.isfinite(sd):
+        return float("nan")
+    dof = n_a + n_b - 2
+    return float((stats.t.ppf(1 - level, dof) + stats.t.ppf(power, dof))
+                 * sd * math.sqrt(1 / n_a + 1 / n_b))
+
+
+def detectable_margin(sd: float, n: int, level: float, power: float = POWER) -> float:
+    """The equivalence margin that two one-sided t tests at ``level`` (the interval at
+    1 − 2·level inside ±margin) reach with probability ``power`` when the true mean is at
+    the centre: (t_{1−level} + t_{1−(1−power)/2}) · sd/√n."""
+    from scipy import stats
+
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    return float((stats.t.ppf(1 - level, n - 1) + stats.t.ppf(1 - (1 - power) / 2, n - 1))
+                 * sd / math.sqrt(n))
+
+
+@dataclass
+class SeedChoice:
+    """How many confirmation units (seeds, pairs, initializations) each section of a
+    design trains, from its pilot by :func:`seeds_for`, and why, in words."""
+    n: dict[str, int]
+    """Section → units of the confirmation."""
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Section → the pilot SDs, effects and detectable effects that chose it."""
+
+    def describe(self) -> str:
+        return " ".join(f"{k}: {self.n[k]} ({self.reasons.get(k, '')})." for k in self.n)
+
+
+def seeds_for(detect: Callable[[int], float], effect: float, n_min: int, n_max: int
+              ) -> int:
+    """The registered rule for a confirmation's size: the smallest n from ``n_min`` to
+    ``n_max`` at which the effect ``detect(n)`` detectable at 80% power is at most
+    ``effect`` (the effect the design is sized for); ``n_max`` when none is, or when the
+    pilot gave no SD (``detect`` NaN)."""
+    for n in range(max(n_min, 2), n_max + 1):
+        d = detect(n)
+        if np.isfinite(d) and d <= effect:
+            return n
+    return max(n_max, min(n_min, n_max))

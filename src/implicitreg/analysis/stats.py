@@ -312,8 +312,53 @@ def detectable_paired(d: np.ndarray, power: float = 0.8, alpha: float = 0.05) ->
                  * np.std(d, ddof=1) / np.sqrt(n))
 
 
+def one_sample_p(values: Sequence[float], reference: float = 0.0,
+                 alternative: str = "greater") -> float:
+    """One-sided p-value of Student's one-sample t test of mean(values) > ``reference``
+    (``alternative="greater"``) or < it (``"less"``), over the finite values; NaN with
+    fewer than two, 0 or 1 when every value is the same."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) < 2:
+        return float("nan")
+    if np.ptp(v) == 0:
+        above = v[0] > reference if alternative == "greater" else v[0] < reference
+        return 0.0 if above else 1.0
+    return float(stats.ttest_1samp(v, reference, alternative=alternative).pvalue)
+
+
+def binom_p_greater(k: int, n: int, share: float = 0.5) -> float:
+    """One-sided exact binomial p-value of k successes in n under a success probability
+    of ``share``: P(X ≥ k); NaN when n is 0."""
+    from scipy import stats
+
+    if n <= 0:
+        return float("nan")
+    return float(stats.binom.sf(k - 1, n, share))
+
+
+def detectable_share(n: int, level: float, power: float = 0.8, share: float = 0.5) -> float:
+    """The smallest true success probability at which the exact one-sided binomial test
+    of :func:`binom_p_greater` (n trials, H0: probability ≤ ``share``) reaches ``level``
+    with probability ``power``; NaN when no number of successes out of n reaches it."""
+    from scipy import stats
+
+    if n <= 0:
+        return float("nan")
+    k = next((k for k in range(n + 1) if stats.binom.sf(k - 1, n, share) <= level), None)
+    if k is None:
+        return float("nan")
+    lo, hi = share, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if stats.binom.sf(k - 1, n, mid) < power else (lo, mid)
+    return float(hi)
+
+
 __all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope",
            "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy",
            "diff_ci", "detectable_difference", "difference_verdict", "closure_verdict",
            "detectable_from_sd", "welch_p", "holm", "paired_p_greater", "welch_p_greater",
-           "detectable_paired"]
+           "detectable_paired", "one_sample_p", "binom_p_greater",
+           "detectable_share"]
