@@ -378,6 +378,23 @@ def test_the_small_eps_rule_takes_the_largest_eps_s_with_a_measurable_gap_that_f
         "admissible, 3 of 3 pilot runs do not fit")
 
 
+def test_small_eps_still_training_waits_and_says_how_far_it_came(tmp_path):
+    from implicitreg.runs.execution import ExecConfig
+
+    p = _sp()
+    runs = _runs(p)
+    runs.se_eps_b = 0.1
+    # an empty store with training off: every run is missing, none trains
+    off = {"store": tmp_path, "exec_config": ExecConfig(no_train=True, progress=False)}
+    runs.se_pending = L.small_eps_progress(runs, p, off)
+    assert runs.se_pending.startswith("its runs are still training (committed so far: "
+                                      "ε_s pilot 0 of 9, confirmation after the pilot)")
+    a = L.analyze(runs, p)
+    for claim in ("penalty-gain", "penalty-r3"):
+        assert a.verdicts[claim].text == "not assessable: " + runs.se_pending
+    assert a.verdicts["slope"].text == L.analyze(_runs(p), p).verdicts["slope"].text
+
+
 def test_small_eps_params_are_validated():
     for bad, match in (({"small_eps_divisors": [1, 4]}, "distinct integers >= 2"),
                        ({"small_eps_divisors": [4, 4]}, "distinct integers >= 2"),

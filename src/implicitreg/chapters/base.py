@@ -96,3 +96,31 @@ class ChapterParams:
 
 
 __all__ = ["ChapterParams", "profiles"]
+
+
+# ------------------------------------------------------------------ a set still training
+def committed_count(pairs: list, options: Mapping[str, Any]) -> int:
+    """How many of ``pairs`` ((label, config) as a design gives them) the run store of
+    ``options`` holds, each looked up alone with training off, so that a missing run
+    neither hides the others nor starts training."""
+    from ..runs.execution import resolve
+    from ..runs.runner import MissingRunError
+    from ..runs.sweeps import run_labeled
+
+    off = {**options, "exec_config": resolve(options.get("exec_config")).replace(
+        no_train=True, progress=False)}
+    n = 0
+    for pair in pairs:
+        try:
+            run_labeled([pair], **off)
+            n += 1
+        except MissingRunError:
+            pass
+    return n
+
+
+def still_training(parts: list[str]) -> str:
+    """The premise a stage's claims fail while its runs train (a re-plot without
+    training of a committed set that a later stage is still being added to)."""
+    return ("its runs are still training (committed so far: " + ", ".join(parts)
+            + "); its verdicts follow once they are all in")

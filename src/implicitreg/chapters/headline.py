@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import stats
-from .base import ChapterParams
+from .base import ChapterParams, committed_count, still_training
 from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Premise, Revision,
                        not_assessable, premise_failure, register, sd_premise)
 
@@ -515,35 +515,23 @@ def _run_r2(runs: Runs, p: Params, eps_star: float, options: dict[str, Any]) -> 
 
 
 def r2_progress(p: Params, eps_star: float, options: dict[str, Any]) -> str:
-    """How many of revision penalty-r2's runs the store holds, stage by stage (each run
-    looked up alone, so a missing one does not hide the others); the penalized stage's
-    runs are known only once its pilot is complete."""
-    from ..runs.runner import MissingRunError
+    """How many of revision penalty-r2's runs the store holds, stage by stage; the
+    penalized stage's runs are known only once its pilot is complete."""
     from ..runs.sweeps import run_labeled
 
-    def held(pairs: list) -> list:
-        got = []
-        for pair in pairs:
-            try:
-                got += run_labeled([pair], **options)
-            except MissingRunError:
-                pass
-        return got
-
     pilot = design_r2_pilot(p, eps_star)
-    have = held(pilot)
-    parts = [f"λ pilot {len(have)} of {len(pilot)}"]
+    have = committed_count(pilot, options)
     plain = design_r2_plain(p, eps_star)
-    parts.append(f"plain arms {len(held(plain))} of {len(plain)}")
-    if len(have) == len(pilot):
-        t = run_table(have, p)
+    parts = [f"λ pilot {have} of {len(pilot)}",
+             f"plain arms {committed_count(plain, options)} of {len(plain)}"]
+    if have == len(pilot):
+        t = run_table(run_labeled(pilot, **options), p)
         lams = {n: choose_lambda_r2(p, t[t.n == n])[0] for n in r2_ns(p)}
         pen = design_r2_penalty(p, eps_star, lams)
-        parts.append(f"penalized arm {len(held(pen))} of {len(pen)}")
+        parts.append(f"penalized arm {committed_count(pen, options)} of {len(pen)}")
     else:
         parts.append("penalized arm after the pilot")
-    return ("its runs are still training (committed so far: " + ", ".join(parts)
-            + "); its verdicts follow once they are all in")
+    return still_training(parts)
 
 
 # ------------------------------------------------------------------ criteria

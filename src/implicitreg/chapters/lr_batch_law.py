@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..analysis import pilot as pilot_rule
 from ..analysis import stats
-from .base import ChapterParams
+from .base import ChapterParams, committed_count, still_training
 from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, SD_FACTOR, Criterion, Premise,
                        Revision, Verdict, fit_premise, not_assessable, premise_failure,
                        register, sd_premise)
@@ -510,6 +510,9 @@ class Runs:
     se_pilot: list[tuple[Run, Any]] = field(default_factory=list)
     small: list[tuple[Run, Any]] = field(default_factory=list)
     """The small-ε confirmation's three arms."""
+    se_pending: str = ""
+    """Set by a re-plot (no training) of a set whose small-ε design is still training:
+    how many of its runs are committed. Its verdicts then wait for the rest."""
 
     @property
     def se_eps_s(self) -> float | None:
@@ -529,6 +532,7 @@ STAGED = ("the confirmation's learning rates per batch size are chosen from the 
 def run(p: Params, **options: Any) -> Runs:
     """Pilot, confirmation, penalty experiment, then the small-ε design's pilot and
     confirmation: load each run from the store or train it."""
+    from ..runs.runner import MissingRunError
     from ..runs.sweeps import run_labeled
 
     pilot = run_labeled(design(p), **options) if p.pilot_seeds else []
@@ -547,14 +551,44 @@ def run(p: Params, **options: Any) -> Runs:
     runs = Runs(pilot, grid, conf, eps_s, eps_b, pen)
     if p.small_eps_divisors:
         runs.se_eps_b = small_eps_best(p, pilot)
-        if runs.se_eps_b is not None:
-            runs.se_pilot = run_labeled(design_small_pilot(p, runs.se_eps_b), **options)
-            runs.se_divisor, runs.se_reasons = choose_small_eps(p, runs.se_eps_b,
-                                                                runs.se_pilot)
-        if runs.se_divisor is not None:
-            runs.small = run_labeled(design_small_eps(p, runs.se_eps_b, runs.se_divisor),
-                                     **options)
+        try:
+            _run_small_eps(runs, p, options)
+        except MissingRunError:
+            # Raised only when training is off: a re-plot of the committed set while
+            # the small-ε design still trains keeps the other verdicts and says how far
+            # the design has come, instead of refusing the chapter.
+            runs.se_pilot, runs.small, runs.se_divisor, runs.se_reasons = [], [], None, {}
+            runs.se_pending = small_eps_progress(runs, p, options)
     return runs
+
+
+def _run_small_eps(runs: Runs, p: Params, options: dict[str, Any]) -> None:
+    from ..runs.sweeps import run_labeled
+
+    if runs.se_eps_b is not None:
+        runs.se_pilot = run_labeled(design_small_pilot(p, runs.se_eps_b), **options)
+        runs.se_divisor, runs.se_reasons = choose_small_eps(p, runs.se_eps_b, runs.se_pilot)
+    if runs.se_divisor is not None:
+        runs.small = run_labeled(design_small_eps(p, runs.se_eps_b, runs.se_divisor),
+                                 **options)
+
+
+def small_eps_progress(runs: Runs, p: Params, options: dict[str, Any]) -> str:
+    """How many of the small-ε design's runs the store holds; its confirmation's runs
+    are known only once its pilot is complete."""
+    from ..runs.sweeps import run_labeled
+
+    pilot = design_small_pilot(p, runs.se_eps_b)
+    have = committed_count(pilot, options)
+    parts = [f"ε_s pilot {have} of {len(pilot)}"]
+    divisor = (choose_small_eps(p, runs.se_eps_b, run_labeled(pilot, **options))[0]
+               if have == len(pilot) else None)
+    if divisor is not None:
+        conf = design_small_eps(p, runs.se_eps_b, divisor)
+        parts.append(f"confirmation {committed_count(conf, options)} of {len(conf)}")
+    else:
+        parts.append("confirmation after the pilot")
+    return still_training(parts)
 
 
 # ------------------------------------------------------------------ criteria
@@ -928,6 +962,8 @@ def small_eps_verdicts(runs: Runs, p: Params) -> dict[str, Any]:
     why = None
     if not p.small_eps_divisors:
         why = "the small-ε design is not part of this profile's design (no small_eps_divisors)"
+    elif runs.se_pending:
+        why = runs.se_pending
     elif runs.se_eps_b is None:
         why = (f"the pilot has no best ε at B = {p.penalty_batch}, so the small-ε design has "
                "no ε_b")
