@@ -219,9 +219,12 @@ from implicitreg.chapters.criteria import criteria_hash  # noqa: E402
 
 # The fingerprint of the criteria as registered (see edge_of_stability.REGISTERED).
 REGISTERED_HASH = "c53e7b407eb9f6f4"
-REVISIONS_HASH = "51aaa37b7a54cf72"
+REVISIONS_HASH = "354fe75cc86fa252"
 # departure-r1 as it was before plateau-r1 joined it.
 DEPARTURE_REVISION_HASH = "67f4ac012eb33a8b"
+# departure-r1 and plateau-r1 as registered, before the workstation design's revisions
+# (plateau-r2, departure-r2, sgd-r1) joined them.
+CI_REVISIONS_HASH = "51aaa37b7a54cf72"
 
 
 class FakeResult:
@@ -346,9 +349,12 @@ def test_revised_departure_ignores_a_multiplier_along_a_negligible_component():
     assert not ledger_glue_problems(E, a)
     assert E.revisions_hash() == REVISIONS_HASH
     assert criteria_hash(E.REVISIONS[:1]) == DEPARTURE_REVISION_HASH
-    assert [r.original for r in E.REVISIONS] == ["departure", "plateau"]
-    # the registry, not a typed date, says when plateau-r1 was fixed
-    assert E.REVISIONS[1].date == E.REVISIONS[1].revised.registered == ""
+    assert criteria_hash(E.REVISIONS[:2]) == CI_REVISIONS_HASH
+    assert [r.original for r in E.REVISIONS] == ["departure", "plateau", "plateau-r1",
+                                                 "departure-r1", "sgd"]
+    # the registry, not a typed date, says when plateau-r1 (and every later one) was fixed
+    for r in E.REVISIONS[1:]:
+        assert r.date == r.revised.registered == "" and not r.revised.results_before
     assert "not fitted to the chapter's ci numbers" in E.REVISIONS[1].reason
 
 
@@ -443,3 +449,227 @@ def test_registered_criteria_are_unchanged():
     recorded revision that keeps the original, not an edit."""
     assert E.registered_hash() == criteria_hash(E.CRITERIA)
     assert E.registered_hash() == REGISTERED_HASH
+
+
+# ------------------------------------------------------------------ the workstation design
+def _ws_params(**kw):
+    base = dict(gd_seeds=[0, 1, 2, 3, 4], sgd_seeds=[0, 1, 2, 3, 4],
+                pilot_seeds=[100, 101, 102], subset_per_seed=True)
+    return _params(**{**base, **kw})
+
+
+def _spread(seed, scale):
+    """A deterministic spread across seeds, mean zero over 0..4 and over 100..102."""
+    return scale * (((seed % 100) % 5) - 2 if seed < 100 else (seed % 100) - 1)
+
+
+def _ws_results(p, level=1.05, level_sd=0.01, sgd=0.8, sgd_sd=0.01, cross=0.4,
+                wobble=0.03, late=(), pilot_level=None, gd_level=None):
+    """Every run of a design with a pilot: GD at every ε (pilot: the whole grid), SGD at
+    sgd_eps, on the pilot and the confirmation seeds. A seed's plateau sits at
+    ``level`` + its spread (``gd_level(seed)`` where given); SGD of a seed at ``sgd`` (+
+    spread) times its GD's plateau; ``late`` holds the (ε, seed) whose sharpness crosses
+    2/ε in the last third."""
+    res = {}
+    for stage, seeds in (("pilot", p.pilot_seeds), ("", p.gd_seeds)):
+        lv = pilot_level if (stage and pilot_level is not None) else level
+        for e in p.eps:
+            for s in seeds:
+                lev = gd_level(s) if gd_level else lv + _spread(s, level_sd)
+                st, lam, loss, mult = _gd_trace(e, p.steps, level=lev, wobble=wobble,
+                                                cross_frac=0.9 if (e, s) in late else cross)
+                res[E.Arm("gd", e, seed=s, stage=stage)] = FakeResult(st, lam, loss, mult)
+        for b in p.sgd_batches:
+            for s in seeds:
+                st = np.arange(0, p.steps + 1, 50)
+                gd_lev = gd_level(s) if gd_level else lv + _spread(s, level_sd)
+                lam = np.full(len(st), (sgd + _spread(s, sgd_sd)) * gd_lev * 2 / p.sgd_eps)
+                res[E.Arm("sgd", p.sgd_eps, b, s, stage)] = FakeResult(st, lam, np.ones(len(st)))
+    return res
+
+
+def test_workstation_design_is_staged_with_a_pilot_on_its_own_seeds_and_subsets(monkeypatch):
+    p = _ws_params()
+    pilot = E.design(p)
+    assert {a.stage for a, _ in pilot} == {"pilot"}
+    assert {a.seed for a, _ in pilot} == set(p.pilot_seeds)
+    assert all(c.data_seed == a.seed for a, c in pilot)  # each seed its own subset
+    assert len(pilot) == len(p.eps) * 3 + len(p.sgd_batches) * 3
+    # a later stage: the confirmation at the ε the pilot kept, GD at sgd_eps always
+    conf = E.design_confirmation(p, [0.05])
+    gd = {(a.eps, a.seed) for a, _ in conf if a.kind == "gd"}
+    assert gd == {(e, s) for e in (0.1, 0.05) for s in p.gd_seeds}
+    conf = dict(E.design_confirmation(p, []))
+    assert {a.eps for a in conf if a.kind == "gd"} == {p.sgd_eps}
+    # SGD and GD of one seed share initialization and subset: the pair of sgd-r1
+    for a, c in conf.items():
+        assert (c.seed, c.data_seed) == (a.seed, a.seed) and a.stage == ""
+    # run(): the pilot, then the confirmation at what choose_eps kept
+    fake = _ws_results(p, late={(0.05, 101)})
+    calls = []
+
+    def run_labeled(design, **options):
+        calls.append(design)
+        return [(a, fake[a]) for a, _ in design if a in fake]
+
+    monkeypatch.setattr("implicitreg.runs.sweeps.run_labeled", run_labeled)
+    runs = E.run(p)
+    assert len(calls) == 2 and calls[0] == E.design_pilot(p)
+    assert {a.eps for a, _ in calls[1] if a.kind == "gd"} == {0.1}
+    kept, why = E.choose_eps(p, runs)
+    assert kept == [0.1] and why[0.05].startswith("dropped: seed 101: it reached")
+    # without a pilot the design is the one before it: one GD seed, every ε, subset 0
+    ci = E.profile("ci")
+    assert E.design(ci) == E.design_confirmation(ci, ci.eps)
+    assert {c.data_seed for _, c in E.design(ci)} == {0}
+    assert E.STAGED and "pilot" in E.STAGED
+
+
+def test_params_refuse_a_pilot_that_shares_seeds_or_subsets():
+    with pytest.raises(ValueError, match="none of the confirmation"):
+        _ws_params(pilot_seeds=[0, 100])
+    with pytest.raises(ValueError, match="subset_per_seed"):
+        _ws_params(subset_per_seed=False)
+    with pytest.raises(ValueError, match="seed = 0 among them"):
+        _ws_params(gd_seeds=[1, 2, 3])
+    with pytest.raises(ValueError, match="at least two"):
+        _ws_params(pilot_seeds=[100])
+
+
+def _ws(**kw):
+    p = kw.pop("p", None) or _ws_params()
+    return E.analyze(_ws_results(p, **kw), p)
+
+
+def test_workstation_revisions_reproduce_injected_effects_with_power_from_the_pilot():
+    a = _ws()
+    for cid in ("plateau-r2", "departure-r2", "sgd-r1"):
+        assert a.verdicts[cid].verdict == "reproduced", a.verdicts[cid].text
+        assert "SD across the pilot's seeds" in a.verdicts[cid].detail
+    assert a.eps_confirmed == [0.1, 0.05]
+    assert set(a.sds) == {"plateau-r2", "departure-r2", "sgd-r1"}
+    assert all(sd.usable and sd.df == 4 for sd in a.sds.values())  # 2 cases × (3 − 1)
+    assert a.sds["plateau-r2"].power_sd > a.sds["plateau-r2"].sd  # its 80% upper limit
+    assert not ledger_glue_problems(E, a)
+    assert "kept: every pilot seed" in a.glue["eos_pilot_choice"]
+    assert "each seed an initialization and a training subset" in a.glue["eos_seeds"]
+    # the pilot's runs enter no verdict: pilot seeds far outside the band change nothing
+    b = _ws(pilot_level=1.6)
+    assert b.verdicts["plateau-r2"].verdict == "reproduced"
+    assert b.eps_confirmed == [0.1, 0.05]
+
+
+def test_plateau_r2_fails_outside_the_band_and_on_a_spike():
+    v = _ws(level=1.225, level_sd=0.002, wobble=0.01).verdicts["plateau-r2"]
+    assert v.verdict == "not reproduced", v.text
+    assert set(v.cases.values()) == {"not reproduced (the mean lies outside [0.9, 1.2])"}
+    v = _ws(level=0.8, level_sd=0.002, wobble=0.01).verdicts["plateau-r2"]
+    assert set(v.cases.values()) == {"not reproduced (the mean lies outside [0.9, 1.2])"}
+    v = _ws(level=1.05, wobble=0.25).verdicts["plateau-r2"]
+    assert v.verdict == "not reproduced" and "exceeds 1.25" in v.detail
+
+
+def test_plateau_r2_undecided_needs_power_from_the_pilot():
+    # at the band's edge with a small spread: neither test rejects; the pilot's SD gives
+    # the equivalence test the reach of the 0.12 margin: not reproduced, with its power
+    v = _ws(level=1.2, level_sd=0.005, wobble=0.002).verdicts["plateau-r2"]
+    assert v.verdict == "not reproduced", v.text
+    assert "equivalence within a margin of 0.12 would have been detected" in v.cases["ε = 0.1"]
+    # the same, with a pilot whose seeds scatter widely: inconclusive at this scale
+    v = _ws(level=1.2, level_sd=0.005, wobble=0.002,
+            gd_level=lambda s: 1.2 + (0.3 * (s - 101) if s >= 100 else 0.0025 * (s - 2))
+            ).verdicts["plateau-r2"]
+    assert v.verdict == "inconclusive at this scale", v.text
+    # without a pilot nothing gives power: inconclusive, never not reproduced
+    p = _params(gd_seeds=[0, 1, 2, 3, 4], sgd_seeds=[0, 1, 2, 3, 4], subset_per_seed=True)
+    v = E.analyze(_ws_results(p, level=1.2, level_sd=0.005, wobble=0.002), p)
+    assert v.verdicts["plateau-r2"].verdict == "inconclusive at this scale"
+    assert "no SD from a pilot" in v.verdicts["plateau-r2"].detail
+    # a confirmation far more spread out than its pilot: the power statement does not hold
+    v = _ws(wobble=0.002, gd_level=lambda s: 1.19 + (0.001 * (s - 101) if s >= 100
+                                                     else 0.02 * (s % 5 - 2))
+            ).verdicts["plateau-r2"]
+    assert v.verdict.startswith("not assessable"), v.text
+    assert "at most 2× the SD the pilot measured for power" in v.cases["ε = 0.1"]
+
+
+def test_plateau_r2_needs_three_seeds_and_names_an_epsilon_the_pilot_dropped():
+    p = _ws_params()
+    res = _ws_results(p, late={(0.05, 100)})
+    a = E.analyze(res, p)
+    assert a.eps_confirmed == [0.1]
+    assert a.verdicts["plateau-r2"].cases["ε = 0.05"].startswith(
+        "not assessable: the pilot dropped ε = 0.05 (seed 100: it reached")
+    # one confirmed ε is fewer than the two the aggregate needs
+    assert a.verdicts["plateau-r2"].verdict == "not assessable"
+    # the registered criteria judge the confirmed ε only
+    assert a.plateau["ε"].tolist() == [0.1]
+    p2 = _ws_params(gd_seeds=[0, 1], sgd_seeds=[0, 1])
+    v = E.analyze(_ws_results(p2), p2).verdicts["plateau-r2"]
+    assert v.verdict == "not assessable" and "(needs 3)" in v.detail
+
+
+def test_departure_r2_fails_without_a_departure_or_outside_the_band():
+    # hovering at 0.97·2/ε: |1 − ελ| < 1, GD never leaves the flow along v
+    v = _ws(level=0.97, wobble=0.005).verdicts["departure-r2"]
+    assert v.verdict == "not reproduced", v.text
+    assert "no departure within 1000 steps at seeds 0, 1, 2, 3, 4" in v.detail
+    # departing at ε·λ ≈ 2.6
+    v = _ws(level=1.3, wobble=0.005).verdicts["departure-r2"]
+    assert v.verdict == "not reproduced" and "outside [1.7, 2.3]" in v.cases["ε = 0.1"]
+    v = _ws().verdicts["departure-r2"]
+    assert v.verdict == "reproduced"
+
+
+def test_sgd_r1_pairs_by_seed_and_samples_gds_variation():
+    # GD of the chapter's seed plateaus high, the others low; SGD at the others' level:
+    # against the one GD run (as registered) SGD stays below, against its own seed's GD
+    # it does not, and sgd-r1 finds SGD's plateau at GD's
+    lv = {0: 1.25, 1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}
+    p = _ws_params()
+    res = _ws_results(p, gd_level=lambda s: lv.get(s, 1.0), wobble=0.002, sgd_sd=0.002)
+    for b in p.sgd_batches:
+        for s in p.gd_seeds:
+            st = np.arange(0, p.steps + 1, 50)
+            res[E.Arm("sgd", p.sgd_eps, b, s)] = FakeResult(
+                st, np.full(len(st), (1.0 + 0.002 * (s % 5 - 2)) * 2 / p.sgd_eps), np.ones(len(st)))
+    a = E.analyze(res, p)
+    assert a.verdicts["sgd"].verdict == "reproduced"
+    v = a.verdicts["sgd-r1"]
+    assert v.verdict != "reproduced", v.text
+    assert "seed 0" not in v.detail or "1.00" in v.detail
+    # SGD above GD's plateau: the opposite test rejects
+    v = _ws(sgd=1.2).verdicts["sgd-r1"]
+    assert v.verdict == "not reproduced"
+    assert set(v.cases.values()) == {"not reproduced (SGD's median lies above GD's)"}
+    # at GD's level with the pilot's small spread: a ratio of 0.9 would have been seen
+    v = _ws(sgd=1.0, sgd_sd=0.002, wobble=0.001).verdicts["sgd-r1"]
+    assert v.verdict == "not reproduced" and "0.9 would have been detected" in v.detail
+    # a pair whose GD did not reach 2/ε before the second half is left out and named
+    p = _ws_params()
+    res = _ws_results(p, late={(0.1, 3)})
+    v = E.analyze(res, p).verdicts["sgd-r1"]
+    assert v.verdict == "reproduced" and "seed 3: GD reached 0.9·2/ε only at step" in v.detail
+
+
+# Every criterion and revision of the chapter, with synthetic runs it must fail on and runs
+# it must pass on (workstation-shaped runs; the registered criteria read the chapter's seed).
+CAN_FAIL = {
+    "plateau": dict(level=1.4, wobble=0.01),
+    "plateau-r1": dict(level=1.4, wobble=0.01),
+    "plateau-r2": dict(level=1.4, wobble=0.01),
+    "departure": dict(level=0.97, wobble=0.005),
+    "departure-r1": dict(level=0.97, wobble=0.005),
+    "departure-r2": dict(level=0.97, wobble=0.005),
+    "sgd": dict(sgd=1.05),
+    "sgd-r1": dict(sgd=1.05),
+}
+
+
+@pytest.mark.parametrize("claim", sorted(CAN_FAIL))
+def test_every_criterion_can_fail_and_can_pass(claim):
+    assert set(CAN_FAIL) == {c.claim for c in E.CRITERIA} | {r.revised.claim
+                                                               for r in E.REVISIONS}
+    assert _ws().verdicts[claim].verdict == "reproduced", _ws().verdicts[claim].text
+    v = _ws(**CAN_FAIL[claim]).verdicts[claim]
+    assert v.verdict.startswith("not reproduced"), v.text

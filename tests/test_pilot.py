@@ -53,3 +53,47 @@ def test_refined_grid_and_steps():
     assert len(pilot.refined_grid(0.1, 5)) == 5
     assert pilot.steps_for(3, 100, 32) == 10
     assert pilot.subset_overlap([1, 2, 3], [3, 4]) == 1
+
+
+def test_the_sd_of_a_power_statement_comes_from_the_pilot_at_its_upper_limit():
+    """SD_RULE: pooled over cases (each about its own mean), then its one-sided 80% upper
+    confidence limit, so that a small pilot does not promise more power than it has."""
+    import numpy as np
+    from scipy import stats as st
+
+    from implicitreg.analysis import stats
+
+    a, b = [1.0, 2.0, 3.0], [10.0, 10.5, 11.0, np.nan]  # the NaN is left out
+    sd, df = stats.pooled_sd([a, b, [5.0]])  # a group of one adds no degree of freedom
+    assert df == 4 and sd == pytest.approx(np.sqrt((2.0 + 0.5) / 4))
+    up = stats.sd_upper(sd, df)
+    assert up == pytest.approx(sd * np.sqrt(4 / st.chi2.ppf(0.2, 4))) and up > sd
+    s = pilot.pooled_pilot_sd([a, b])
+    assert s.usable and (s.sd, s.df, s.power_sd) == (pytest.approx(sd), 4, pytest.approx(up))
+    assert "80% upper limit" in s.text()
+    assert not pilot.pooled_pilot_sd([[1.0], []]).usable and not pilot.NO_PILOT.usable
+    assert "no SD from the pilot" in pilot.NO_PILOT.text()
+    # what a one-sided test detects from it
+    assert stats.t_factor(5) == pytest.approx((st.t.ppf(0.95, 4) + st.t.ppf(0.8, 4)) / np.sqrt(5))
+    assert np.isnan(stats.t_factor(1))
+    assert stats.one_sample_p([1.0, 1.1, 0.9], 0.5) < 0.05 < stats.one_sample_p([1.0, 1.1, 0.9], 1.0)
+    assert stats.one_sample_p([2.0, 2.0], 1.0) == 0.0 and np.isnan(stats.one_sample_p([2.0]))
+
+
+def test_the_power_ladder():
+    from implicitreg.chapters.criteria import (INCONCLUSIVE, Premise, combine_ladder,
+                                               power_ladder)
+
+    kw = dict(detected="d", reach="r", against="a")
+    assert power_ladder(0.01, 0.9, 0.05, 0.1, 0.2, None, **kw) == "reproduced"
+    assert power_ladder(0.9, 0.01, 0.05, 0.1, 0.2, None, **kw) == "not reproduced (a)"
+    assert power_ladder(0.5, 0.5, 0.05, 0.1, 0.2, None, **kw).startswith("not reproduced (d would")
+    assert power_ladder(0.5, 0.5, 0.05, 0.3, 0.2, None, **kw).startswith(INCONCLUSIVE)
+    assert "no SD from a pilot" in power_ladder(0.5, 0.5, 0.05, float("nan"), 0.2, None, **kw)
+    bad = Premise("the SD holds", False, "measured 3")
+    assert power_ladder(0.5, 0.5, 0.05, 0.1, 0.2, bad, **kw).startswith("not assessable: the SD")
+    assert combine_ladder(["reproduced", "not assessable: x"]) == "reproduced"
+    assert combine_ladder(["reproduced", INCONCLUSIVE]) == "partly reproduced"
+    assert combine_ladder(["not reproduced (a)", "not reproduced"]) == "not reproduced"
+    assert combine_ladder(["not reproduced", INCONCLUSIVE]) == INCONCLUSIVE
+    assert combine_ladder(["reproduced"], min_assessable=2) == "not assessable"

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import stats
+
 FIT_THRESHOLD = 0.99
 """Training accuracy at which a run counts as having fit its training set. Implicit
 regularization is about which interpolating solution an optimizer finds: an arm below
@@ -203,3 +205,43 @@ def seeds_for(detect: Callable[[int], float], effect: float, n_min: int, n_max: 
         if np.isfinite(d) and d <= effect:
             return n
     return max(n_max, min(n_min, n_max))
+
+
+SD_LEVEL = 0.8
+"""The one-sided confidence level at which a pilot's SD enters a power statement."""
+SD_RULE = ("the SD for power is measured in the pilot stage of the same set: the SD across "
+           "the pilot's seeds of the same statistic, pooled over the claim's cases (each "
+           "case's deviations from its own mean), taken at its one-sided 80% upper "
+           "confidence limit s·√(df/χ²₀.₂(df)); with no degree of freedom (fewer than two "
+           "pilot seeds in every case) no power is stated")
+"""The registered rule by which the workstation designs' power statements get their SD:
+from the pilot that precedes the confirmation in the same result set, never from a value
+typed in advance (which no run had measured)."""
+
+
+@dataclass(frozen=True)
+class PilotSD:
+    """The SD of a statistic across a pilot's seeds, pooled over cases, and the SD a
+    power statement uses (:data:`SD_RULE`)."""
+    sd: float
+    df: int
+    power_sd: float
+
+    @property
+    def usable(self) -> bool:
+        return self.df >= 1 and bool(np.isfinite(self.power_sd)) and self.power_sd > 0
+
+    def text(self, digits: int = 3, unit: str = "") -> str:
+        if not self.usable:
+            return "no SD from the pilot (fewer than two pilot seeds per case)"
+        return (f"SD across the pilot's seeds {self.sd:.{digits}f}{unit} ({self.df} degrees "
+                f"of freedom), {self.power_sd:.{digits}f}{unit} at its 80% upper limit")
+
+
+def pooled_pilot_sd(groups: Sequence[Sequence[float]], level: float = SD_LEVEL) -> PilotSD:
+    """:class:`PilotSD` of the pilot values of a statistic, one group per case."""
+    sd, df = stats.pooled_sd(groups)
+    return PilotSD(sd, df, stats.sd_upper(sd, df, level))
+
+
+NO_PILOT = PilotSD(float("nan"), 0, float("nan"))

@@ -356,9 +356,45 @@ def detectable_share(n: int, level: float, power: float = 0.8, share: float = 0.
     return float(hi)
 
 
+def t_factor(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """(t_{1−α} + t_{power}) / √n with n − 1 degrees of freedom: times the SD across seeds,
+    the smallest mean shift a one-sided one-sample (or paired) t test at ``alpha`` detects
+    with probability ``power`` from ``n`` seeds (NaN with fewer than two)."""
+    from scipy import stats
+
+    if n < 2:
+        return float("nan")
+    return float((stats.t.ppf(1 - alpha, n - 1) + stats.t.ppf(power, n - 1)) / np.sqrt(n))
+
+
+def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """The SD pooled over ``groups`` (each group's deviations from its own mean; the
+    finite values only) and its degrees of freedom Σ(n_g − 1); (NaN, 0) when no group has
+    two values."""
+    ss, df = 0.0, 0
+    for g in groups:
+        v = np.asarray([a for a in g if np.isfinite(a)], dtype=float)
+        if len(v) >= 2:
+            ss += float(((v - v.mean()) ** 2).sum())
+            df += len(v) - 1
+    return (float(np.sqrt(ss / df)), df) if df else (float("nan"), 0)
+
+
+def sd_upper(sd: float, df: int, level: float = 0.8) -> float:
+    """The one-sided upper ``level`` confidence limit of an SD estimated with ``df``
+    degrees of freedom, sd·√(df/χ²_{1−level}(df)): the SD a power statement computed from
+    a small pilot uses, so that it is not too optimistic (NaN without a degree of
+    freedom)."""
+    from scipy import stats
+
+    if not df or not np.isfinite(sd):
+        return float("nan")
+    return float(sd * np.sqrt(df / stats.chi2.ppf(1 - level, df)))
+
+
 __all__ = ["Estimate", "mean_ci", "mean_ci_runs", "diverged_text", "gap_closure", "Slope",
            "loglog_slope", "best_by_group", "proper_accuracy", "expected_train_accuracy",
            "diff_ci", "detectable_difference", "difference_verdict", "closure_verdict",
            "detectable_from_sd", "welch_p", "holm", "paired_p_greater", "welch_p_greater",
            "detectable_paired", "one_sample_p", "binom_p_greater",
-           "detectable_share"]
+           "detectable_share", "t_factor", "pooled_sd", "sd_upper"]

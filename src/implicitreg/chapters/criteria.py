@@ -17,6 +17,7 @@ REPRODUCED = "reproduced"
 PARTLY = "partly reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_ASSESSABLE = "not assessable"
+INCONCLUSIVE = "inconclusive at this scale"
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,23 @@ def combine(case_verdicts: Iterable[str], min_assessable: int = 1) -> str:
     return PARTLY if ok else NOT_REPRODUCED
 
 
+def combine_ladder(case_verdicts: Iterable[str], min_assessable: int = 1) -> str:
+    """One claim verdict from per-case verdicts of a ladder (reproduced, not reproduced,
+    inconclusive): reproduced when every assessable case reproduces, partly when some do,
+    not reproduced when every assessable case is not reproduced, inconclusive otherwise;
+    not assessable when fewer than ``min_assessable`` cases are assessable."""
+    decided = [v for v in case_verdicts if not v.startswith(NOT_ASSESSABLE)]
+    if len(decided) < min_assessable:
+        return NOT_ASSESSABLE
+    ok = sum(v == REPRODUCED for v in decided)
+    if ok == len(decided):
+        return REPRODUCED
+    if ok:
+        return PARTLY
+    return (NOT_REPRODUCED if all(v.startswith(NOT_REPRODUCED) for v in decided)
+            else INCONCLUSIVE)
+
+
 @dataclass(frozen=True)
 class Premise:
     """One premise of a verdict, checked on the runs: ``numbers`` says what was measured
@@ -162,6 +180,29 @@ def fit_premise(arm: str, train_accuracy: Sequence[float], diverged: Sequence[bo
     return Premise(statement, holds, ", ".join(parts) + f", threshold {100 * threshold:g}%")
 
 
+def power_ladder(p_for: float, p_against: float, alpha: float, needed: float,
+                 decisive: float, sd_check: "Premise | None", *, detected: str, reach: str,
+                 against: str) -> str:
+    """The verdict of one test whose power comes from a measured SD (a pilot's): reproduced
+    when the test rejects (``p_for`` ≤ ``alpha``; a Holm-adjusted p where the claim is
+    tested over a sweep); not reproduced when the opposite test rejects (``against`` says
+    what it found); otherwise not reproduced when the effect the test detects at 80% power
+    (``needed``) is at most the ``decisive`` one (``detected`` names it) and the runs bear
+    the SD out (``sd_check``), inconclusive at this scale when it is larger (``reach``
+    says what it detects) or when there is no SD to compute power from."""
+    if p_for <= alpha:
+        return REPRODUCED
+    if p_against <= alpha:
+        return f"{NOT_REPRODUCED} ({against})"
+    if not needed == needed:
+        return f"{INCONCLUSIVE} (no SD from a pilot, so no power statement)"
+    if needed <= decisive:
+        if sd_check is not None and not sd_check.holds:
+            return premise_failure([sd_check]) or NOT_ASSESSABLE
+        return f"{NOT_REPRODUCED} ({detected} would have been detected with 80% power)"
+    return f"{INCONCLUSIVE} (the test detects only {reach} with 80% power)"
+
+
 SD_FACTOR = 2.0
 """A verdict whose power comes from an SD assumed in advance needs the runs to bear that
 SD out: a measured SD across seeds above this multiple of it fails the premise."""
@@ -169,14 +210,15 @@ SD out: a measured SD across seeds above this multiple of it fails the premise."
 
 def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
                factor: float = SD_FACTOR, scale: float = 100, unit: str = " points",
-               digits: int = 1) -> Premise:
+               digits: int = 1, basis: str = "assumed for power") -> Premise:
     """"the SD across seeds of ``name`` is at most ``factor`` × the SD assumed for
-    power", with the measured SD (fewer than two values: holds, nothing to measure)."""
+    power", with the measured SD (fewer than two values: holds, nothing to measure);
+    ``basis`` says where the SD of the power statement came from."""
     import numpy as np
 
     v = np.asarray([x for x in values if x == x], dtype=float)
-    statement = (f"the SD across seeds of {name} is at most {factor:g}× the SD assumed for "
-                 f"power ({scale * sd_assumed:.{digits}f}{unit})")
+    statement = (f"the SD across seeds of {name} is at most {factor:g}× the SD {basis} "
+                 f"({scale * sd_assumed:.{digits}f}{unit})")
     if len(v) < 2:
         return Premise(statement, True)
     sd = float(v.std(ddof=1))
@@ -322,4 +364,4 @@ def register(criteria: tuple[Criterion, ...], revisions: tuple[Revision, ...] = 
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "not_assessable", "Premise", "premise_failure", "criteria_table", "criteria_markdown", "register", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "INCONCLUSIVE", "combine_ladder", "power_ladder", "not_assessable", "Premise", "premise_failure", "criteria_table", "criteria_markdown", "register", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]

@@ -13,8 +13,15 @@ hovers just above it while the loss keeps falling, non-monotonically. The notebo
   and :func:`run`: its results (the chapter protocol, :mod:`.protocol`);
 - :func:`analyze`: from the runs' results to tables, verdicts and the values the prose
   glues; :func:`summary`, :func:`scale_description` and :func:`figures`;
-- :data:`CRITERIA`: the claims' criteria, registered before the runs;
-- :func:`fig_plateau`, :func:`fig_departure`, :func:`fig_sgd`.
+- :data:`CRITERIA`: the claims' criteria, registered before the runs, and
+  :data:`REVISIONS`, each judged beside the criterion it revises;
+- the workstation design (:data:`STAGED`): GD on several seeds, each an initialization
+  and a training subset of its own, SGD paired with GD by seed; a pilot on seeds of its
+  own (:func:`design_pilot`) chooses the confirmed ε (:func:`choose_eps`) and measures the
+  SDs of the power statements (:func:`pilot_sds`), then :func:`design_confirmation`;
+  revisions plateau-r2, departure-r2 and sgd-r1 test over the seeds, Holm-adjusted over
+  the sweep;
+- :func:`fig_plateau`, :func:`fig_departure`, :func:`fig_sgd`, :func:`fig_seeds`.
 """
 from __future__ import annotations
 
@@ -28,8 +35,11 @@ import pandas as pd
 
 from .base import ChapterParams
 from .protocol import RunSet, verdict_summary
-from .criteria import (NOT_REPRODUCED, REPRODUCED, Criterion, Revision, Verdict,
-                       combine, not_assessable, register)
+from ..analysis import stats
+from ..analysis.pilot import NO_PILOT, SD_RULE, PilotSD, pooled_pilot_sd
+from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED, SD_FACTOR, Criterion,
+                       Revision, Verdict, combine, combine_ladder, not_assessable,
+                       power_ladder, register, sd_premise)
 
 CHAPTER = "edge_of_stability"
 
@@ -71,11 +81,24 @@ class Params(ChapterParams):
     measurement costs about ``sharpness_iters`` full-batch gradients)."""
     ce_eps: float
     """The contrasting panel: ε of one GD run with cross-entropy on the same network."""
+    gd_seeds: tuple[int, ...] = ()
+    """The seeds of GD at every confirmed ε, each an initialization and (with
+    ``subset_per_seed``) a training subset; empty: ``seed`` alone, the design before GD
+    had several seeds. ``seed`` is one of them: the criteria as registered judge its run."""
+    pilot_seeds: tuple[int, ...] = ()
+    """Seeds of the pilot stage, none of them a confirmation seed: GD at every ε of
+    ``eps`` and SGD at ``sgd_eps`` for every batch size, each on a training subset of its
+    own. The pilot chooses the confirmed ε (:func:`choose_eps`) and measures the SDs of
+    the power statements. Empty: no pilot, every ε is confirmed, no power from an SD."""
+    subset_per_seed: bool = False
+    """Every run's training subset is drawn with its seed as ``data_seed``: GD and SGD of
+    one seed share an initialization and a subset, and seeds differ in both. False: every
+    run on the subset of data_seed 0 (the design before it)."""
 
     CHAPTER: ClassVar[str] = CHAPTER
 
     def __post_init__(self) -> None:
-        self._tuples("widths", "eps", "sgd_batches", "sgd_seeds")
+        self._tuples("widths", "eps", "sgd_batches", "sgd_seeds", "gd_seeds", "pilot_seeds")
         self._positive_ints("n_train", "n_test", "downsample", "steps",
                              "eval_every", "sharpness_iters",
                              "sparse_eval_every")
@@ -89,6 +112,21 @@ class Params(ChapterParams):
                              f"[1, n_train={self.n_train}]")
         if not self.ce_eps > 0:
             raise ValueError(f"Params.ce_eps = {self.ce_eps!r}: a step size > 0")
+        if self.gd_seeds and (self.seed not in self.gd_seeds
+                              or len(set(self.gd_seeds)) != len(self.gd_seeds)):
+            raise ValueError(f"Params.gd_seeds = {self.gd_seeds!r}: distinct seeds, "
+                             f"seed = {self.seed} among them (the registered criteria judge "
+                             "its run)")
+        if self.pilot_seeds:
+            used = set(self.gd_seeds) | set(self.sgd_seeds) | {self.seed}
+            if len(self.pilot_seeds) < 2 or set(self.pilot_seeds) & used or \
+                    len(set(self.pilot_seeds)) != len(self.pilot_seeds):
+                raise ValueError(f"Params.pilot_seeds = {self.pilot_seeds!r}: at least two "
+                                 "distinct seeds (an SD needs two), none of the "
+                                 f"confirmation's {sorted(used)}")
+            if not self.subset_per_seed:
+                raise ValueError("Params.pilot_seeds needs subset_per_seed: the pilot's "
+                                 "training subsets must be its own")
 
 
 # The named profile's values plus overrides (see :meth:`ChapterParams.profile`).
@@ -104,6 +142,9 @@ class Arm:
     eps: float
     batch: int = 0
     seed: int = 0
+    stage: str = ""
+    """``pilot`` for a run of the pilot stage; empty for the confirmation (every run of a
+    design without a pilot)."""
 
     @property
     def label(self) -> str:
@@ -126,19 +167,60 @@ def base_config(p: Params):
                      progress=False)
 
 
-def design(p: Params) -> list[tuple[Arm, Any]]:
-    """The chapter's runs: GD at every ε (square loss), SGD at ``sgd_eps`` for every
-    batch size and seed, and GD with cross-entropy at ``ce_eps``."""
-    base = base_config(p)
-    out = [(Arm("gd", e, seed=p.seed), base.replace(lr=e)) for e in p.eps]
-    out += [(Arm("sgd", p.sgd_eps, b, s),
-             base.replace(method="sgd", batch_size=b, lr=p.sgd_eps, seed=s,
-                          eval_every=p.sparse_eval_every))
-            for b in p.sgd_batches for s in p.sgd_seeds]
+PILOT = "pilot"
+
+STAGED = ("with pilot seeds, the confirmed step sizes are those at which every pilot GD run "
+          "meets the premises of the plateau and departure criteria (:func:`choose_eps`): "
+          ":func:`design` is then the pilot, and :func:`run` makes the confirmation after "
+          "it; without pilot seeds :func:`design` is every run")
+
+
+def seeds_gd(p: Params) -> tuple[int, ...]:
+    """GD's confirmation seeds (``seed`` alone where ``gd_seeds`` is empty)."""
+    return p.gd_seeds or (p.seed,)
+
+
+def _data(p: Params, seed: int) -> dict[str, int]:
+    return {"data_seed": seed} if p.subset_per_seed else {}
+
+
+def _gd(p: Params, e: float, s: int, stage: str = "") -> tuple[Arm, Any]:
+    return (Arm("gd", e, seed=s, stage=stage),
+            base_config(p).replace(lr=e, seed=s, **_data(p, s)))
+
+
+def _sgd(p: Params, b: int, s: int, stage: str = "") -> tuple[Arm, Any]:
+    return (Arm("sgd", p.sgd_eps, b, s, stage),
+            base_config(p).replace(method="sgd", batch_size=b, lr=p.sgd_eps, seed=s,
+                                   eval_every=p.sparse_eval_every, **_data(p, s)))
+
+
+def design_pilot(p: Params) -> list[tuple[Arm, Any]]:
+    """The pilot: GD at every ε of ``eps`` and SGD at ``sgd_eps`` for every batch size,
+    on the pilot seeds, each seed on its own training subset (empty without a pilot)."""
+    return ([_gd(p, e, s, PILOT) for e in p.eps for s in p.pilot_seeds]
+            + [_sgd(p, b, s, PILOT) for b in p.sgd_batches for s in p.pilot_seeds])
+
+
+def design_confirmation(p: Params, eps: Iterable[float]) -> list[tuple[Arm, Any]]:
+    """GD at each ε of ``eps`` and at ``sgd_eps`` (the reference of claim 3) on every GD
+    seed, SGD at ``sgd_eps`` for every batch size and SGD seed, and GD with cross-entropy
+    at ``ce_eps`` from ``seed``."""
+    keep = set(eps) | {p.sgd_eps}
+    out = [_gd(p, e, s) for e in p.eps if e in keep for s in seeds_gd(p)]
+    out += [_sgd(p, b, s) for b in p.sgd_batches for s in p.sgd_seeds]
     out.append((Arm("gd-ce", p.ce_eps, seed=p.seed),
-                base.replace(loss="cross-entropy", lr=p.ce_eps,
-                             eval_every=p.sparse_eval_every)))
+                base_config(p).replace(loss="cross-entropy", lr=p.ce_eps, seed=p.seed,
+                                       eval_every=p.sparse_eval_every, **_data(p, p.seed))))
     return out
+
+
+def design(p: Params) -> list[tuple[Arm, Any]]:
+    """The chapter's runs, where no pilot precedes them: GD at every ε (square loss) on
+    every GD seed, SGD at ``sgd_eps`` for every batch size and seed, and GD with
+    cross-entropy at ``ce_eps``. With pilot seeds, the first stage: the pilot
+    (:data:`STAGED`)."""
+    return design_pilot(p) if p.pilot_seeds else design_confirmation(p, p.eps)
 
 
 # ------------------------------------------------------------------ criteria
@@ -273,6 +355,127 @@ REVISIONS = (
 )
 
 
+DEPARTURE_CENTRE = (DEPARTURE_LOW + DEPARTURE_HIGH) / 2
+PLATEAU_MARGIN = round(min(SOURCE_PLATEAU - (1 - PLATEAU_BAND), PLATEAU_HIGH - SOURCE_PLATEAU), 6)
+"""Revision plateau-r2's decisive margin: the distance from the source's own plateau on
+this setup (SOURCE_PLATEAU) to the nearer edge of plateau-r1's band, 0.12."""
+DEPARTURE_MARGIN = round(DEPARTURE_CENTRE - DEPARTURE_LOW, 6)
+"""Revision departure-r2's decisive margin: from ε·λ = 2 to either edge of the band, 0.3."""
+SGD_DECISIVE = 1 - PLATEAU_BAND
+"""Revision sgd-r1's decisive ratio: SGD's plateau 10% below GD's (the registered
+plateau tolerance), 0.9."""
+_SD_PREMISE = (f"where a negative verdict rests on power, the SD across the confirmation's "
+               f"seeds is at most {SD_FACTOR:g}× the SD used for power")
+_LADDER_AGG = ("reproduced when every assessable case reproduces it; partly when some do; "
+               "not reproduced when every assessable case is not reproduced; inconclusive "
+               "at this scale otherwise")
+_WORKSTATION = ("Written for the workstation set, whose design it belongs to, before any of "
+                "that set's runs; the ci runs (one GD initialization per ε) were known.")
+
+REVISIONS = REVISIONS + (
+    Revision(
+        original="plateau-r1",
+        revised=Criterion(
+            claim="plateau-r2", statement=CRITERIA[0].statement,
+            statistic="for each ε the pilot kept (every pilot GD seed meets the premises of "
+                      "the plateau and departure criteria there) and each confirmation GD "
+                      "seed (an initialization and a training subset of its own): s* and the "
+                      "median of sharpness/(2/ε) over the evaluations after it, as "
+                      "registered, and the maximum there; per ε, the mean of the seeds' "
+                      "medians with two one-sided t tests against the edges of plateau-r1's "
+                      f"band (mean > {1 - PLATEAU_BAND:g}, mean < {PLATEAU_HIGH:g}; p the "
+                      "larger: an equivalence test) and the tests of the mean outside the "
+                      "band (p twice the smaller of mean > "
+                      f"{PLATEAU_HIGH:g} and mean < {1 - PLATEAU_BAND:g}), each family "
+                      "Holm-adjusted over the ε tested (those whose verdict no seed's "
+                      f"maximum decides); {SD_RULE}",
+            threshold=f"per ε: reproduced when the adjusted equivalence p ≤ {ALPHA:g} and "
+                      f"every seed's maximum ≤ {PLATEAU_MAX:g}; not reproduced when a seed's "
+                      f"maximum exceeds {PLATEAU_MAX:g} or the adjusted outside p ≤ "
+                      f"{ALPHA:g}, or, neither test rejecting, when a margin of "
+                      f"{PLATEAU_MARGIN:g} (the source's plateau {SOURCE_PLATEAU:g} to the "
+                      "band's nearer edge) is within the equivalence test's reach at 80% "
+                      f"power and the first Holm level {ALPHA:g}/k from the pilot's SD "
+                      "((t_{1−α/k} + t_0.9)·SD/√n, each edge missed with probability at "
+                      "most 0.1); otherwise inconclusive at this scale",
+            premises=("per seed, the registered premises: the run did not diverge, s* lies "
+                      f"before the last third of training, at least {MIN_AFTER} evaluations "
+                      "after s*; a seed that fails one is left out and named",
+                      f"at least {MIN_SEEDS} seeds per ε that meet them",
+                      "the ε is one the pilot kept", _SD_PREMISE),
+            aggregate=_LADDER_AGG + " (at least 2 assessable ε)", alpha=ALPHA),
+        reason="Revision plateau-r1 reads the median over three or more GD seeds against the "
+               "band with no statement of what the seeds' spread lets it tell apart: a median "
+               "just outside the band from seeds that scatter by more than the band's margin "
+               "says nothing either way, and one just inside it no more. This revision keeps "
+               "plateau-r1's band and maximum and decides each ε by an equivalence test over "
+               "the seeds, Holm-adjusted over the ε, with power from the SD the set's own "
+               "pilot measures; the pilot, on seeds and training subsets of its own, also "
+               "chooses the ε at which the premises hold. " + _WORKSTATION),
+    Revision(
+        original="departure-r1",
+        revised=Criterion(
+            claim="departure-r2", statement=CRITERIA[1].statement,
+            statistic="for each ε the pilot kept and each confirmation GD seed: ε·λ at the "
+                      "departure of revision departure-r1 (the first of two consecutive "
+                      f"evaluations with |r| ≥ 1 and |g·v| ≥ {MIN_SHARE:g}‖g‖); per ε, the "
+                      "mean over the seeds with two one-sided t tests against the band's "
+                      f"edges (mean > {DEPARTURE_LOW:g}, mean < {DEPARTURE_HIGH:g}; p the "
+                      "larger) and the tests of the mean outside it (p twice the smaller), "
+                      "each family Holm-adjusted over the ε tested (those where every seed "
+                      f"departed); {SD_RULE}",
+            threshold=f"per ε: reproduced when the adjusted equivalence p ≤ {ALPHA:g}; not "
+                      "reproduced when a seed that meets the premises has no departure within "
+                      f"the horizon, or the adjusted outside p ≤ {ALPHA:g}, or, neither test "
+                      f"rejecting, when a margin of {DEPARTURE_MARGIN:g} (from ε·λ = 2 to "
+                      "either edge) is within the equivalence test's reach at 80% power and "
+                      "the first Holm level from the pilot's SD; otherwise inconclusive at "
+                      "this scale",
+            premises=("per seed, the registered premises: the run did not diverge, and the "
+                      f"crossing s* of {REACH:g}·2/ε falls mid-horizon ({MID_LOW:g}·steps ≤ "
+                      f"s* ≤ {MID_HIGH:.3g}·steps); a seed that fails one is left out and "
+                      "named",
+                      f"at least {MIN_SEEDS} seeds per ε that meet them",
+                      "the ε is one the pilot kept", _SD_PREMISE),
+            aggregate=_LADDER_AGG + " (at least 2 assessable ε)", alpha=ALPHA),
+        reason="Revision departure-r1 was registered after the ci runs had been seen and, "
+               "like the criterion it revises, judges one GD initialization per ε, so a "
+               "departure at 2.3 or 1.7 cannot be told from the variation between "
+               "initializations. This revision keeps its statistic and band and decides each "
+               "ε over several GD seeds (initializations and training subsets) by an "
+               "equivalence test, Holm-adjusted over the ε, with power from the SD the set's "
+               "pilot measures. " + _WORKSTATION),
+    Revision(
+        original="sgd",
+        revised=Criterion(
+            claim="sgd-r1", statement=CRITERIA[2].statement,
+            statistic="for each batch size B and each seed s that both SGD and GD were run "
+                      "from (the same initialization and training subset): d = ln(median "
+                      "full-batch sharpness of SGD over the second half of training / GD's "
+                      "median over the same half at the same ε); over the seeds, the "
+                      "one-sided paired t test of mean d < 0 and the opposite test, each "
+                      f"family Holm-adjusted over the batch sizes; {SD_RULE}",
+            threshold=f"per B: reproduced when the adjusted p ≤ {ALPHA:g}; not reproduced "
+                      f"when the opposite test's adjusted p ≤ {ALPHA:g}, or, neither "
+                      f"rejecting, when a mean ratio of {SGD_DECISIVE:g} (SGD's plateau "
+                      f"{PLATEAU_BAND:.0%} below GD's, the registered plateau tolerance) is "
+                      "detectable with 80% power at the first Holm level from the pilot's "
+                      "SD of d; otherwise inconclusive at this scale",
+            premises=("per seed: GD at that ε did not diverge and reached "
+                      f"{REACH:g}·2/ε before the second half (s* ≤ steps/2), and the SGD run "
+                      "did not diverge; a seed that fails is left out and named",
+                      f"at least {MIN_SEEDS} such seeds per batch size", _SD_PREMISE),
+            aggregate=_LADDER_AGG, alpha=ALPHA),
+        reason="The registered criterion divides each SGD seed's median by that of one GD "
+               "run, so GD's own variation from one initialization to another is never "
+               "sampled (its interval is too narrow by that much), and its power rests on an "
+               f"SD assumed ({SD_RATIO:g}), not measured. The revision pairs SGD and GD by "
+               "seed (the same initialization and training subset), tests over the seeds, "
+               "Holm-adjusts over the batch sizes and takes the SD from the set's pilot. "
+               + _WORKSTATION),
+)
+
+
 # Fingerprints of the criteria (as registered; the revisions apart) and their table.
 registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, CHAPTER)
 
@@ -280,12 +483,18 @@ registered_hash, revisions_hash, criteria_table = register(CRITERIA, REVISIONS, 
 # there quotes only the numbers its verdict was computed from.
 STATISTIC_GLUE = {"plateau": ("eos_plateau_numbers",),
                   "plateau-r1": ("eos_plateau_r1_numbers",),
+                  "plateau-r2": ("eos_plateau_r2_numbers",),
                   "departure": ("eos_departure_numbers",),
                   "departure-r1": ("eos_departure_r1_numbers",),
-                  "sgd": ("eos_sgd_ratios",)}
+                  "departure-r2": ("eos_departure_r2_numbers",),
+                  "sgd": ("eos_sgd_ratios",),
+                  "sgd-r1": ("eos_sgd_r1_numbers",)}
 VERDICT_GLUE = {"plateau": "eos_verdict", "plateau-r1": "eos_plateau_r1_verdict",
+                "plateau-r2": "eos_plateau_r2_verdict",
                 "departure": "eos_departure_verdict",
-                "departure-r1": "eos_departure_r1_verdict", "sgd": "eos_sgd_verdict"}
+                "departure-r1": "eos_departure_r1_verdict",
+                "departure-r2": "eos_departure_r2_verdict", "sgd": "eos_sgd_verdict",
+                "sgd-r1": "eos_sgd_r1_verdict"}
 
 
 # ------------------------------------------------------------------ analysis
@@ -303,6 +512,22 @@ class Analysis:
     plateau_seeds: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The plateau per (ε, GD seed), for revision plateau-r1."""
     glue: dict[str, str] = field(default_factory=dict)
+    pilot: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """One row per pilot GD run (ε, seed): its plateau and departure numbers and whether
+    it meets the premises (empty without a pilot)."""
+    choice: dict[float, str] = field(default_factory=dict)
+    """The pilot rule's reason per ε (kept or dropped)."""
+    eps_confirmed: list[float] = field(default_factory=list)
+    """The ε the confirmation judges: those the pilot kept (every ε without a pilot)."""
+    sds: dict[str, PilotSD] = field(default_factory=dict)
+    """Per revision that states power (plateau-r2, departure-r2, sgd-r1): the SD its
+    power statement uses, from the pilot (:data:`~implicitreg.analysis.pilot.SD_RULE`)."""
+    departure_seeds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The departure of revision departure-r1 per (ε, confirmation GD seed)."""
+    sgd_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (batch size, seed): SGD's and GD's second-half medians and their log ratio."""
+    cases: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per revision with tests over seeds: one row per case (ε or B) with its numbers."""
 
 
 def _series(r: Any, metric: str, split: str = "eval") -> pd.Series:
@@ -334,6 +559,13 @@ def flow_multiplier(el: float | np.ndarray) -> float | np.ndarray:
     λ over the time ε of one step (the flow of C + (ε/4)‖∇C‖² has curvature
     λ + ελ²/2 there)."""
     return np.exp(-el - el ** 2 / 2)
+
+
+PLATEAU_COLUMNS = ["ε", "2/ε", "diverged", "s*", "evaluations after s*", "median / (2/ε)",
+                   "max / (2/ε)", "loss increases after s*", "loss at s*", "final loss",
+                   "verdict"]
+DEPARTURE_COLUMNS = ["ε", "diverged", "s*", "departure step", "ελ at departure",
+                     "r at departure", "flow multiplier there", "verdict"]
 
 
 def _plateau_row(e: float, r: Any, steps: int) -> dict[str, Any]:
@@ -472,14 +704,18 @@ def _sgd_rows(results: Mapping[Arm, Any], p: Params, gd_row: dict[str, Any] | No
     return rows
 
 
-def _plateau_r1(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, Verdict]:
-    """Revision plateau-r1: the registered plateau of every GD seed, the median over the
-    seeds per ε against the widened band."""
+def _plateau_r1(results: Mapping[Arm, Any], p: Params, eps: Sequence[float] | None = None
+                ) -> tuple[pd.DataFrame, Verdict]:
+    """Revision plateau-r1: the registered plateau of every confirmation GD seed, the
+    median over the seeds per ε (of ``eps``: those the pilot kept) against the widened
+    band."""
+    eps = list(p.eps) if eps is None else list(eps)
     rows = [{**_plateau_row(a.eps, r, p.steps), "seed": a.seed}
-            for a, r in sorted(results.items()) if a.kind == "gd"]
-    table = pd.DataFrame(rows)
+            for a, r in sorted(results.items())
+            if a.kind == "gd" and a.stage == "" and a.eps in eps]
+    table = pd.DataFrame(rows, columns=PLATEAU_COLUMNS + ["seed"])
     cases, texts = {}, []
-    for e in p.eps:
+    for e in [x for x in p.eps if x in eps]:
         d = [r for r in rows if r["ε"] == e]
         ok = [r for r in d if not r["verdict"].startswith("not assessable")]
         left = "; ".join(f"seed {r['seed']}: {r['verdict'][len('not assessable: '):]}"
@@ -503,6 +739,333 @@ def _plateau_r1(results: Mapping[Arm, Any], p: Params) -> tuple[pd.DataFrame, Ve
                           "; ".join(texts), cases)
 
 
+# ------------------------------------------------------------------ the pilot and the seeds
+def _reason(verdict: str) -> str:
+    return verdict[len(NOT_ASSESSABLE) + 2:] if verdict.startswith(NOT_ASSESSABLE) else ""
+
+
+def pilot_table(results: Mapping[Arm, Any], p: Params) -> pd.DataFrame:
+    """One row per pilot GD run: ε, seed, s*, the plateau's median and maximum, ε·λ at
+    departure-r1's departure, and whether the run meets the premises of the plateau and
+    departure criteria (with the reason where it does not)."""
+    cols = ["ε", "seed", "s*", "median / (2/ε)", "max / (2/ε)", "ελ at departure",
+            "meets premises", "why not"]
+    rows = []
+    for a, r in sorted(results.items()):
+        if a.kind != "gd" or a.stage != PILOT:
+            continue
+        pl = _plateau_row(a.eps, r, p.steps)
+        dep = _departure_row(a.eps, r, p.steps, revised=True)
+        why = [] if not pl["diverged"] else ["the run diverged"]
+        if not why:
+            why = [w for w in (_reason(pl["verdict"]), _reason(dep["verdict"])) if w]
+            if len(why) == 2 and "never reached" in why[0] and "never reached" in why[1]:
+                why = why[:1]
+        rows.append({"ε": a.eps, "seed": a.seed, "s*": pl["s*"],
+                     "median / (2/ε)": pl["median / (2/ε)"], "max / (2/ε)": pl["max / (2/ε)"],
+                     "ελ at departure": dep["ελ at departure"], "meets premises": not why,
+                     "why not": "; ".join(why)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def choose_eps(p: Params, results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]]
+               ) -> tuple[list[float], dict[float, str]]:
+    """The pilot's rule: an ε of ``eps`` is confirmed when every pilot seed's GD run
+    there meets the premises of the plateau and departure criteria (no divergence; s* of
+    {REACH}·2/ε mid-horizon; at least MIN_AFTER evaluations after it); with each ε's
+    reason. Without a pilot every ε is confirmed."""
+    if not p.pilot_seeds:
+        return list(p.eps), {}
+    t = pilot_table(dict(results), p)
+    kept, why = [], {}
+    for e in p.eps:
+        d = t[t["ε"] == e]
+        if len(d) < len(p.pilot_seeds):
+            why[e] = f"dropped: {len(d)} of {len(p.pilot_seeds)} pilot runs"
+            continue
+        bad = d[~d["meets premises"].astype(bool)]
+        if len(bad):
+            why[e] = "dropped: " + "; ".join(f"seed {int(r['seed'])}: {r['why not']}"
+                                             for r in bad.to_dict("records"))
+        else:
+            kept.append(e)
+            why[e] = ("kept: every pilot seed reached {:g}·2/ε mid-horizon (steps {})"
+                      .format(REACH, ", ".join(f"{x:.0f}" for x in d["s*"])))
+    return kept, why
+
+
+def _sgd_pair_rows(results: Mapping[Arm, Any], p: Params, stage: str = "") -> pd.DataFrame:
+    """Per (batch size, seed) of the stage: SGD's and GD's median full-batch sharpness over
+    the second half at ``sgd_eps``, d = ln(SGD/GD), and whether the pair meets sgd-r1's
+    premises."""
+    half = p.steps / 2
+    seeds = p.pilot_seeds if stage == PILOT else p.sgd_seeds
+    rows = []
+    for b in p.sgd_batches:
+        for s in seeds:
+            sr = results.get(Arm("sgd", p.sgd_eps, b, s, stage))
+            gr = results.get(Arm("gd", p.sgd_eps, seed=s, stage=stage))
+            if sr is None and gr is None:
+                continue
+            why, g_med, s_med = [], float("nan"), float("nan")
+            if gr is None:
+                why.append("no GD run from this seed")
+            else:
+                sh = _series(gr, "sharpness")
+                star = first_reach(sh * p.sgd_eps / 2, REACH)
+                g_med = float(sh[sh.index >= half].median()) if len(sh) else float("nan")
+                if gr.summary.get("diverged"):
+                    why.append("GD diverged")
+                elif math.isnan(star) or star > half:
+                    why.append(f"GD never reached {REACH:g}·2/ε" if math.isnan(star) else
+                               f"GD reached {REACH:g}·2/ε only at step {star:.0f}")
+            if sr is None:
+                why.append("no SGD run")
+            else:
+                sh = _series(sr, "sharpness")
+                s_med = float(sh[sh.index >= half].median()) if len(sh) else float("nan")
+                if sr.summary.get("diverged"):
+                    why.append("SGD diverged")
+            ok = not why and g_med > 0 and s_med > 0
+            rows.append({"batch size": b, "seed": s, "GD median": g_med, "SGD median": s_med,
+                         "ratio": s_med / g_med if g_med > 0 else float("nan"),
+                         "d": math.log(s_med / g_med) if ok else float("nan"),
+                         "meets premises": ok, "why not": "; ".join(why)})
+    return pd.DataFrame(rows, columns=["batch size", "seed", "GD median", "SGD median",
+                                       "ratio", "d", "meets premises", "why not"])
+
+
+def pilot_sds(results: Mapping[Arm, Any], p: Params, kept: Sequence[float]
+              ) -> dict[str, PilotSD]:
+    """The SD each revision's power statement uses, by :data:`SD_RULE`: the SD across the
+    pilot's seeds of the revision's statistic, pooled over the confirmed ε (plateau-r2:
+    the seeds' medians; departure-r2: ε·λ at the departure) or over the batch sizes
+    (sgd-r1: d)."""
+    if not p.pilot_seeds:
+        return {"plateau-r2": NO_PILOT, "departure-r2": NO_PILOT, "sgd-r1": NO_PILOT}
+    t = pilot_table(results, p)
+    t = t[t["meets premises"].astype(bool)]
+    pairs = _sgd_pair_rows(results, p, PILOT)
+    pairs = pairs[pairs["meets premises"].astype(bool)]
+    return {"plateau-r2": pooled_pilot_sd([t[t["ε"] == e]["median / (2/ε)"] for e in kept]),
+            "departure-r2": pooled_pilot_sd([t[t["ε"] == e]["ελ at departure"] for e in kept]),
+            "sgd-r1": pooled_pilot_sd([pairs[pairs["batch size"] == b]["d"] for b in p.sgd_batches])}
+
+
+def _band_tests(values: Sequence[float], lo: float, hi: float) -> dict[str, Any]:
+    """Mean and 95% t interval of ``values``; the equivalence p (the larger of the
+    one-sided p of mean > lo and of mean < hi) and the outside p (twice the smaller of
+    mean > hi and mean < lo)."""
+    v = np.asarray(values, dtype=float)
+    e = stats.mean_ci(v)
+    p_eq = max(stats.one_sample_p(v, lo), stats.one_sample_p(-v, -hi))
+    p_out = min(1.0, 2 * min(stats.one_sample_p(v, hi), stats.one_sample_p(-v, -lo)))
+    return {"n": len(v), "mean": e.value, "low": e.low, "high": e.high, "p equivalence": p_eq,
+            "p outside": p_out, "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan")}
+
+
+def _band_ladder(cases: dict[Any, dict[str, Any]], sd: PilotSD, margin: float, what: str,
+                 lo: float, hi: float) -> None:
+    """Each tested case's verdict (``cases[k]["verdict"]``): the equivalence and outside
+    tests Holm-adjusted over the tested cases, then :func:`power_ladder` with the reach of
+    the equivalence test at the first Holm level from the pilot's SD. A case with
+    ``forced`` (a verdict the runs decide without a test) keeps it."""
+    tested = {k: c for k, c in cases.items() if "values" in c and not c.get("forced")}
+    k_n = max(len(tested), 1)
+    eq = stats.holm({k: c["p equivalence"] for k, c in tested.items()}, ALPHA)
+    out = stats.holm({k: c["p outside"] for k, c in tested.items()}, ALPHA)
+    for k, c in cases.items():
+        if c.get("forced"):
+            c["verdict"] = c["forced"]
+            continue
+        if k not in tested:
+            continue
+        c["Holm p equivalence"], c["Holm p outside"] = eq[k], out[k]
+        reach = (stats.t_factor(c["n"], ALPHA / k_n, 0.9) * sd.power_sd if sd.usable
+                 else float("nan"))
+        c["reach at 80% power"] = reach
+        check = (sd_premise(what, c["values"], sd.power_sd, scale=1, unit="", digits=3,
+                            basis="the pilot measured for power") if sd.usable else None)
+        c["verdict"] = power_ladder(
+            eq[k], out[k], ALPHA, reach, margin, check,
+            detected=f"equivalence within a margin of {margin:g}",
+            reach=f"equivalence within a margin of {reach:.3f}",
+            against=f"the mean lies outside [{lo:g}, {hi:g}]")
+
+
+def _aggregate(cases: Mapping[str, str], min_assessable: int) -> str:
+    """:func:`combine_ladder` over the cases (the reasons of the cases that are not
+    assessable stand in the verdict's detail, as the registered criteria's do)."""
+    return combine_ladder(cases.values(), min_assessable)
+
+
+def _case_text(unit: str, c: dict[str, Any], scale: str = "") -> str:
+    if "values" not in c:
+        return f"{unit}: {c['verdict']}"
+    text = (f"{unit}: mean over {c['n']} seeds {c['mean']:.3f}{scale} [95% {c['low']:.3f}, "
+            f"{c['high']:.3f}] (seeds " + ", ".join(f"{x:.3f}" for x in c["values"]) + ")")
+    if "Holm p equivalence" in c:
+        text += (f", equivalence p = {c['p equivalence']:.3g} (Holm {c['Holm p equivalence']:.3g})"
+                 f", outside p = {c['p outside']:.3g} (Holm {c['Holm p outside']:.3g})")
+    return text + c.get("extra", "") + f" ({c['verdict']})" + (
+        f"; left out: {c['left']}" if c.get("left") else "")
+
+
+def _cases_frame(cases: dict[Any, dict[str, Any]], key: str) -> pd.DataFrame:
+    cols = ["n", "mean", "low", "high", "p equivalence", "Holm p equivalence", "p outside",
+            "Holm p outside", "reach at 80% power", "verdict"]
+    return pd.DataFrame([{key: k, **{c: v.get(c, float("nan")) for c in cols}}
+                         for k, v in cases.items()], columns=[key] + cols)
+
+
+def _dropped(p: Params, kept: Sequence[float], choice: Mapping[float, str]
+             ) -> dict[float, dict[str, Any]]:
+    return {e: {"verdict": not_assessable(f"the pilot dropped ε = {e:g} ("
+                                          + choice.get(e, "").replace("dropped: ", "") + ")")}
+            for e in p.eps if e not in kept and p.pilot_seeds}
+
+
+def _plateau_r2(results: Mapping[Arm, Any], p: Params, kept: Sequence[float],
+                choice: Mapping[float, str], sd: PilotSD) -> tuple[pd.DataFrame, Verdict]:
+    """Revision plateau-r2: per confirmed ε, the equivalence of the mean of the seeds'
+    plateau medians with plateau-r1's band, Holm over the ε, power from the pilot."""
+    lo, hi = 1 - PLATEAU_BAND, PLATEAU_HIGH
+    cases: dict[float, dict[str, Any]] = {}
+    for e in kept:
+        rows = [{**_plateau_row(a.eps, r, p.steps), "seed": a.seed}
+                for a, r in sorted(results.items())
+                if a.kind == "gd" and a.stage == "" and a.eps == e]
+        ok = [r for r in rows if not r["verdict"].startswith(NOT_ASSESSABLE)]
+        left = "; ".join(f"seed {r['seed']}: {_reason(r['verdict'])}" for r in rows
+                         if r not in ok)
+        if len(ok) < MIN_SEEDS:
+            cases[e] = {"verdict": not_assessable(
+                f"{len(ok)} seed{'s meet' if len(ok) != 1 else ' meets'} the premises at ε = "
+                f"{e:g} (needs {MIN_SEEDS})" + (f"; {left}" if left else ""))}
+            continue
+        values = [r["median / (2/ε)"] for r in ok]
+        top = max(r["max / (2/ε)"] for r in ok)
+        c = {**_band_tests(values, lo, hi), "values": values, "left": left,
+             "extra": f", largest maximum {top:.3f}·2/ε"}
+        if top > PLATEAU_MAX:
+            c["forced"] = (f"{NOT_REPRODUCED} (a seed's maximum, {top:.3f}·2/ε, exceeds "
+                           f"{PLATEAU_MAX:g})")
+        cases[e] = c
+    _band_ladder(cases, sd, PLATEAU_MARGIN, "the plateau medians", lo, hi)
+    cases.update(_dropped(p, kept, choice))
+    order = [e for e in p.eps if e in cases]
+    verdict = _aggregate({f"ε = {e:g}": cases[e]["verdict"] for e in order}, 2)
+    detail = ("; ".join(_case_text(f"ε = {e:g}", cases[e], "·2/ε") for e in order)
+              + f"; power: {sd.text()}")
+    return (_cases_frame({e: cases[e] for e in order}, "ε"),
+            Verdict("plateau-r2", verdict, detail,
+                    {f"ε = {e:g}": cases[e]["verdict"] for e in order}))
+
+
+def departure_seeds(results: Mapping[Arm, Any], p: Params, kept: Sequence[float]
+                    ) -> pd.DataFrame:
+    """departure-r1's departure per (ε, confirmation GD seed) at the confirmed ε."""
+    return pd.DataFrame([{**_departure_row(a.eps, r, p.steps, revised=True), "seed": a.seed}
+                         for a, r in sorted(results.items())
+                         if a.kind == "gd" and a.stage == "" and a.eps in kept],
+                        columns=DEPARTURE_COLUMNS + ["seed"])
+
+
+def _departure_r2(table: pd.DataFrame, p: Params, kept: Sequence[float],
+                  choice: Mapping[float, str], sd: PilotSD) -> tuple[pd.DataFrame, Verdict]:
+    """Revision departure-r2: per confirmed ε, the equivalence of the mean ε·λ at the
+    departure with [1.7, 2.3] over the seeds, Holm over the ε, power from the pilot."""
+    cases: dict[float, dict[str, Any]] = {}
+    rows = table.to_dict("records")
+    for e in kept:
+        d = [r for r in rows if r["ε"] == e]
+        ok = [r for r in d if not r["verdict"].startswith(NOT_ASSESSABLE)]
+        left = "; ".join(f"seed {r['seed']}: {_reason(r['verdict'])}" for r in d if r not in ok)
+        if len(ok) < MIN_SEEDS:
+            cases[e] = {"verdict": not_assessable(
+                f"{len(ok)} seed{'s meet' if len(ok) != 1 else ' meets'} the premises at ε = "
+                f"{e:g} (needs {MIN_SEEDS})" + (f"; {left}" if left else ""))}
+            continue
+        none = [r["seed"] for r in ok if math.isnan(r["ελ at departure"])]
+        values = [r["ελ at departure"] for r in ok if not math.isnan(r["ελ at departure"])]
+        c: dict[str, Any] = {"values": values, "left": left}
+        if len(values) >= 2:
+            c.update(_band_tests(values, DEPARTURE_LOW, DEPARTURE_HIGH))
+        else:
+            c.update({"n": len(values), "mean": float(np.mean(values)) if values else np.nan,
+                      "low": np.nan, "high": np.nan})
+        if none:
+            c["forced"] = (f"{NOT_REPRODUCED} (no departure within {p.steps} steps at seed"
+                           f"{'s' if len(none) > 1 else ''} {', '.join(map(str, none))})")
+        cases[e] = c
+    _band_ladder(cases, sd, DEPARTURE_MARGIN, "ε·λ at the departure", DEPARTURE_LOW,
+                 DEPARTURE_HIGH)
+    cases.update(_dropped(p, kept, choice))
+    order = [e for e in p.eps if e in cases]
+    verdict = _aggregate({f"ε = {e:g}": cases[e]["verdict"] for e in order}, 2)
+    detail = ("; ".join(_case_text(f"ε = {e:g}", cases[e], " (ε·λ)") for e in order)
+              + f"; power: {sd.text()}")
+    return (_cases_frame({e: cases[e] for e in order}, "ε"),
+            Verdict("departure-r2", verdict, detail,
+                    {f"ε = {e:g}": cases[e]["verdict"] for e in order}))
+
+
+def _sgd_r1(pairs: pd.DataFrame, p: Params, sd: PilotSD) -> tuple[pd.DataFrame, Verdict]:
+    """Revision sgd-r1: SGD against GD paired by seed, d = ln(SGD/GD) of the second-half
+    medians, one-sided t tests over the seeds, Holm over the batch sizes, power from the
+    pilot's SD of d."""
+    decisive = -math.log(SGD_DECISIVE)
+    cases: dict[int, dict[str, Any]] = {}
+    for b in p.sgd_batches:
+        d = pairs[pairs["batch size"] == b]
+        ok = d[d["meets premises"].astype(bool)]
+        left = "; ".join(f"seed {int(r['seed'])}: {r['why not']}"
+                         for r in d[~d["meets premises"].astype(bool)].to_dict("records"))
+        if len(ok) < MIN_SEEDS:
+            cases[b] = {"verdict": not_assessable(
+                f"{len(ok)} seed{'s' if len(ok) != 1 else ''} with SGD and GD runs that meet "
+                f"the premises at B = {b} (needs {MIN_SEEDS})" + (f"; {left}" if left else ""))}
+            continue
+        v = ok["d"].to_numpy(float)
+        cases[b] = {"values": v, "left": left, "n": len(v), "mean": float(np.exp(v.mean())),
+                    "p": stats.one_sample_p(-v, 0.0), "p against": stats.one_sample_p(v, 0.0)}
+    tested = {b: c for b, c in cases.items() if "values" in c}
+    k_n = max(len(tested), 1)
+    adj = stats.holm({b: c["p"] for b, c in tested.items()}, ALPHA)
+    adj_against = stats.holm({b: c["p against"] for b, c in tested.items()}, ALPHA)
+    for b, c in tested.items():
+        need = (stats.t_factor(c["n"], ALPHA / k_n) * sd.power_sd if sd.usable
+                else float("nan"))
+        check = (sd_premise("d", c["values"], sd.power_sd, scale=1, unit="", digits=3,
+                            basis="the pilot measured for power") if sd.usable else None)
+        c.update({"Holm p": adj[b], "Holm p against": adj_against[b],
+                  "detectable ratio": math.exp(-need) if need == need else float("nan")})
+        c["verdict"] = power_ladder(
+            adj[b], adj_against[b], ALPHA, need, decisive, check,
+            detected=f"a mean ratio of {SGD_DECISIVE:g}",
+            reach=(f"a mean ratio of {math.exp(-need):.2f} or lower" if need == need else ""),
+            against="SGD's median lies above GD's")
+    texts = []
+    for b, c in cases.items():
+        if "values" not in c:
+            texts.append(f"B = {b}: {c['verdict']}")
+            continue
+        texts.append(f"B = {b}: SGD/GD geometric mean {c['mean']:.3f} over {c['n']} paired "
+                     "seeds (" + ", ".join(f"{math.exp(x):.2f}" for x in c["values"])
+                     + f"), one-sided p = {c['p']:.3g} (Holm {c['Holm p']:.3g})"
+                     + (f", detects {c['detectable ratio']:.2f} or lower"
+                        if c["detectable ratio"] == c["detectable ratio"] else "")
+                     + f" ({c['verdict']})" + (f"; left out: {c['left']}" if c["left"] else ""))
+    cols = ["n", "mean", "p", "Holm p", "p against", "Holm p against", "detectable ratio",
+            "verdict"]
+    frame = pd.DataFrame([{"batch size": b, **{k: c.get(k, float("nan")) for k in cols}}
+                          for b, c in cases.items()], columns=["batch size"] + cols)
+    frame = frame.rename(columns={"mean": "geometric mean ratio"})
+    verdict = _aggregate({f"B = {b}": c["verdict"] for b, c in cases.items()}, 1)
+    return frame, Verdict("sgd-r1", verdict, "; ".join(texts) + f"; power: {sd.text()}",
+                          {f"B = {b}": c["verdict"] for b, c in cases.items()})
+
+
 def tidy(results: Mapping[Arm, Any]) -> pd.DataFrame:
     frames = []
     for arm, r in results.items():
@@ -512,7 +1075,8 @@ def tidy(results: Mapping[Arm, Any]) -> pd.DataFrame:
             if not len(s):
                 continue
             frames.append(pd.DataFrame({"kind": arm.kind, "eps": arm.eps, "batch": arm.batch,
-                                        "seed": arm.seed, "label": arm.label,
+                                        "seed": arm.seed, "stage": arm.stage,
+                                        "label": arm.label,
                                         "step": s.index, "metric": metric,
                                         "value": s.to_numpy()}))
             if metric == "sharpness":
@@ -528,14 +1092,20 @@ def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -
     """Tables, verdicts and glue values from the runs (anything with ``curve(metric,
     split)`` returning step/value columns and a ``summary`` with ``diverged``)."""
     results = dict(results)
+    # the confirmation's runs (every run without a pilot) at the ε the pilot kept
+    kept, choice = choose_eps(p, results)
+    conf = {a: r for a, r in results.items() if a.stage == ""}
     # the registered criteria judge the run of the chapter's seed; plateau-r1 every seed
-    gd = {a.eps: r for a, r in results.items() if a.kind == "gd" and a.seed == p.seed}
-    plateau = pd.DataFrame([_plateau_row(e, gd[e], p.steps) for e in p.eps if e in gd])
-    departure = pd.DataFrame([_departure_row(e, gd[e], p.steps) for e in p.eps if e in gd])
+    gd = {a.eps: r for a, r in conf.items() if a.kind == "gd" and a.seed == p.seed}
+    judged = [e for e in p.eps if e in gd and e in kept]
+    plateau = pd.DataFrame([_plateau_row(e, gd[e], p.steps) for e in judged],
+                           columns=PLATEAU_COLUMNS)
+    departure = pd.DataFrame([_departure_row(e, gd[e], p.steps) for e in judged],
+                             columns=DEPARTURE_COLUMNS)
     departure_r1 = pd.DataFrame([_departure_row(e, gd[e], p.steps, revised=True)
-                                 for e in p.eps if e in gd])
-    gd_row = next((r for r in plateau.to_dict("records") if r["ε"] == p.sgd_eps), None)
-    sgd = pd.DataFrame(_sgd_rows(results, p, gd_row))
+                                 for e in judged], columns=DEPARTURE_COLUMNS)
+    gd_row = _plateau_row(p.sgd_eps, gd[p.sgd_eps], p.steps) if p.sgd_eps in gd else None
+    sgd = pd.DataFrame(_sgd_rows(conf, p, gd_row))
 
     def cases(df: pd.DataFrame, key: str, unit: str) -> dict[str, str]:
         return {f"{unit} = {r[key]:g}": r["verdict"] for r in df.to_dict("records")}
@@ -580,14 +1150,30 @@ def analyze(results: Mapping[Arm, Any] | Iterable[tuple[Arm, Any]], p: Params) -
             dep_text(r) for r in departure_r1.to_dict("records")), dep_r1_cases),
         "sgd": Verdict("sgd", v3, "; ".join(sgd_text(r) for r in sgd.to_dict("records")), sgd_cases),
     }
-    plateau_seeds, verdicts["plateau-r1"] = _plateau_r1(results, p)
+    plateau_seeds, verdicts["plateau-r1"] = _plateau_r1(conf, p, kept)
+    sds = pilot_sds(results, p, kept)
+    cases = {}
+    cases["plateau-r2"], verdicts["plateau-r2"] = _plateau_r2(conf, p, kept, choice,
+                                                            sds["plateau-r2"])
+    dep_seeds = departure_seeds(conf, p, kept)
+    cases["departure-r2"], verdicts["departure-r2"] = _departure_r2(
+        dep_seeds, p, kept, choice, sds["departure-r2"])
+    pairs = _sgd_pair_rows(conf, p)
+    cases["sgd-r1"], verdicts["sgd-r1"] = _sgd_r1(pairs, p, sds["sgd-r1"])
     curves = tidy(results)
-    a = Analysis(curves, plateau, departure, departure_r1, sgd, verdicts, plateau_seeds)
+    a = Analysis(curves, plateau, departure, departure_r1, sgd, verdicts, plateau_seeds,
+                 pilot=pilot_table(results, p), choice=choice, eps_confirmed=kept, sds=sds,
+                 departure_seeds=dep_seeds, sgd_pairs=pairs, cases=cases)
     a.glue = _glue_values(a, p, results)
     return a
 
 
 def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str, str]:
+    none = ("no ε to judge: the pilot confirmed none" if p.pilot_seeds else
+            "no GD run to judge")
+    for k, v in list(a.verdicts.items()):
+        if not v.detail:
+            a.verdicts[k] = dataclasses.replace(v, detail=none)
     g = {"eos_verdict": a.verdicts["plateau"].verdict,
          "eos_plateau_numbers": a.verdicts["plateau"].detail,
          "eos_plateau_r1_verdict": a.verdicts["plateau-r1"].verdict,
@@ -600,6 +1186,14 @@ def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str
          "eos_revision_statistic": REVISIONS[0].revised.statistic,
          "eos_sgd_verdict": a.verdicts["sgd"].verdict,
          "eos_sgd_ratios": a.verdicts["sgd"].detail,
+         "eos_plateau_r2_verdict": a.verdicts["plateau-r2"].verdict,
+         "eos_plateau_r2_numbers": a.verdicts["plateau-r2"].detail,
+         "eos_departure_r2_verdict": a.verdicts["departure-r2"].verdict,
+         "eos_departure_r2_numbers": a.verdicts["departure-r2"].detail,
+         "eos_sgd_r1_verdict": a.verdicts["sgd-r1"].verdict,
+         "eos_sgd_r1_numbers": a.verdicts["sgd-r1"].detail,
+         "eos_pilot_choice": pilot_text(a, p),
+         "eos_seeds": seeds_text(p),
          "eos_criteria_hash": registered_hash(),
          "eos_registered": REGISTERED}
     pl = a.plateau
@@ -608,7 +1202,7 @@ def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str
         f"the loss fell from {r['loss at s*']:.3f} to {r['final loss']:.3f}"
         for r in pl.to_dict("records") if not math.isnan(r["s*"])) or "(2/ε was not reached)"
     # the chapter's seed, as the registered criteria read it (a set may hold more)
-    own = (a.curves.kind == "gd") & (a.curves.seed == p.seed)
+    own = (a.curves.kind == "gd") & (a.curves.seed == p.seed) & (a.curves.stage == "")
     gd_ratio = a.curves[own & (a.curves.metric == "ratio")]
     start = gd_ratio[gd_ratio.step == gd_ratio.step.min()]
     g["eos_initial"] = "; ".join(f"ε = {r.eps:g}: {r.value:.2f}·2/ε" for r in start.itertuples())
@@ -648,6 +1242,27 @@ def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str
     return g
 
 
+def pilot_text(a: Analysis, p: Params) -> str:
+    """What the pilot chose and measured, in words."""
+    if not p.pilot_seeds:
+        return ("this profile has no pilot: every ε of the grid is confirmed, and the "
+                "revisions that take their SD from a pilot state no power")
+    kept = ", ".join(f"{e:g}" for e in a.eps_confirmed) or "none"
+    why = "; ".join(f"ε = {e:g}: {w}" for e, w in a.choice.items())
+    sds = "; ".join(f"{k}: {v.text()}" for k, v in a.sds.items())
+    return (f"the pilot ({len(p.pilot_seeds)} seeds, each on its own training subset) kept "
+            f"ε = {kept} ({why}); the SDs of the power statements: {sds}")
+
+
+def seeds_text(p: Params) -> str:
+    """The seeds of each arm, in words."""
+    sub = ("each seed an initialization and a training subset of its own"
+           if p.subset_per_seed else "every seed on the same training subset")
+    pilot = (f"; pilot seeds {list(p.pilot_seeds)}" if p.pilot_seeds else "; no pilot")
+    return (f"GD seeds {list(seeds_gd(p))} at every confirmed ε, SGD seeds "
+            f"{list(p.sgd_seeds)} per batch size ({sub}){pilot}")
+
+
 # ------------------------------------------------------------------ figures
 def _palette(values: Sequence[Any]):
     import seaborn as sns
@@ -661,8 +1276,8 @@ def fig_plateau(a: Analysis, p: Params):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    c = a.curves
-    gd = c[c.kind == "gd"]
+    c = a.curves[a.curves.stage == ""] if len(a.curves) else a.curves
+    gd = c[(c.kind == "gd") & c.eps.isin(a.eps_confirmed or list(p.eps))]
     pal = _palette(list(p.eps))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     sns.lineplot(gd[gd.metric == "loss"], x="step", y="value", hue="eps", palette=pal,
@@ -700,7 +1315,8 @@ def fig_departure(a: Analysis, p: Params):
     quadratic's 1 − ελ and the modified flow's exp(−ελ − (ελ)²/2)."""
     import matplotlib.pyplot as plt
 
-    c = a.curves[a.curves.kind == "gd"]
+    c = a.curves[(a.curves.kind == "gd") & (a.curves.seed == p.seed)
+                 & (a.curves.stage == "")]
     pal = _palette(list(p.eps))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     grid = np.linspace(0, 2.6, 200)
@@ -709,7 +1325,7 @@ def fig_departure(a: Analysis, p: Params):
                  label="modified flow: exp(−ελ − (ελ)²/2)")
     for e in p.eps:
         d = c[c.eps == e].pivot_table(index="step", columns="metric", values="value")
-        if "gd_multiplier" not in d:
+        if "gd_multiplier" not in d or "sharpness" not in d:
             continue
         axes[0].scatter(d.sharpness * e, d.gd_multiplier.clip(-2, 2), s=10, color=pal[e],
                         label=f"measured, ε = {e:g}")
@@ -736,7 +1352,7 @@ def fig_sgd(a: Analysis, p: Params):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    c = a.curves[a.curves.metric == "ratio"]
+    c = a.curves[(a.curves.metric == "ratio") & (a.curves.stage == "")]
     d = pd.concat([c[(c.kind == "sgd")],
                    c[(c.kind == "gd") & (c.eps == p.sgd_eps)]], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -751,13 +1367,55 @@ def fig_sgd(a: Analysis, p: Params):
     return fig
 
 
+def fig_seeds(a: Analysis, p: Params):
+    """Every confirmation GD seed's plateau median (left) and ε·λ at its departure (middle)
+    per confirmed ε, with the bands of plateau-r1 and departure-r2; SGD/GD per paired seed
+    (right)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    pl = a.plateau_seeds
+    if len(pl):
+        pl = pl[pl["ε"].isin(a.eps_confirmed)]
+        axes[0].scatter(pl["ε"], pl["median / (2/ε)"], color="C0", s=18)
+    axes[0].axhspan(1 - PLATEAU_BAND, PLATEAU_HIGH, color="0.9", zorder=0)
+    axes[0].axhline(1, color="k", ls="--", lw=1)
+    axes[0].set(xlabel="ε", ylabel="median sharpness / (2/ε) after s*",
+                title="Plateau per GD seed; grey: plateau-r1's band")
+    dep = a.departure_seeds
+    if len(dep):
+        axes[1].scatter(dep["ε"], dep["ελ at departure"], color="C1", s=18)
+    axes[1].axhspan(DEPARTURE_LOW, DEPARTURE_HIGH, color="0.9", zorder=0)
+    axes[1].axhline(2, color="k", ls="--", lw=1)
+    axes[1].set(xlabel="ε", ylabel="ε·λ at the departure",
+                title="Departure (departure-r1's statistic) per GD seed")
+    sp = a.sgd_pairs
+    if len(sp):
+        for i, b in enumerate(p.sgd_batches):
+            d = sp[sp["batch size"] == b]
+            axes[2].scatter(np.full(len(d), i), d["ratio"], s=18, color=f"C{i + 2}")
+        axes[2].set_xticks(range(len(p.sgd_batches)), [f"B = {b}" for b in p.sgd_batches])
+    axes[2].axhline(1, color="k", ls="--", lw=1)
+    axes[2].axhline(SGD_DECISIVE, color="0.5", ls=":", lw=1)
+    axes[2].set(ylabel="SGD / GD second-half median sharpness",
+                title=f"Paired by seed at ε = {p.sgd_eps:g}")
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------ the chapter protocol
 def run(p: Params, **options: Any) -> RunSet:
-    """Every run of :func:`design`, loaded from the run store or trained (``options``:
-    those of :func:`~implicitreg.runs.sweeps.run_labeled`), by label."""
+    """Every run of the chapter, loaded from the run store or trained (``options``: those
+    of :func:`~implicitreg.runs.sweeps.run_labeled`), by label: without a pilot those of
+    :func:`design`; with one, the pilot, then the confirmation at the ε it kept."""
     from ..runs.sweeps import run_labeled
 
-    return RunSet(run_labeled(design(p), **options))
+    if not p.pilot_seeds:
+        return RunSet(run_labeled(design(p), **options))
+    runs = RunSet(run_labeled(design_pilot(p), **options))
+    kept, _ = choose_eps(p, runs)
+    runs.update(run_labeled(design_confirmation(p, kept), **options))
+    return runs
 
 
 def summary(a: Analysis, p: Params) -> dict[str, str]:
@@ -771,18 +1429,22 @@ def scale_description(p: Params) -> str:
     side = 32 // p.downsample
     return (f"an fc-tanh network with hidden widths {list(p.widths)} on {p.n_train:,} "
             f"CIFAR-10 images at {side}×{side} pixels, {p.steps:,} steps of GD at "
-            f"{len(p.eps)} step size(s), SGD at ε = {p.sgd_eps:g} with "
-            f"{len(p.sgd_batches)} batch size(s) × {len(p.sgd_seeds)} seed(s).")
+            f"{len(p.eps)} step size(s) × {len(seeds_gd(p))} seed(s), SGD at ε = "
+            f"{p.sgd_eps:g} with {len(p.sgd_batches)} batch size(s) × {len(p.sgd_seeds)} "
+            "seed(s)" + (f", after a pilot on {len(p.pilot_seeds)} seeds of its own"
+                          if p.pilot_seeds else "") + ".")
 
 
 def figures(a: Analysis, runs: Mapping[Arm, Any], p: Params) -> dict[str, Any]:
     """The chapter's figures, each drawn when called."""
     return {"plateau": lambda: fig_plateau(a, p), "departure": lambda: fig_departure(a, p),
-            "sgd": lambda: fig_sgd(a, p)}
+            "sgd": lambda: fig_sgd(a, p), "seeds": lambda: fig_seeds(a, p)}
 
 
 __all__ = ["Params", "profile", "Arm", "design", "run", "CRITERIA", "registered_hash",
            "criteria_table", "REVISIONS", "STATISTIC_GLUE", "VERDICT_GLUE",
            "revisions_hash", "Analysis", "analyze", "summary", "scale_description",
-           "figures", "fig_plateau", "fig_departure", "fig_sgd", "flow_multiplier",
-           "departure_index", "detectable_ratio"]
+           "figures", "fig_plateau", "fig_departure", "fig_sgd", "fig_seeds",
+           "flow_multiplier", "departure_index", "detectable_ratio", "STAGED",
+           "design_pilot", "design_confirmation", "choose_eps", "pilot_table",
+           "pilot_sds", "seeds_gd"]
