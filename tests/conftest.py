@@ -25,6 +25,17 @@ def tiny():
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (for tiny problems, where a second thread only
+    adds contention); a module takes it for all its tests with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def f64():
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)

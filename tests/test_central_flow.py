@@ -14,13 +14,8 @@ from implicitreg.analysis import flows as F
 from implicitreg.analysis import stability as S
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These problems are tiny: a second thread only adds contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# These problems are tiny: a second thread only adds contention.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------ the k x k problem

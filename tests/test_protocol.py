@@ -83,3 +83,10 @@ def test_the_reproducibility_check_runs_under_the_protocol(tmp_path):
     a = R.analyze(runs, p)
     assert set(R.summary(a, p)) == {"determinism", "resume"}
     assert R.figures(a, runs, p) == {}
+
+
+def test_find_is_the_chapter_module_or_none():
+    """The book's look-up of a notebook's chapter module: the module where there is one
+    (unchecked), None for a notebook without one."""
+    assert protocol.find("headline") is protocol.load("headline")
+    assert protocol.find("no_such_chapter") is None

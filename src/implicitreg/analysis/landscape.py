@@ -6,7 +6,7 @@ Hessian eigenvalue and the spectral density (negative curvature), and the jumps 
 training loss under a cyclical learning rate."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -226,6 +226,41 @@ def most_negative_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return shift - mu, shift
 
 
+def _rademacher(n: int, g: torch.Generator) -> torch.Tensor:
+    """A unit vector of ``n`` entries ±1/√n (float64), the signs drawn from ``g``."""
+    v = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).double()
+    v /= v.norm()
+    return v
+
+
+def _lanczos(matvec, like: Sequence[torch.Tensor], v: torch.Tensor, steps: int
+             ) -> torch.Tensor:
+    """The tridiagonal matrix (float64, on the CPU) of at most ``steps`` Lanczos steps,
+    with full reorthogonalization, of the symmetric operator ``matvec`` on tensors shaped
+    as ``like``, from the unit vector ``v``; fewer steps where the Krylov space stops
+    growing. Shared by :func:`hessian_spectrum_slq` and :func:`lanczos_extremes`, so that
+    one start vector gives both the same Ritz values."""
+    n = v.numel()
+    basis, alpha, beta = [v], [], []
+    for j in range(min(steps, n)):
+        w = _flat(matvec(_unflat(basis[-1].to(like[0].device), like))).double().cpu()
+        alpha.append(float(w @ basis[-1]))
+        Q = torch.stack(basis)
+        w = w - Q.T @ (Q @ w)
+        w = w - Q.T @ (Q @ w)
+        b = float(w.norm())
+        if j == steps - 1 or b < 1e-10:
+            break
+        beta.append(b)
+        basis.append(w / b)
+    k = len(alpha)
+    T = torch.diag(torch.tensor(alpha, dtype=torch.float64))
+    if k > 1:
+        off = torch.tensor(beta[:k - 1], dtype=torch.float64)
+        T += torch.diag(off, 1) + torch.diag(off, -1)
+    return T
+
+
 def hessian_spectrum_slq(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                          steps: int = 30, probes: int = 2, seed: int = 0,
                          chunk: int | None = 1024, loss_fn=None
@@ -240,27 +275,8 @@ def hessian_spectrum_slq(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     nodes, weights = [], []
     with frozen_buffers(model):
         for _ in range(probes):
-            v = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).double()
-            v /= v.norm()
-            basis, alpha, beta = [v], [], []
-            for j in range(min(steps, n)):
-                w = _flat(hvp(model, x, y, _unflat(basis[-1].to(params[0].device), params),
-                              chunk, loss_fn)).double().cpu()
-                a = float(w @ basis[-1])
-                alpha.append(a)
-                Q = torch.stack(basis)
-                w = w - Q.T @ (Q @ w)
-                w = w - Q.T @ (Q @ w)
-                b = float(w.norm())
-                if j == steps - 1 or b < 1e-10:
-                    break
-                beta.append(b)
-                basis.append(w / b)
-            k = len(alpha)
-            T = torch.diag(torch.tensor(alpha, dtype=torch.float64))
-            if k > 1:
-                off = torch.tensor(beta[:k - 1], dtype=torch.float64)
-                T += torch.diag(off, 1) + torch.diag(off, -1)
+            T = _lanczos(lambda v: hvp(model, x, y, v, chunk, loss_fn), params,
+                         _rademacher(n, g), steps)
             evals, evecs = torch.linalg.eigh(T)
             nodes.append(evals)
             weights.append(evecs[0] ** 2 / probes)
@@ -316,26 +332,7 @@ def lanczos_extremes(matvec, like: Sequence[torch.Tensor], steps: int, seed: int
     as ``like``."""
     n = sum(p.numel() for p in like)
     g = torch.Generator(device="cpu").manual_seed(seed)
-    v = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).double()
-    v /= v.norm()
-    basis, alpha, beta = [v], [], []
-    for j in range(min(steps, n)):
-        w = _flat(matvec(_unflat(basis[-1].to(like[0].device), like))).double().cpu()
-        alpha.append(float(w @ basis[-1]))
-        Q = torch.stack(basis)
-        w = w - Q.T @ (Q @ w)
-        w = w - Q.T @ (Q @ w)
-        b = float(w.norm())
-        if j == steps - 1 or b < 1e-10:
-            break
-        beta.append(b)
-        basis.append(w / b)
-    k = len(alpha)
-    T = torch.diag(torch.tensor(alpha, dtype=torch.float64))
-    if k > 1:
-        off = torch.tensor(beta[:k - 1], dtype=torch.float64)
-        T += torch.diag(off, 1) + torch.diag(off, -1)
-    evals = torch.linalg.eigvalsh(T)
+    evals = torch.linalg.eigvalsh(_lanczos(matvec, like, _rademacher(n, g), steps))
     return float(evals.min()), float(evals.max())
 
 
@@ -367,6 +364,18 @@ def curvature_against_null(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s
             "ratio": h_min / h_max if h_max > 0 else float("nan"), "floor": floor}
 
 
+# ---- cyclical learning rates ----------------------------------------------------------
+def _cycles(steps: list[int], cycle_steps: int) -> Iterator[tuple[int, list[int], list[int]]]:
+    """Per whole cycle of ``cycle_steps`` steps up to the last of ``steps`` (the steps of
+    the evaluations): the cycle's index, the positions in ``steps`` of its evaluations
+    (both ends included) and of those in its rising half."""
+    n_cycles = max(steps) // cycle_steps if steps else 0
+    for c in range(n_cycles):
+        lo, mid, hi = c * cycle_steps, c * cycle_steps + cycle_steps // 2, (c + 1) * cycle_steps
+        idx = [i for i, s in enumerate(steps) if lo <= s <= hi]
+        yield c, idx, [i for i in idx if steps[i] <= mid]
+
+
 def cycle_rises(steps: Sequence[int], loss: Sequence[float], cycle_steps: int) -> list[dict]:
     """For each cycle of a cyclical schedule with evaluations at ``steps``: the largest
     factor by which the training loss rises in the cycle's rising half over its smallest
@@ -378,11 +387,7 @@ def cycle_rises(steps: Sequence[int], loss: Sequence[float], cycle_steps: int) -
 
     out = []
     steps, loss = list(steps), list(loss)
-    n_cycles = max(steps) // cycle_steps if steps else 0
-    for c in range(n_cycles):
-        lo, mid, hi = c * cycle_steps, c * cycle_steps + cycle_steps // 2, (c + 1) * cycle_steps
-        idx = [i for i, s in enumerate(steps) if lo <= s <= hi]
-        rising = [i for i in idx if steps[i] <= mid]
+    for c, idx, rising in _cycles(steps, cycle_steps):
         rise, pre, run_min = 1.0, math.nan, math.inf
         for k, i in enumerate(rising):
             if k and run_min > 0 and loss[i] / run_min > rise:
@@ -396,7 +401,6 @@ def cycle_rises(steps: Sequence[int], loss: Sequence[float], cycle_steps: int) -
     return out
 
 
-# ---- cyclical learning rates ----------------------------------------------------------
 def cycle_jumps(steps: Sequence[int], loss: Sequence[float], cycle_steps: int,
                 factor: float = 2.0, reconverge: float = 1.5) -> list[dict]:
     """For each cycle of a cyclical schedule with evaluations at ``steps``: the first
@@ -409,11 +413,7 @@ def cycle_jumps(steps: Sequence[int], loss: Sequence[float], cycle_steps: int,
 
     out = []
     steps, loss = list(steps), list(loss)
-    n_cycles = max(steps) // cycle_steps if steps else 0
-    for c in range(n_cycles):
-        lo, mid, hi = c * cycle_steps, c * cycle_steps + cycle_steps // 2, (c + 1) * cycle_steps
-        idx = [i for i, s in enumerate(steps) if lo <= s <= hi]
-        rising = [i for i in idx if steps[i] <= mid]
+    for c, idx, rising in _cycles(steps, cycle_steps):
         row = {"cycle": c, "jump_step": None, "before_step": None, "pre_min": math.nan,
                "peak": max((loss[i] for i in idx), default=math.nan),
                "end_loss": loss[idx[-1]] if idx else math.nan, "reconverged": False}

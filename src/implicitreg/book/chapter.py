@@ -95,16 +95,9 @@ def chapter_profile_values(chapter: str, profile: str,
 
 def _field_names(chapter_name: str) -> list[str] | None:
     """The fields of the chapter module's ``Params`` (None without one)."""
-    import importlib
+    from ..chapters.protocol import find
 
-    name = f"implicitreg.chapters.{chapter_name}"
-    try:
-        mod = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:  # the module exists and lacks something: say so
-            raise
-        return None
-    params = getattr(mod, "Params", None)
+    params = getattr(find(chapter_name), "Params", None)
     return list(params.names()) if params is not None else None
 
 

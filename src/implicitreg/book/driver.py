@@ -100,18 +100,13 @@ def chapter_values(source: ChapterSource, given: dict[str, Any]) -> dict[str, An
     checks refuse the rest) before anything executes. Its fields are returned as lists
     where it keeps tuples, the form papermill injects."""
     import dataclasses
-    import importlib
+
+    from ..chapters.protocol import find
 
     check_values(source.label, source.declared, given)
     values = {**source.declared, **given}
-    name = f"implicitreg.chapters.{source.name}"
-    try:
-        mod = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:  # the module exists and lacks something: say so
-            raise
-        mod = None
-    if mod is not None and hasattr(mod, "Params"):
+    mod = find(source.name)
+    if hasattr(mod, "Params"):
         try:
             params = mod.Params.from_values(values)
         except (TypeError, ValueError) as exc:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -1034,18 +1034,114 @@ def _first(df: pd.DataFrame, p: Params) -> pd.DataFrame:
     return d[d.seed == first]
 
 
+def _decide(why: str | None, reproduced: bool, refuted: bool,
+            power: Callable[[], Premise]) -> str:
+    """The verdict of a test whose result can fall either way: a failed premise (``why``)
+    first, then reproduced or not reproduced where the test decides, and where it decides
+    neither, not reproduced unless the premise of its power statement (``power()``) fails."""
+    if why:
+        return why
+    if reproduced:
+        return REPRODUCED
+    if refuted:
+        return NOT_REPRODUCED
+    return premise_failure([power()]) or NOT_REPRODUCED
+
+
+def _cycle_premises(diverged: list[str], p: Params) -> list[Premise]:
+    """Section 1's premises on the runs (clr and clr-r1): none diverged, and the rising
+    half of a cycle is evaluated often enough to see a jump."""
+    evals = (p.clr_cycle // 2) // p.clr_eval_every + 1
+    return [Premise("no run diverged", not diverged, f"{', '.join(diverged)} diverged"),
+            Premise(f"at least {MIN_RISING} evaluations in the rising half of each cycle",
+                    evals >= MIN_RISING,
+                    f"{evals} evaluations in {p.clr_cycle // 2} steps, every "
+                    f"{p.clr_eval_every}")]
+
+
+def _solutions(m: Measurements) -> tuple[pd.DataFrame, list[str], pd.Series, Premise]:
+    """Section 2's confirmation solutions, their optimizers in order, the largest training
+    loss per optimizer, and the premise of every claim on them (opt, opt-r1, opt-r2): every
+    solution reached the target loss and none diverged."""
+    sol = _stage(m.solutions)
+    order = [k for k in OPTIMIZERS if k in set(sol.optimizer)]
+    worst = sol.groupby("optimizer")["training loss"].max().loc[order]
+    above = worst[~(worst < TARGET_LOSS)]
+    n_div = int(sol.diverged.sum())
+    return sol, order, worst, Premise(
+        f"every solution reached a training loss below {TARGET_LOSS:g} and none diverged",
+        len(above) == 0 and n_div == 0,
+        "largest: " + ", ".join(f"{k} {x:.3f}" for k, x in above.items())
+        + (f"; {n_div} diverged" if n_div else ""))
+
+
+def _opt_d(m: Measurements, stage: str) -> tuple[list[tuple[int, float, float]], np.ndarray]:
+    """Per initialization of ``stage`` with barriers of both kinds: (seed, mean barrier
+    between different optimizers, mean barrier within one), and the differences D."""
+    pairs = _stage(m.pairs, stage) if len(m.pairs) else m.pairs
+    per = []
+    if len(pairs):
+        for s, g in pairs[np.isfinite(pairs.barrier.astype(float))].groupby("seed"):
+            cross = g[g.kind == "different optimizers"].barrier.astype(float)
+            same = g[g.kind.str.startswith("same")].barrier.astype(float)
+            if len(cross) and len(same):
+                per.append((s, float(cross.mean()), float(same.mean())))
+    return per, np.array([c - w for _, c, w in per])
+
+
+def _opt_numbers(per: list[tuple[int, float, float]], dd: np.ndarray, est: Any) -> str:
+    """opt-r1's and opt-r2's numbers: each initialization's mean barriers, then the mean
+    D with its interval."""
+    numbers = ("; ".join(f"initialization {s}: different optimizers {c:.3f}, same optimizer "
+                         f"{w:.3f}" for s, c, w in per) or "no initialization with both kinds")
+    if len(dd):
+        numbers += (f"; mean D {est.fmt(digits=3)} over {len(dd)} initialization"
+                    + ("s" if len(dd) != 1 else ""))
+    return numbers
+
+
+def _zero_premises(width: int, b0: np.ndarray, count: str) -> list[Premise]:
+    """perm-zero-r1's and perm-zero-r2's premises at the widest width: enough finished
+    pairs (``count`` says how many), and a barrier to remove before matching."""
+    n = len(b0)
+    return [Premise(f"at least {MIN_ZERO_PAIRS} finished pairs at width {width}",
+                    n >= MIN_ZERO_PAIRS, count),
+            Premise(f"a mean unmatched barrier of at least {2 * ZERO_BARRIER:g} at width "
+                    f"{width}", n > 0 and b0.mean() >= 2 * ZERO_BARRIER,
+                    f"{b0.mean():.3f}" if n else "no finished pair")]
+
+
+def _zero_numbers(width: int, b0: np.ndarray, b1: np.ndarray, est: Any) -> str:
+    """perm-zero-r1's and perm-zero-r2's numbers: the pairs' mean barriers before and
+    after matching, with the bounds of the matched one."""
+    n = len(b1)
+    return (f"width {width}, {n} pair{'s' if n != 1 else ''}: "
+            + (f"unmatched barrier {b0.mean():.3f}, matched {b1.mean():.3f} ("
+               + (f"one-sided 95% bounds {est.low:.3f} and {est.high:.3f}" if n > 1 else
+                  "no bound from one pair") + f", threshold {ZERO_BARRIER:g})"
+               if n else "no finished pair"))
+
+
+def _zero_reach(reach: float) -> str:
+    """What the upper bound of the matched barrier can show: the mean (``reach``) below
+    which it falls under the threshold with 80% probability ("" when unknown)."""
+    if reach > 0:
+        return (f"the upper bound falls below {ZERO_BARRIER:g} with 80% probability when "
+                f"the mean matched barrier is {reach:.3f} or less")
+    if np.isfinite(reach):
+        return ("no mean matched barrier gives the upper bound an 80% chance of falling "
+                f"below {ZERO_BARRIER:g}")
+    return ""
+
+
 def judge_clr(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str, str]]:
     jumps = _first(m.jumps, p)
     jumped = jumps[jumps["jump step"].notna()] if len(jumps) else jumps
     n_cyc = len(jumps)
     gd_j = jumped[jumped.arm == "GD"] if len(jumped) else jumped
     diverged = sorted(set(jumps[jumps.diverged].arm)) if len(jumps) else []
-    evals = (p.clr_cycle // 2) // p.clr_eval_every + 1
     why = premise_failure([
-        Premise("no run diverged", not diverged, f"{', '.join(diverged)} diverged"),
-        Premise(f"at least {MIN_RISING} evaluations in the rising half of each cycle",
-                evals >= MIN_RISING,
-                f"{evals} evaluations in {p.clr_cycle // 2} steps, every {p.clr_eval_every}"),
+        *_cycle_premises(diverged, p),
         Premise("at least one cycle", n_cyc > 0, "no cycle was evaluated")])
     all_back = bool(len(jumped)) and bool(jumped["re-converged"].all())
     if why:
@@ -1090,18 +1186,12 @@ def judge_clr(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str, s
 def judge_opt(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
     from ..analysis.stats import detectable_difference, diff_ci
 
-    sol, pairs = _stage(m.solutions), _stage(m.pairs)
+    sol, order, worst, reached = _solutions(m)
+    pairs = _stage(m.pairs)
     same = pairs[pairs.kind.str.startswith("same")].barrier.to_numpy(dtype=float)
     diff = pairs[pairs.kind == "different optimizers"].barrier.to_numpy(dtype=float)
-    order = [k for k in OPTIMIZERS if k in set(sol.optimizer)]
-    worst = sol.groupby("optimizer")["training loss"].max().loc[order]
-    above = worst[~(worst < TARGET_LOSS)]
-    n_div = int(sol.diverged.sum())
     why = premise_failure([
-        Premise(f"every solution reached a training loss below {TARGET_LOSS:g} and none "
-                "diverged", len(above) == 0 and n_div == 0,
-                "largest: " + ", ".join(f"{k} {x:.3f}" for k, x in above.items())
-                + (f"; {n_div} diverged" if n_div else "")),
+        reached,
         Premise("at least two barriers of each kind",
                 min(np.isfinite(diff).sum(), np.isfinite(same).sum()) >= 2,
                 f"{np.isfinite(diff).sum()} across optimizers, {np.isfinite(same).sum()} "
@@ -1237,33 +1327,15 @@ def judge_perm_zero_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, s
     d = perm[(perm.width == widest) & np.isfinite(perm.before) & np.isfinite(perm.after)]
     b0, b1 = d.before.to_numpy(dtype=float), d.after.to_numpy(dtype=float)
     n = len(b1)
-    why = premise_failure([
-        Premise(f"at least {MIN_ZERO_PAIRS} finished pairs at width {widest}",
-                n >= MIN_ZERO_PAIRS, f"{n} of {p.perm_pairs}"),
-        Premise(f"a mean unmatched barrier of at least {2 * ZERO_BARRIER:g} at width {widest}",
-                n > 0 and b0.mean() >= 2 * ZERO_BARRIER,
-                f"{b0.mean():.3f}" if n else "no finished pair")])
+    why = premise_failure(_zero_premises(widest, b0, f"{n} of {p.perm_pairs}"))
     # the two one-sided 95% bounds are the ends of the two-sided 90% interval
     est = mean_ci(b1, level=1 - 2 * ALPHA)
     reach = ZERO_BARRIER - _detectable(n, SD_MATCHED, two_sided=False)
-    if why:
-        v = why
-    elif est.high < ZERO_BARRIER:
-        v = REPRODUCED
-    elif est.low >= ZERO_BARRIER:
-        v = NOT_REPRODUCED
-    else:
-        v = premise_failure([sd_premise("the matched barrier", b1, SD_MATCHED, scale=1,
-                                        unit="", digits=3)]) or NOT_REPRODUCED
-    power = (f"the upper bound falls below {ZERO_BARRIER:g} with 80% probability when the "
-             f"mean matched barrier is {reach:.3f} or less" if reach > 0 else
-             f"no mean matched barrier gives the upper bound an 80% chance of falling below "
-             f"{ZERO_BARRIER:g}" if np.isfinite(reach) else "")
-    numbers = (f"width {widest}, {n} pair{'s' if n != 1 else ''}: "
-               + (f"unmatched barrier {b0.mean():.3f}, matched {b1.mean():.3f} ("
-                  + (f"one-sided 95% bounds {est.low:.3f} and {est.high:.3f}" if n > 1 else
-                     "no bound from one pair") + f", threshold {ZERO_BARRIER:g})"
-                  if n else "no finished pair")
+    v = _decide(why, est.high < ZERO_BARRIER, est.low >= ZERO_BARRIER,
+                lambda: sd_premise("the matched barrier", b1, SD_MATCHED, scale=1, unit="",
+                                   digits=3))
+    power = _zero_reach(reach)
+    numbers = (_zero_numbers(widest, b0, b1, est)
                + (f"; {power} (SD across pairs {SD_MATCHED:g}, assumed)" if power else ""))
     return (_verdict("perm-zero-r1", v, numbers),
             {"perm_zero_r1_numbers": numbers, "perm_zero_r1_verdict": v})
@@ -1274,41 +1346,17 @@ def judge_opt_r1(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
     initializations as the replicates."""
     from ..analysis.stats import mean_ci
 
-    sol, pairs = _stage(m.solutions), _stage(m.pairs)
-    order = [k for k in OPTIMIZERS if k in set(sol.optimizer)]
-    worst = sol.groupby("optimizer")["training loss"].max().loc[order]
-    above = worst[~(worst < TARGET_LOSS)]
-    n_div = int(sol.diverged.sum())
-    per = []
-    for s, g in pairs[np.isfinite(pairs.barrier.astype(float))].groupby("seed"):
-        cross = g[g.kind == "different optimizers"].barrier.astype(float)
-        same = g[g.kind.str.startswith("same")].barrier.astype(float)
-        if len(cross) and len(same):
-            per.append((s, float(cross.mean()), float(same.mean())))
-    dd = np.array([c - w for _, c, w in per])
+    *_, reached = _solutions(m)
+    per, dd = _opt_d(m, "")
     why = premise_failure([
-        Premise(f"every solution reached a training loss below {TARGET_LOSS:g} and none "
-                "diverged", len(above) == 0 and n_div == 0,
-                "largest: " + ", ".join(f"{k} {x:.3f}" for k, x in above.items())
-                + (f"; {n_div} diverged" if n_div else "")),
+        reached,
         Premise(f"at least {MIN_OPT_SEEDS} initializations with barriers of both kinds",
                 len(per) >= MIN_OPT_SEEDS, f"{len(per)}")])
     est = mean_ci(dd, level=1 - ALPHA)
     det = _detectable(len(dd), SD_OPT, two_sided=True)
-    if why:
-        v = why
-    elif est.low > 0:
-        v = REPRODUCED
-    elif est.high < 0:
-        v = NOT_REPRODUCED
-    else:
-        v = premise_failure([sd_premise("D", dd, SD_OPT, scale=1, unit="",
-                                        digits=3)]) or NOT_REPRODUCED
-    numbers = ("; ".join(f"initialization {s}: different optimizers {c:.3f}, same optimizer "
-                         f"{w:.3f}" for s, c, w in per) or "no initialization with both kinds")
-    if len(dd):
-        numbers += (f"; mean D {est.fmt(digits=3)} over {len(dd)} initialization"
-                    + ("s" if len(dd) != 1 else ""))
+    v = _decide(why, est.low > 0, est.high < 0,
+                lambda: sd_premise("D", dd, SD_OPT, scale=1, unit="", digits=3))
+    numbers = _opt_numbers(per, dd, est)
     if np.isfinite(det):
         numbers += (f"; the interval excludes zero with 80% probability when the mean D is "
                     f"{det:.3f} or more (SD across initializations {SD_OPT:g}, assumed)")
@@ -1447,13 +1495,9 @@ def judge_clr_r1(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str
         r["detectable"] = detectable_mean(r["pilot sd"], r["n"], ALPHA / max(len(rows), 1))
     ok = {r["test"]: bool(np.isfinite(r["p (Holm)"]) and r["p (Holm)"] <= ALPHA) for r in rows}
     jumps = [ok[r["test"]] for r in rows if r["statistic"] == "J"]
-    evals = (p.clr_cycle // 2) // p.clr_eval_every + 1
     diverged = sorted(set(runs[runs.diverged].arm)) if len(runs) else []
     why = premise_failure([
-        Premise("no run diverged", not diverged, f"{', '.join(diverged)} diverged"),
-        Premise(f"at least {MIN_RISING} evaluations in the rising half of each cycle",
-                evals >= MIN_RISING,
-                f"{evals} evaluations in {p.clr_cycle // 2} steps, every {p.clr_eval_every}"),
+        *_cycle_premises(diverged, p),
         _units_premise({a: int((runs.arm == a).sum()) for a in arms}, "seeds per arm")])
     rule = (REPRODUCED if rows and all(ok.values()) else
             PARTLY if any(jumps) else NOT_REPRODUCED)
@@ -1477,15 +1521,9 @@ def judge_clr_r1(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str
                 not (len(gd) and bool(gd.diverged.any())), "GD diverged"),
         Premise(f"GD jumped in at least {MIN_UNITS} confirmation seeds", len(lv) >= MIN_UNITS,
                 f"GD jumped in {len(lv)} of {len(gd)} seeds")])
-    if why_m:
-        vm = why_m
-    elif max(p_lo, p_hi) <= ALPHA:
-        vm = REPRODUCED
-    elif min(above, below) <= ALPHA:
-        vm = NOT_REPRODUCED
-    else:
-        vm = premise_failure([_power_premise([{
-            "statistic": "L", "pilot sd": sds["L"], "sd": _sd(lv)}])]) or NOT_REPRODUCED
+    vm = _decide(why_m, max(p_lo, p_hi) <= ALPHA, min(above, below) <= ALPHA,
+                 lambda: _power_premise([{"statistic": "L", "pilot sd": sds["L"],
+                                          "sd": _sd(lv)}]))
     sgd = runs[(runs.arm != "GD") & (runs.jumps > 0)] if len(runs) else runs
     numbers_m = (f"GD, {len(lv)} seeds that jumped: mean log ε·λ/2 "
                  + (f"{lv.mean():+.3f} (ε·λ/2 = {np.exp(lv.mean()):.2f}), equivalence "
@@ -1502,54 +1540,25 @@ def judge_clr_r1(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[str
     return (_verdict("clr-r1", v, numbers), _verdict("clr-match-r1", vm, numbers_m), g)
 
 
-def _opt_d(m: Measurements, stage: str) -> tuple[list[tuple[int, float, float]], np.ndarray]:
-    pairs = _stage(m.pairs, stage) if len(m.pairs) else m.pairs
-    per = []
-    if len(pairs):
-        for s, g in pairs[np.isfinite(pairs.barrier.astype(float))].groupby("seed"):
-            cross = g[g.kind == "different optimizers"].barrier.astype(float)
-            same = g[g.kind.str.startswith("same")].barrier.astype(float)
-            if len(cross) and len(same):
-                per.append((s, float(cross.mean()), float(same.mean())))
-    return per, np.array([c - w for _, c, w in per])
-
-
 def judge_opt_r2(m: Measurements, p: Params) -> tuple[Verdict, dict[str, str]]:
     """Revision opt-r2: opt-r1 with at least three initializations and the SD for power
     from the pilot."""
     from ..analysis.pilot import detectable_mean, pilot_sd
     from ..analysis.stats import mean_ci
 
-    sol = _stage(m.solutions)
-    order = [k for k in OPTIMIZERS if k in set(sol.optimizer)]
-    worst = sol.groupby("optimizer")["training loss"].max().loc[order]
-    above = worst[~(worst < TARGET_LOSS)]
-    n_div = int(sol.diverged.sum())
+    *_, reached = _solutions(m)
     per, dd = _opt_d(m, "")
     sd_pilot = pilot_sd({"D": _opt_d(m, "pilot")[1]})
     why = premise_failure([
-        Premise(f"every solution reached a training loss below {TARGET_LOSS:g} and none "
-                "diverged", len(above) == 0 and n_div == 0,
-                "largest: " + ", ".join(f"{k} {x:.3f}" for k, x in above.items())
-                + (f"; {n_div} diverged" if n_div else "")),
+        reached,
         Premise(f"at least {MIN_UNITS} initializations with barriers of both kinds",
                 len(per) >= MIN_UNITS, f"{len(per)}")])
     est = mean_ci(dd, level=1 - ALPHA)
     det = detectable_mean(sd_pilot, len(dd), ALPHA / 2)
-    if why:
-        v = why
-    elif est.low > 0:
-        v = REPRODUCED
-    elif est.high < 0:
-        v = NOT_REPRODUCED
-    else:
-        v = premise_failure([_power_premise([{"statistic": "D", "pilot sd": sd_pilot,
-                                              "sd": _sd(dd)}])]) or NOT_REPRODUCED
-    numbers = ("; ".join(f"initialization {s}: different optimizers {c:.3f}, same optimizer "
-                         f"{w:.3f}" for s, c, w in per) or "no initialization with both kinds")
-    if len(dd):
-        numbers += (f"; mean D {est.fmt(digits=3)} over {len(dd)} initialization"
-                    + ("s" if len(dd) != 1 else ""))
+    v = _decide(why, est.low > 0, est.high < 0,
+                lambda: _power_premise([{"statistic": "D", "pilot sd": sd_pilot,
+                                         "sd": _sd(dd)}]))
+    numbers = _opt_numbers(per, dd, est)
     if v != REPRODUCED and np.isfinite(det):
         numbers += (f"; the interval excludes zero with 80% probability when the mean D is "
                     f"{det:.3f} or more (pilot SD {sd_pilot:.3g})")
@@ -1616,36 +1625,15 @@ def judge_perm_r2(m: Measurements, p: Params) -> tuple[Verdict, Verdict, dict[st
     d = ok[ok.width == hi]
     b0, b1 = d.before.to_numpy(float), d.after.to_numpy(float)
     n = len(b1)
-    why_z = premise_failure([
-        Premise(f"at least {MIN_ZERO_PAIRS} finished pairs at width {hi}",
-                n >= MIN_ZERO_PAIRS, f"{n}"),
-        Premise(f"a mean unmatched barrier of at least {2 * ZERO_BARRIER:g} at width {hi}",
-                n > 0 and b0.mean() >= 2 * ZERO_BARRIER,
-                f"{b0.mean():.3f}" if n else "no finished pair")])
+    why_z = premise_failure(_zero_premises(hi, b0, f"{n}"))
     est = mean_ci(b1, level=1 - 2 * ALPHA)
     reach = ZERO_BARRIER - detectable_mean(sds["matched"], n, ALPHA)
-    if why_z:
-        vz = why_z
-    elif est.high < ZERO_BARRIER:
-        vz = REPRODUCED
-    elif est.low >= ZERO_BARRIER:
-        vz = NOT_REPRODUCED
-    else:
-        vz = premise_failure([_power_premise([{"statistic": "the matched barrier",
-                                               "pilot sd": sds["matched"],
-                                               "sd": _sd(b1)}])]) or NOT_REPRODUCED
-    numbers_z = (f"width {hi}, {n} pair{'s' if n != 1 else ''}: "
-                 + (f"unmatched barrier {b0.mean():.3f}, matched {b1.mean():.3f} ("
-                    + (f"one-sided 95% bounds {est.low:.3f} and {est.high:.3f}" if n > 1 else
-                       "no bound from one pair") + f", threshold {ZERO_BARRIER:g})"
-                    if n else "no finished pair"))
+    vz = _decide(why_z, est.high < ZERO_BARRIER, est.low >= ZERO_BARRIER,
+                 lambda: _power_premise([{"statistic": "the matched barrier",
+                                          "pilot sd": sds["matched"], "sd": _sd(b1)}]))
+    numbers_z = _zero_numbers(hi, b0, b1, est)
     if vz != REPRODUCED and np.isfinite(reach):
-        numbers_z += ("; " + (f"the upper bound falls below {ZERO_BARRIER:g} with 80% "
-                              f"probability when the mean matched barrier is {reach:.3f} or "
-                              "less" if reach > 0 else
-                              "no mean matched barrier gives the upper bound an 80% chance "
-                              f"of falling below {ZERO_BARRIER:g}")
-                      + f" (pilot SD {sds['matched']:.3g})")
+        numbers_z += f"; {_zero_reach(reach)} (pilot SD {sds['matched']:.3g})"
     g = {"perm_r2_numbers": numbers, "perm_r2_verdict": v,
          "perm_zero_r2_numbers": numbers_z, "perm_zero_r2_verdict": vz}
     return _verdict("perm-r2", v, numbers), _verdict("perm-zero-r2", vz, numbers_z), g

@@ -138,6 +138,21 @@ def load(chapter: str) -> ModuleType:
     return check(importlib.import_module(f"{pkg.__name__}.{chapter}"))
 
 
+def find(chapter: str) -> ModuleType | None:
+    """The module of ``chapter`` (``implicitreg.chapters.<chapter>``), unchecked, or None
+    when there is none (a notebook of the book without a chapter module); an import that
+    fails inside an existing module is raised."""
+    from .. import chapters as pkg
+
+    name = f"{pkg.__name__}.{chapter}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # the module exists and lacks something: say so
+            raise
+        return None
+
+
 def verdict_summary(analysis: Any) -> dict[str, str]:
     """Claim → its verdict with the numbers behind it, for every criterion and revision
     an analysis judged (the claims part of a chapter's ``summary``)."""
@@ -145,4 +160,4 @@ def verdict_summary(analysis: Any) -> dict[str, str]:
 
 
 __all__ = ["Chapter", "ChapterRuns", "RunSet", "ProtocolError", "problems", "check",
-           "load", "verdict_summary"]
+           "load", "find", "verdict_summary"]
