@@ -94,3 +94,29 @@ def ledger_glue_problems(mod, analysis) -> list[str]:
         if v is not None and not str(glue[key]).startswith(word):
             out.append(f"{cid}: {key} = {glue[key]!r}, its verdict is {word!r}")
     return out
+
+
+def assert_pilot_on_own_units(design, pilot_seeds) -> None:
+    """A staged design's first stage, where every seed is a unit of its own: every run is
+    the pilot's, on ``pilot_seeds``, each seed on a training subset of its own
+    (``data_seed`` = the seed)."""
+    assert {r.stage for r, _ in design} == {"pilot"}
+    assert {r.seed for r, _ in design} == set(pilot_seeds)
+    assert all(c.data_seed == r.seed for r, c in design)
+
+
+def fake_run_labeled(monkeypatch, results, check=None) -> list:
+    """Stands in for ``implicitreg.runs.sweeps.run_labeled``: each design it is handed
+    (recorded in the list returned) is answered from ``results`` (label → result), the
+    labels it lacks left out; ``check(design, options)`` sees every call."""
+    calls = []
+
+    def run_labeled(design, **options):
+        calls.append(design)
+        if check is not None:
+            check(design, options)
+        return [(r, results[r]) for r, _ in design if r in results]
+
+    monkeypatch.setattr("implicitreg.runs.sweeps.run_labeled", run_labeled)
+    return calls
+

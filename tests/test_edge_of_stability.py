@@ -10,7 +10,7 @@ from implicitreg.analysis import flows as F
 from implicitreg.analysis import stability as S
 from implicitreg.chapters.base import profiles
 
-from conftest import ledger_glue_problems
+from conftest import assert_pilot_on_own_units, fake_run_labeled, ledger_glue_problems
 
 SPECTRUM = [0.3, 1.0, 2.5, 4.0, 7.5, 10.0]
 
@@ -491,9 +491,7 @@ def _ws_results(p, level=1.05, level_sd=0.01, sgd=0.8, sgd_sd=0.01, cross=0.4,
 def test_workstation_design_is_staged_with_a_pilot_on_its_own_seeds_and_subsets(monkeypatch):
     p = _ws_params()
     pilot = E.design(p)
-    assert {a.stage for a, _ in pilot} == {"pilot"}
-    assert {a.seed for a, _ in pilot} == set(p.pilot_seeds)
-    assert all(c.data_seed == a.seed for a, c in pilot)  # each seed its own subset
+    assert_pilot_on_own_units(pilot, p.pilot_seeds)
     assert len(pilot) == len(p.eps) * 3 + len(p.sgd_batches) * 3
     # a later stage: the confirmation at the ε the pilot kept, GD at sgd_eps always
     conf = E.design_confirmation(p, [0.05])
@@ -505,14 +503,7 @@ def test_workstation_design_is_staged_with_a_pilot_on_its_own_seeds_and_subsets(
     for a, c in conf.items():
         assert (c.seed, c.data_seed) == (a.seed, a.seed) and a.stage == ""
     # run(): the pilot, then the confirmation at what choose_eps kept
-    fake = _ws_results(p, late={(0.05, 101)})
-    calls = []
-
-    def run_labeled(design, **options):
-        calls.append(design)
-        return [(a, fake[a]) for a, _ in design if a in fake]
-
-    monkeypatch.setattr("implicitreg.runs.sweeps.run_labeled", run_labeled)
+    calls = fake_run_labeled(monkeypatch, _ws_results(p, late={(0.05, 101)}))
     runs = E.run(p)
     assert len(calls) == 2 and calls[0] == E.design_pilot(p)
     assert {a.eps for a, _ in calls[1] if a.kind == "gd"} == {0.1}

@@ -90,3 +90,15 @@ def test_find_is_the_chapter_module_or_none():
     (unchecked), None for a notebook without one."""
     assert protocol.find("headline") is protocol.load("headline")
     assert protocol.find("no_such_chapter") is None
+
+
+def test_verdict_glue_follows_the_modules_glue_maps():
+    """Each verdict word under its VERDICT_GLUE key and its numbers under each of its
+    STATISTIC_GLUE keys, in the order of VERDICT_GLUE."""
+    from implicitreg.chapters.criteria import Verdict
+
+    verdicts = {"b": Verdict("b", "not reproduced", "B's numbers"),
+                "a": Verdict("a", "reproduced", "A's numbers")}
+    g = protocol.verdict_glue(verdicts, {"a": "v_a", "b": "v_b"}, {"a": ("n_a",)})
+    assert list(g.items()) == [("v_a", "reproduced"), ("n_a", "A's numbers"),
+                               ("v_b", "not reproduced")]

@@ -13,7 +13,7 @@ from implicitreg.chapters import where_they_end as W
 from implicitreg.chapters.base import profiles
 from implicitreg.chapters.criteria import criteria_hash
 
-from conftest import ledger_glue_problems
+from conftest import assert_pilot_on_own_units, fake_run_labeled, ledger_glue_problems
 
 # The criteria as first written into the notebook (2026-11-26). The earlier pin,
 # 206711278d4c8988, was of the text with the premise that a solution fit its training set,
@@ -482,9 +482,7 @@ def ws_verdicts(p=None, **kw):
 def test_workstation_design_is_staged_with_a_pilot_on_its_own_seeds_and_subsets(monkeypatch):
     p = ws_params()
     first = W.design(p)
-    assert {r.stage for r, _ in first} == {"pilot"}
-    assert {r.seed for r, _ in first} == set(p.pilot_seeds)
-    assert all(c.data_seed == r.seed for r, c in first)  # every seed its own subset
+    assert_pilot_on_own_units(first, p.pilot_seeds)
     # every pilot seed is a whole unit: three arms, its order and partner runs, and the
     # memorization pilot at the grid's smallest size
     assert {(r.section, r.arm) for r, _ in first} == {
@@ -506,14 +504,11 @@ def test_workstation_design_is_staged_with_a_pilot_on_its_own_seeds_and_subsets(
     # run(): the pilot, the memorization pilot up to the size its rule accepts, then the
     # confirmation at that size
     runs, _ = fake_ws(p)
-    calls = []
 
-    def run_labeled(design, keep_model=False, **options):
-        calls.append(design)
-        assert all(r.keep_model == keep_model for r, _ in design)
-        return [(r, runs[r]) for r, _ in design if r in runs]
+    def keeps(design, options):
+        assert all(r.keep_model == options.get("keep_model", False) for r, _ in design)
 
-    monkeypatch.setattr("implicitreg.runs.sweeps.run_labeled", run_labeled)
+    calls = fake_run_labeled(monkeypatch, runs, keeps)
     got = W.run(p)
     sizes = sorted({r.n for r in got if r.section == "mem" and r.stage == "pilot"})
     assert sizes == [256, 512]  # 256 passed over (1.5×), 512 chosen (3×); 1024 never run

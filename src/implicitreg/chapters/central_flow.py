@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
-from .protocol import RunSet, verdict_summary
+from .protocol import RunSet, verdict_glue, verdict_summary
 from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED, Criterion, Premise,
                        Verdict, combine, not_assessable, premise_failure, register)
 
@@ -844,12 +844,7 @@ def analyze(results: Mapping[Case, CaseResult] | Iterable[tuple[Case, CaseResult
 
 
 def _glue_values(a: Analysis, p: Params, results: Mapping[Case, CaseResult]) -> dict[str, str]:
-    g = {"cf_loss_verdict": a.verdicts["loss"].verdict,
-         "cf_loss_numbers": a.verdicts["loss"].detail,
-         "cf_sharpness_verdict": a.verdicts["sharpness"].verdict,
-         "cf_sharpness_numbers": a.verdicts["sharpness"].detail,
-         "cf_distance_verdict": a.verdicts["distance"].verdict,
-         "cf_distance_numbers": a.verdicts["distance"].detail,
+    g = {**verdict_glue(a.verdicts, VERDICT_GLUE, STATISTIC_GLUE),
          "cf_criteria_hash": registered_hash()}
     c = a.cases
 

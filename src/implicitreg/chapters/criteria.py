@@ -226,6 +226,43 @@ def sd_premise(name: str, values: Sequence[float], sd_assumed: float,
                    f"measured {scale * sd:.{digits}f}{unit} over {len(v)} seeds")
 
 
+# The workstation designs' ladder (edge_of_stability, where_they_end): the premise and the
+# aggregate their revisions register, and the verdicts that :func:`holm_power_ladder` gives.
+SD_POWER_PREMISE = (f"where a negative verdict rests on power, the SD across the "
+                    f"confirmation's seeds is at most {SD_FACTOR:g}× the SD used for power")
+"""The premise of a verdict from :func:`holm_power_ladder`, as the revisions register it."""
+LADDER_AGGREGATE = ("reproduced when every assessable case reproduces it; partly when some "
+                    "do; not reproduced when every assessable case is not reproduced; "
+                    "inconclusive at this scale otherwise")
+"""How :func:`combine_ladder` combines the cases, as the revisions register it."""
+
+
+def holm_power_ladder(tests: Mapping[object, dict], alpha: float) -> None:
+    """Each test's verdict, written into its dict: ``"p"`` and ``"p against"`` (the
+    opposite test's) Holm-adjusted over ``tests`` (``"Holm p"``, ``"Holm p against"``);
+    ``"detectable"``, the effect the test detects with probability ``"power"`` (0.8 when
+    absent) at the first Holm level ``alpha``/k from the pilot's SD ``"sd"`` (a
+    :class:`~implicitreg.analysis.pilot.PilotSD`) over ``"n"`` seeds (NaN where the pilot
+    gave none); then :func:`power_ladder` with ``"decisive"``, ``"detected"``, ``"reach"``
+    (a function of the detectable effect) and ``"against"``, the runs' own SD of
+    ``"values"`` checked against the pilot's by :func:`sd_premise` under ``"name"``."""
+    from ..analysis import stats
+
+    k_n = max(len(tests), 1)
+    adj = stats.holm({k: t["p"] for k, t in tests.items()}, alpha)
+    adj_against = stats.holm({k: t["p against"] for k, t in tests.items()}, alpha)
+    for k, t in tests.items():
+        sd = t["sd"]
+        need = (stats.t_factor(t["n"], alpha / k_n, t.get("power", 0.8)) * sd.power_sd
+                if sd.usable else float("nan"))
+        check = (sd_premise(t["name"], t["values"], sd.power_sd, scale=1, unit="", digits=3,
+                            basis="the pilot measured for power") if sd.usable else None)
+        t.update({"Holm p": adj[k], "Holm p against": adj_against[k], "detectable": need})
+        t["verdict"] = power_ladder(adj[k], adj_against[k], alpha, need, t["decisive"], check,
+                                    detected=t["detected"], reach=t["reach"](need),
+                                    against=t["against"])
+
+
 def criteria_table(criteria: Iterable[Criterion], revisions: Iterable[Revision] = (),
                    times: Mapping[str, str] | None = None):
     """A chapter's criteria as registered, then each revision with what it revises and
@@ -364,4 +401,7 @@ def register(criteria: tuple[Criterion, ...], revisions: tuple[Revision, ...] = 
 
 
 __all__ = ["Criterion", "Revision", "Verdict", "REPRODUCED", "PARTLY", "NOT_REPRODUCED",
-           "NOT_ASSESSABLE", "INCONCLUSIVE", "combine_ladder", "power_ladder", "not_assessable", "Premise", "premise_failure", "criteria_table", "criteria_markdown", "register", "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]
+           "NOT_ASSESSABLE", "INCONCLUSIVE", "combine_ladder", "power_ladder",
+           "holm_power_ladder", "SD_POWER_PREMISE", "LADDER_AGGREGATE", "not_assessable",
+           "Premise", "premise_failure", "criteria_table", "criteria_markdown", "register",
+           "fit_premise", "sd_premise", "SD_FACTOR", "combine", "criteria_hash"]

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 
 from .base import ChapterParams
-from .protocol import RunSet, verdict_summary
+from .protocol import RunSet, verdict_glue, verdict_summary
 from ..analysis import stats
 from ..analysis.pilot import NO_PILOT, SD_RULE, PilotSD, pooled_pilot_sd
-from .criteria import (NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED, SD_FACTOR, Criterion,
-                       Revision, Verdict, combine, combine_ladder, not_assessable,
-                       power_ladder, register, sd_premise)
+from .criteria import (LADDER_AGGREGATE, NOT_ASSESSABLE, NOT_REPRODUCED, REPRODUCED,
+                       SD_POWER_PREMISE, Criterion, Revision, Verdict, combine, combine_ladder,
+                       holm_power_ladder, not_assessable, register)
 
 CHAPTER = "edge_of_stability"
 
@@ -364,11 +364,6 @@ DEPARTURE_MARGIN = round(DEPARTURE_CENTRE - DEPARTURE_LOW, 6)
 SGD_DECISIVE = 1 - PLATEAU_BAND
 """Revision sgd-r1's decisive ratio: SGD's plateau 10% below GD's (the registered
 plateau tolerance), 0.9."""
-_SD_PREMISE = (f"where a negative verdict rests on power, the SD across the confirmation's "
-               f"seeds is at most {SD_FACTOR:g}× the SD used for power")
-_LADDER_AGG = ("reproduced when every assessable case reproduces it; partly when some do; "
-               "not reproduced when every assessable case is not reproduced; inconclusive "
-               "at this scale otherwise")
 _WORKSTATION = ("Written for the workstation set, whose design it belongs to, before any of "
                 "that set's runs; the ci runs (one GD initialization per ε) were known.")
 
@@ -402,8 +397,8 @@ REVISIONS = REVISIONS + (
                       f"before the last third of training, at least {MIN_AFTER} evaluations "
                       "after s*; a seed that fails one is left out and named",
                       f"at least {MIN_SEEDS} seeds per ε that meet them",
-                      "the ε is one the pilot kept", _SD_PREMISE),
-            aggregate=_LADDER_AGG + " (at least 2 assessable ε)", alpha=ALPHA),
+                      "the ε is one the pilot kept", SD_POWER_PREMISE),
+            aggregate=LADDER_AGGREGATE + " (at least 2 assessable ε)", alpha=ALPHA),
         reason="Revision plateau-r1 reads the median over three or more GD seeds against the "
                "band with no statement of what the seeds' spread lets it tell apart: a median "
                "just outside the band from seeds that scatter by more than the band's margin "
@@ -436,8 +431,8 @@ REVISIONS = REVISIONS + (
                       f"s* ≤ {MID_HIGH:.3g}·steps); a seed that fails one is left out and "
                       "named",
                       f"at least {MIN_SEEDS} seeds per ε that meet them",
-                      "the ε is one the pilot kept", _SD_PREMISE),
-            aggregate=_LADDER_AGG + " (at least 2 assessable ε)", alpha=ALPHA),
+                      "the ε is one the pilot kept", SD_POWER_PREMISE),
+            aggregate=LADDER_AGGREGATE + " (at least 2 assessable ε)", alpha=ALPHA),
         reason="Revision departure-r1 was registered after the ci runs had been seen and, "
                "like the criterion it revises, judges one GD initialization per ε, so a "
                "departure at 2.3 or 1.7 cannot be told from the variation between "
@@ -464,8 +459,8 @@ REVISIONS = REVISIONS + (
             premises=("per seed: GD at that ε did not diverge and reached "
                       f"{REACH:g}·2/ε before the second half (s* ≤ steps/2), and the SGD run "
                       "did not diverge; a seed that fails is left out and named",
-                      f"at least {MIN_SEEDS} such seeds per batch size", _SD_PREMISE),
-            aggregate=_LADDER_AGG, alpha=ALPHA),
+                      f"at least {MIN_SEEDS} such seeds per batch size", SD_POWER_PREMISE),
+            aggregate=LADDER_AGGREGATE, alpha=ALPHA),
         reason="The registered criterion divides each SGD seed's median by that of one GD "
                "run, so GD's own variation from one initialization to another is never "
                "sampled (its interval is too narrow by that much), and its power rests on an "
@@ -716,14 +711,9 @@ def _plateau_r1(results: Mapping[Arm, Any], p: Params, eps: Sequence[float] | No
     table = pd.DataFrame(rows, columns=PLATEAU_COLUMNS + ["seed"])
     cases, texts = {}, []
     for e in [x for x in p.eps if x in eps]:
-        d = [r for r in rows if r["ε"] == e]
-        ok = [r for r in d if not r["verdict"].startswith("not assessable")]
-        left = "; ".join(f"seed {r['seed']}: {r['verdict'][len('not assessable: '):]}"
-                         for r in d if r not in ok)
-        if len(ok) < MIN_SEEDS:
-            v = not_assessable(f"{len(ok)} seed{'s meet' if len(ok) != 1 else ' meets'} the "
-                               f"premises at ε = {e:g} (needs {MIN_SEEDS})"
-                               + (f"; {left}" if left else ""))
+        ok, left, few = _seeds_at([r for r in rows if r["ε"] == e], e)
+        if few:
+            v = few
             texts.append(f"ε = {e:g}: {v}")
         else:
             med = float(np.median([r["median / (2/ε)"] for r in ok]))
@@ -742,6 +732,19 @@ def _plateau_r1(results: Mapping[Arm, Any], p: Params, eps: Sequence[float] | No
 # ------------------------------------------------------------------ the pilot and the seeds
 def _reason(verdict: str) -> str:
     return verdict[len(NOT_ASSESSABLE) + 2:] if verdict.startswith(NOT_ASSESSABLE) else ""
+
+
+def _seeds_at(rows: Sequence[dict[str, Any]], e: float
+              ) -> tuple[list[dict[str, Any]], str, str | None]:
+    """Of the rows of the GD seeds at ε = ``e`` (plateau-r1, plateau-r2, departure-r2):
+    those whose premises hold, the others by seed with their reason, and the verdict at an
+    ε where fewer than MIN_SEEDS seeds meet them (None where enough do)."""
+    ok = [r for r in rows if not r["verdict"].startswith(NOT_ASSESSABLE)]
+    left = "; ".join(f"seed {r['seed']}: {_reason(r['verdict'])}" for r in rows if r not in ok)
+    few = (not_assessable(f"{len(ok)} seed{'s meet' if len(ok) != 1 else ' meets'} the "
+                          f"premises at ε = {e:g} (needs {MIN_SEEDS})"
+                          + (f"; {left}" if left else "")) if len(ok) < MIN_SEEDS else None)
+    return ok, left, few
 
 
 def pilot_table(results: Mapping[Arm, Any], p: Params) -> pd.DataFrame:
@@ -866,31 +869,24 @@ def _band_tests(values: Sequence[float], lo: float, hi: float) -> dict[str, Any]
 
 def _band_ladder(cases: dict[Any, dict[str, Any]], sd: PilotSD, margin: float, what: str,
                  lo: float, hi: float) -> None:
-    """Each tested case's verdict (``cases[k]["verdict"]``): the equivalence and outside
-    tests Holm-adjusted over the tested cases, then :func:`power_ladder` with the reach of
-    the equivalence test at the first Holm level from the pilot's SD. A case with
-    ``forced`` (a verdict the runs decide without a test) keeps it."""
-    tested = {k: c for k, c in cases.items() if "values" in c and not c.get("forced")}
-    k_n = max(len(tested), 1)
-    eq = stats.holm({k: c["p equivalence"] for k, c in tested.items()}, ALPHA)
-    out = stats.holm({k: c["p outside"] for k, c in tested.items()}, ALPHA)
+    """Each tested case's verdict (``cases[k]["verdict"]``): :func:`holm_power_ladder` over
+    the tested cases, the equivalence test against the outside test, with the reach of the
+    equivalence test at the first Holm level from the pilot's SD (90% power at each edge).
+    A case with ``forced`` (a verdict the runs decide without a test) keeps it."""
+    tests = {k: {"n": c["n"], "values": c["values"], "p": c["p equivalence"],
+                 "p against": c["p outside"], "sd": sd, "name": what, "power": 0.9,
+                 "decisive": margin, "detected": f"equivalence within a margin of {margin:g}",
+                 "reach": lambda need: f"equivalence within a margin of {need:.3f}",
+                 "against": f"the mean lies outside [{lo:g}, {hi:g}]"}
+             for k, c in cases.items() if "values" in c and not c.get("forced")}
+    holm_power_ladder(tests, ALPHA)
     for k, c in cases.items():
         if c.get("forced"):
             c["verdict"] = c["forced"]
-            continue
-        if k not in tested:
-            continue
-        c["Holm p equivalence"], c["Holm p outside"] = eq[k], out[k]
-        reach = (stats.t_factor(c["n"], ALPHA / k_n, 0.9) * sd.power_sd if sd.usable
-                 else float("nan"))
-        c["reach at 80% power"] = reach
-        check = (sd_premise(what, c["values"], sd.power_sd, scale=1, unit="", digits=3,
-                            basis="the pilot measured for power") if sd.usable else None)
-        c["verdict"] = power_ladder(
-            eq[k], out[k], ALPHA, reach, margin, check,
-            detected=f"equivalence within a margin of {margin:g}",
-            reach=f"equivalence within a margin of {reach:.3f}",
-            against=f"the mean lies outside [{lo:g}, {hi:g}]")
+        elif k in tests:
+            t = tests[k]
+            c.update({"Holm p equivalence": t["Holm p"], "Holm p outside": t["Holm p against"],
+                      "reach at 80% power": t["detectable"], "verdict": t["verdict"]})
 
 
 def _aggregate(cases: Mapping[str, str], min_assessable: int) -> str:
@@ -925,6 +921,20 @@ def _dropped(p: Params, kept: Sequence[float], choice: Mapping[float, str]
             for e in p.eps if e not in kept and p.pilot_seeds}
 
 
+def _over_eps(claim: str, cases: dict[float, dict[str, Any]], p: Params,
+              kept: Sequence[float], choice: Mapping[float, str], sd: PilotSD, scale: str
+              ) -> tuple[pd.DataFrame, Verdict]:
+    """plateau-r2's and departure-r2's table and verdict from their judged ``cases`` (per
+    ε) and the ε the pilot dropped, in the order of ``eps``; at least 2 assessable ε."""
+    cases.update(_dropped(p, kept, choice))
+    order = [e for e in p.eps if e in cases]
+    per = {f"ε = {e:g}": cases[e]["verdict"] for e in order}
+    detail = ("; ".join(_case_text(f"ε = {e:g}", cases[e], scale) for e in order)
+              + f"; power: {sd.text()}")
+    return (_cases_frame({e: cases[e] for e in order}, "ε"),
+            Verdict(claim, _aggregate(per, 2), detail, per))
+
+
 def _plateau_r2(results: Mapping[Arm, Any], p: Params, kept: Sequence[float],
                 choice: Mapping[float, str], sd: PilotSD) -> tuple[pd.DataFrame, Verdict]:
     """Revision plateau-r2: per confirmed ε, the equivalence of the mean of the seeds'
@@ -935,13 +945,9 @@ def _plateau_r2(results: Mapping[Arm, Any], p: Params, kept: Sequence[float],
         rows = [{**_plateau_row(a.eps, r, p.steps), "seed": a.seed}
                 for a, r in sorted(results.items())
                 if a.kind == "gd" and a.stage == "" and a.eps == e]
-        ok = [r for r in rows if not r["verdict"].startswith(NOT_ASSESSABLE)]
-        left = "; ".join(f"seed {r['seed']}: {_reason(r['verdict'])}" for r in rows
-                         if r not in ok)
-        if len(ok) < MIN_SEEDS:
-            cases[e] = {"verdict": not_assessable(
-                f"{len(ok)} seed{'s meet' if len(ok) != 1 else ' meets'} the premises at ε = "
-                f"{e:g} (needs {MIN_SEEDS})" + (f"; {left}" if left else ""))}
+        ok, left, few = _seeds_at(rows, e)
+        if few:
+            cases[e] = {"verdict": few}
             continue
         values = [r["median / (2/ε)"] for r in ok]
         top = max(r["max / (2/ε)"] for r in ok)
@@ -952,14 +958,7 @@ def _plateau_r2(results: Mapping[Arm, Any], p: Params, kept: Sequence[float],
                            f"{PLATEAU_MAX:g})")
         cases[e] = c
     _band_ladder(cases, sd, PLATEAU_MARGIN, "the plateau medians", lo, hi)
-    cases.update(_dropped(p, kept, choice))
-    order = [e for e in p.eps if e in cases]
-    verdict = _aggregate({f"ε = {e:g}": cases[e]["verdict"] for e in order}, 2)
-    detail = ("; ".join(_case_text(f"ε = {e:g}", cases[e], "·2/ε") for e in order)
-              + f"; power: {sd.text()}")
-    return (_cases_frame({e: cases[e] for e in order}, "ε"),
-            Verdict("plateau-r2", verdict, detail,
-                    {f"ε = {e:g}": cases[e]["verdict"] for e in order}))
+    return _over_eps("plateau-r2", cases, p, kept, choice, sd, "·2/ε")
 
 
 def departure_seeds(results: Mapping[Arm, Any], p: Params, kept: Sequence[float]
@@ -978,13 +977,9 @@ def _departure_r2(table: pd.DataFrame, p: Params, kept: Sequence[float],
     cases: dict[float, dict[str, Any]] = {}
     rows = table.to_dict("records")
     for e in kept:
-        d = [r for r in rows if r["ε"] == e]
-        ok = [r for r in d if not r["verdict"].startswith(NOT_ASSESSABLE)]
-        left = "; ".join(f"seed {r['seed']}: {_reason(r['verdict'])}" for r in d if r not in ok)
-        if len(ok) < MIN_SEEDS:
-            cases[e] = {"verdict": not_assessable(
-                f"{len(ok)} seed{'s meet' if len(ok) != 1 else ' meets'} the premises at ε = "
-                f"{e:g} (needs {MIN_SEEDS})" + (f"; {left}" if left else ""))}
+        ok, left, few = _seeds_at([r for r in rows if r["ε"] == e], e)
+        if few:
+            cases[e] = {"verdict": few}
             continue
         none = [r["seed"] for r in ok if math.isnan(r["ελ at departure"])]
         values = [r["ελ at departure"] for r in ok if not math.isnan(r["ελ at departure"])]
@@ -1000,21 +995,16 @@ def _departure_r2(table: pd.DataFrame, p: Params, kept: Sequence[float],
         cases[e] = c
     _band_ladder(cases, sd, DEPARTURE_MARGIN, "ε·λ at the departure", DEPARTURE_LOW,
                  DEPARTURE_HIGH)
-    cases.update(_dropped(p, kept, choice))
-    order = [e for e in p.eps if e in cases]
-    verdict = _aggregate({f"ε = {e:g}": cases[e]["verdict"] for e in order}, 2)
-    detail = ("; ".join(_case_text(f"ε = {e:g}", cases[e], " (ε·λ)") for e in order)
-              + f"; power: {sd.text()}")
-    return (_cases_frame({e: cases[e] for e in order}, "ε"),
-            Verdict("departure-r2", verdict, detail,
-                    {f"ε = {e:g}": cases[e]["verdict"] for e in order}))
+    return _over_eps("departure-r2", cases, p, kept, choice, sd, " (ε·λ)")
 
 
 def _sgd_r1(pairs: pd.DataFrame, p: Params, sd: PilotSD) -> tuple[pd.DataFrame, Verdict]:
     """Revision sgd-r1: SGD against GD paired by seed, d = ln(SGD/GD) of the second-half
     medians, one-sided t tests over the seeds, Holm over the batch sizes, power from the
     pilot's SD of d."""
-    decisive = -math.log(SGD_DECISIVE)
+    def reach(need: float) -> str:
+        return f"a mean ratio of {math.exp(-need):.2f} or lower" if need == need else ""
+
     cases: dict[int, dict[str, Any]] = {}
     for b in p.sgd_batches:
         d = pairs[pairs["batch size"] == b]
@@ -1028,23 +1018,15 @@ def _sgd_r1(pairs: pd.DataFrame, p: Params, sd: PilotSD) -> tuple[pd.DataFrame, 
             continue
         v = ok["d"].to_numpy(float)
         cases[b] = {"values": v, "left": left, "n": len(v), "mean": float(np.exp(v.mean())),
-                    "p": stats.one_sample_p(-v, 0.0), "p against": stats.one_sample_p(v, 0.0)}
+                    "p": stats.one_sample_p(-v, 0.0), "p against": stats.one_sample_p(v, 0.0),
+                    "sd": sd, "name": "d", "decisive": -math.log(SGD_DECISIVE),
+                    "detected": f"a mean ratio of {SGD_DECISIVE:g}", "reach": reach,
+                    "against": "SGD's median lies above GD's"}
     tested = {b: c for b, c in cases.items() if "values" in c}
-    k_n = max(len(tested), 1)
-    adj = stats.holm({b: c["p"] for b, c in tested.items()}, ALPHA)
-    adj_against = stats.holm({b: c["p against"] for b, c in tested.items()}, ALPHA)
-    for b, c in tested.items():
-        need = (stats.t_factor(c["n"], ALPHA / k_n) * sd.power_sd if sd.usable
-                else float("nan"))
-        check = (sd_premise("d", c["values"], sd.power_sd, scale=1, unit="", digits=3,
-                            basis="the pilot measured for power") if sd.usable else None)
-        c.update({"Holm p": adj[b], "Holm p against": adj_against[b],
-                  "detectable ratio": math.exp(-need) if need == need else float("nan")})
-        c["verdict"] = power_ladder(
-            adj[b], adj_against[b], ALPHA, need, decisive, check,
-            detected=f"a mean ratio of {SGD_DECISIVE:g}",
-            reach=(f"a mean ratio of {math.exp(-need):.2f} or lower" if need == need else ""),
-            against="SGD's median lies above GD's")
+    holm_power_ladder(tested, ALPHA)
+    for c in tested.values():
+        need = c["detectable"]
+        c["detectable ratio"] = math.exp(-need) if need == need else float("nan")
     texts = []
     for b, c in cases.items():
         if "values" not in c:
@@ -1174,24 +1156,9 @@ def _glue_values(a: Analysis, p: Params, results: Mapping[Arm, Any]) -> dict[str
     for k, v in list(a.verdicts.items()):
         if not v.detail:
             a.verdicts[k] = dataclasses.replace(v, detail=none)
-    g = {"eos_verdict": a.verdicts["plateau"].verdict,
-         "eos_plateau_numbers": a.verdicts["plateau"].detail,
-         "eos_plateau_r1_verdict": a.verdicts["plateau-r1"].verdict,
-         "eos_plateau_r1_numbers": a.verdicts["plateau-r1"].detail,
-         "eos_departure_verdict": a.verdicts["departure"].verdict,
-         "eos_departure_numbers": a.verdicts["departure"].detail,
-         "eos_departure_r1_verdict": a.verdicts["departure-r1"].verdict,
-         "eos_departure_r1_numbers": a.verdicts["departure-r1"].detail,
+    g = {**verdict_glue(a.verdicts, VERDICT_GLUE, STATISTIC_GLUE),
          "eos_revision_reason": REVISIONS[0].reason,
          "eos_revision_statistic": REVISIONS[0].revised.statistic,
-         "eos_sgd_verdict": a.verdicts["sgd"].verdict,
-         "eos_sgd_ratios": a.verdicts["sgd"].detail,
-         "eos_plateau_r2_verdict": a.verdicts["plateau-r2"].verdict,
-         "eos_plateau_r2_numbers": a.verdicts["plateau-r2"].detail,
-         "eos_departure_r2_verdict": a.verdicts["departure-r2"].verdict,
-         "eos_departure_r2_numbers": a.verdicts["departure-r2"].detail,
-         "eos_sgd_r1_verdict": a.verdicts["sgd-r1"].verdict,
-         "eos_sgd_r1_numbers": a.verdicts["sgd-r1"].detail,
          "eos_pilot_choice": pilot_text(a, p),
          "eos_seeds": seeds_text(p),
          "eos_criteria_hash": registered_hash(),

@@ -32,7 +32,7 @@ import dataclasses
 import importlib
 import inspect
 from types import ModuleType
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from .base import ChapterParams
 
@@ -159,5 +159,18 @@ def verdict_summary(analysis: Any) -> dict[str, str]:
     return {claim: v.text for claim, v in analysis.verdicts.items()}
 
 
+def verdict_glue(verdicts: Mapping[str, Any], verdict_keys: Mapping[str, str],
+                 detail_keys: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """The glue of a chapter's verdicts (criterion id → :class:`~.criteria.Verdict`), in the
+    order of ``verdict_keys``: each verdict word under its key there (the module's
+    ``VERDICT_GLUE``), then its numbers (``detail``) under each of its keys in
+    ``detail_keys`` (its ``STATISTIC_GLUE``, where each statistic key glues the detail)."""
+    g: dict[str, str] = {}
+    for claim, key in verdict_keys.items():
+        g[key] = verdicts[claim].verdict
+        g.update({k: verdicts[claim].detail for k in detail_keys.get(claim, ())})
+    return g
+
+
 __all__ = ["Chapter", "ChapterRuns", "RunSet", "ProtocolError", "problems", "check",
-           "load", "find", "verdict_summary"]
+           "load", "find", "verdict_summary", "verdict_glue"]

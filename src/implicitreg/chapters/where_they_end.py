@@ -39,9 +39,10 @@ from ..analysis import stats
 from ..analysis.pilot import NO_PILOT, SD_RULE, PilotSD, pooled_pilot_sd
 from .base import ChapterParams
 from .protocol import RunSet, verdict_summary
-from .criteria import (INCONCLUSIVE, NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY, REPRODUCED,
-                       SD_FACTOR, Criterion, Premise, Revision, Verdict, combine,
-                       combine_ladder, power_ladder, premise_failure, register, sd_premise)
+from .criteria import (INCONCLUSIVE, LADDER_AGGREGATE, NOT_ASSESSABLE, NOT_REPRODUCED, PARTLY,
+                       REPRODUCED, SD_FACTOR, SD_POWER_PREMISE, Criterion, Premise, Revision,
+                       Verdict, combine, combine_ladder, holm_power_ladder, premise_failure,
+                       register, sd_premise)
 
 CHAPTER = "where_they_end"
 ARMS = ("SGD", "GD", "GD + penalty")
@@ -523,11 +524,6 @@ time is resolved to a tenth of itself."""
 MB_DECISIVE = 1.2
 """minibatch-r3's decisive ratio R(SGD)/R(GD): SGD's minibatch losses 20% sharper,
 relative to its full loss, than GD's at its solution."""
-_SD_PREMISE = (f"where a negative verdict rests on power, the SD across the confirmation's "
-               f"seeds is at most {SD_FACTOR:g}× the SD used for power")
-_LADDER_AGG = ("reproduced when every assessable case reproduces it; partly when some do; "
-               "not reproduced when every assessable case is not reproduced; inconclusive "
-               "at this scale otherwise")
 _UNIT = ("the confirmation's seeds, each an initialization with a training subset of its "
          "own (subset_per_seed), SGD and GD of a seed paired")
 _WORKSTATION = ("Written for the workstation set, whose design it belongs to, before any of "
@@ -559,8 +555,8 @@ REVISIONS = REVISIONS + (
                       f"every such run fit its training set by its last evaluation (final "
                       f"training accuracy ≥ {FIT:g})",
                       f"the evaluation subset holds at least 2·B_ref = {2 * DRIFT_BATCH} "
-                      "examples", _SD_PREMISE),
-            aggregate=_LADDER_AGG + "; GD's curves are reported, not judged", alpha=ALPHA),
+                      "examples", SD_POWER_PREMISE),
+            aggregate=LADDER_AGGREGATE + "; GD's curves are reported, not judged", alpha=ALPHA),
         reason="Revision drift-r1 states its power from an SD assumed in advance (0.3 in ln, "
                "never measured), reports some weight matrices reproduced without adjusting "
                "for their number, and calls a test without power not reproduced. This "
@@ -590,7 +586,7 @@ REVISIONS = REVISIONS + (
             premises=("no run of a seed's two pairs diverged and each fit its training set "
                       f"(final training accuracy ≥ {FIT:g}); a seed that fails is left out "
                       "and named",
-                      f"at least {MIN_SEEDS} such seeds", _SD_PREMISE),
+                      f"at least {MIN_SEEDS} such seeds", SD_POWER_PREMISE),
             aggregate="the three tests as one claim: the verdict ladder over them", alpha=ALPHA),
         reason="The criterion as registered and revision averaging-r1 rest on one pair of "
                "each kind, so neither a barrier nor an average's accuracy can be told from "
@@ -645,7 +641,7 @@ REVISIONS = REVISIONS + (
                       "reproduced; otherwise not reproduced when a ratio R(SGD)/R(GD) of "
                       f"{MB_DECISIVE:g} is detectable with 80% power from the pilot's SD of "
                       "d, inconclusive at this scale when it is not",
-            premises=REVISIONS[3].revised.premises[:2] + (_SD_PREMISE,),
+            premises=REVISIONS[3].revised.premises[:2] + (SD_POWER_PREMISE,),
             sd_assumed=None, results_before=""),
         reason="Revision minibatch-r2 takes its power from an SD assumed in advance (0.15 in "
                "ln, never measured) and calls a test without power not reproduced. This "
@@ -999,29 +995,8 @@ def _drift_r1_verdict(runs: Mapping[Run, Any], snr: pd.DataFrame, p: Params) -> 
     across seeds."""
     n = eval_examples(p)
     b = min(p.batch_size, n)
-    sgd = [(run, r) for run, r in sorted(runs.items()) if run.in_section_1 and run.arm == "SGD"]
-    div = [run.seed for run, r in sgd if r.summary["diverged"]]
-    kept = [(run, r) for run, r in sgd if run.seed not in div]
-    unfit = [f"seed {run.seed} at {r.final('accuracy', 'train'):.1%}" for run, r in kept
-             if not r.final("accuracy", "train") >= FIT]
-    why = premise_failure([
-        Premise(f"at least {MIN_SEEDS} SGD runs that did not diverge", len(kept) >= MIN_SEEDS,
-                f"{len(kept)} of {len(sgd)}" + (f"; diverged: seed {', '.join(map(str, div))}"
-                                                 if div else "")),
-        Premise("every such run fit its training set by its last evaluation", not unfit,
-                ", ".join(unfit) + f" training accuracy, threshold {FIT:.0%}"),
-        Premise(f"the evaluation subset holds at least 2·B_ref = {2 * DRIFT_BATCH} examples",
-                n >= 2 * DRIFT_BATCH, f"{n} examples")])
-    rows = []
-    d = snr[(snr.arm == "SGD") & snr.seed.isin([run.seed for run, _ in kept])]
-    if n > DRIFT_BATCH:  # the ratio at DRIFT_BATCH is defined
-        d = d.assign(ref=snr_at(d.snr, b, DRIFT_BATCH, n)).sort_values("step")
-        for (seed, layer), g in d.groupby(["seed", "layer"]):
-            g = g[np.isfinite(g.ref) & (g.ref > 0)]
-            if len(g):
-                rows.append({"seed": seed, "layer": layer, "first": float(np.log(g.ref.iloc[0])),
-                             "last": float(np.log(g.ref.iloc[-1]))})
-    ends = pd.DataFrame(rows, columns=["seed", "layer", "first", "last"])
+    ends, kept, div, unfit = _drift_ends(runs, snr, p)
+    why = _drift_premises(kept, div, unfit, n)
     det = detectable_mean(len(kept), SD_LOG_SNR)
     cases, texts = {}, []
     for layer, g in ends.groupby("layer"):
@@ -1063,29 +1038,9 @@ def _minibatch_r2_verdict(curv: pd.DataFrame) -> Verdict:
         return float(r["mean minibatch top eigenvalue"] / r["top eigenvalue"])
 
     by = {(r["arm"], r["seed"]): r for r in curv.to_dict("records")}
-    pairs, left = [], []
-    for s in sorted({s for a, s in by if a in ("SGD", "GD")}):
-        bad = []
-        for arm in ("SGD", "GD"):
-            r = by.get((arm, s))
-            if r is None:
-                bad.append(f"no {arm} run")
-            elif r["diverged"]:
-                bad.append(f"{arm} diverged")
-            elif not r["training accuracy"] >= FIT:
-                bad.append(f"{arm} at {r['training accuracy']:.1%} training accuracy")
-            elif not (r["top eigenvalue"] > 0 and r["mean minibatch top eigenvalue"] > 0):
-                bad.append(f"{arm} without a positive top eigenvalue")
-        if bad:
-            left.append(f"seed {s}: {', '.join(bad)}")
-        else:
-            pairs.append((s, ratio(by[("SGD", s)]), ratio(by[("GD", s)])))
+    pairs, left = _mb_ratios(curv)
     d = np.array([np.log(a) - np.log(g) for _, a, g in pairs])
-    why = premise_failure([Premise(
-        f"at least {MIN_SEEDS} seeds whose SGD and GD solutions did not diverge and fit "
-        "their training set", len(pairs) >= MIN_SEEDS,
-        f"{len(pairs)}" + (f"; left out: {'; '.join(left)} (threshold {FIT:.0%})"
-                           if left else ""))])
+    why = _mb_premise(pairs, left)
     p_for, p_against = _p_above_zero(d), _p_above_zero(-d)
     v = why or _one_sided(p_for, p_against, [sd_premise("d", d, SD_LOG_MB, scale=1, unit="",
                                                         digits=2)])
@@ -1222,6 +1177,20 @@ def _drift_ends(runs: Mapping[Run, Any], snr: pd.DataFrame, p: Params
     return pd.DataFrame(rows, columns=["seed", "layer", "first", "last"]), kept, div, unfit
 
 
+def _drift_premises(kept: list[tuple[Run, Any]], div: list[int], unfit: list[str], n: int
+                    ) -> str | None:
+    """The premises of drift-r1 and drift-r2 on :func:`_drift_ends`' runs, over ``n``
+    evaluation examples: None when they hold, else the verdict."""
+    return premise_failure([
+        Premise(f"at least {MIN_SEEDS} SGD runs that did not diverge", len(kept) >= MIN_SEEDS,
+                f"{len(kept)} of {len(kept) + len(div)}"
+                + (f"; diverged: seed {', '.join(map(str, div))}" if div else "")),
+        Premise("every such run fit its training set by its last evaluation", not unfit,
+                ", ".join(unfit) + f" training accuracy, threshold {FIT:.0%}"),
+        Premise(f"the evaluation subset holds at least 2·B_ref = {2 * DRIFT_BATCH} examples",
+                n >= 2 * DRIFT_BATCH, f"{n} examples")])
+
+
 def _pair_stats(paths: pd.DataFrame, runs: Mapping[Run, Any], p: Params, stage: str
                 ) -> pd.DataFrame:
     """Per seed of ``stage``: the barriers and average drops of its same-initialization and
@@ -1295,6 +1264,15 @@ def _mb_ratios(curv: pd.DataFrame) -> tuple[list[tuple[int, float, float]], list
     return out, left
 
 
+def _mb_premise(prs: list[tuple[int, float, float]], left: list[str]) -> str | None:
+    """The premise of minibatch-r2 and minibatch-r3 on :func:`_mb_ratios`' pairs: None when
+    it holds, else the verdict."""
+    return premise_failure([Premise(
+        f"at least {MIN_SEEDS} seeds whose SGD and GD solutions did not diverge and fit "
+        "their training set", len(prs) >= MIN_SEEDS,
+        f"{len(prs)}" + (f"; left out: {'; '.join(left)} (threshold {FIT:.0%})" if left else ""))])
+
+
 def pilot_sds(runs: Mapping[Run, Any], measured: Measured, p: Params) -> dict[str, Any]:
     """The SD each revision's power statement uses, by :data:`SD_RULE`, from the pilot's
     runs: drift-r2, ln of the ratio at B_ref at either end, pooled over the weight matrices
@@ -1330,25 +1308,6 @@ def pilot_sds(runs: Mapping[Run, Any], measured: Measured, p: Params) -> dict[st
     return out
 
 
-def _holm_ladder(tests: dict[str, dict[str, Any]]) -> None:
-    """Each test's verdict: its p and its opposite's Holm-adjusted over ``tests``, then
-    :func:`power_ladder` at the first Holm level (``need`` computed here from ``sd`` and
-    ``n``)."""
-    k_n = max(len(tests), 1)
-    adj = stats.holm({k: t["p"] for k, t in tests.items()}, ALPHA)
-    adj_against = stats.holm({k: t["p against"] for k, t in tests.items()}, ALPHA)
-    for k, t in tests.items():
-        sd: PilotSD = t["sd"]
-        need = (stats.t_factor(t["n"], ALPHA / k_n, t.get("power", 0.8)) * sd.power_sd
-                if sd.usable else float("nan"))
-        check = (sd_premise(t["name"], t["values"], sd.power_sd, scale=1, unit="", digits=3,
-                            basis="the pilot measured for power") if sd.usable else None)
-        t.update({"Holm p": adj[k], "Holm p against": adj_against[k], "detectable": need})
-        t["verdict"] = power_ladder(adj[k], adj_against[k], ALPHA, need, t["decisive"], check,
-                                    detected=t["detected"], reach=t["reach"](need),
-                                    against=t["against"])
-
-
 def _tests_frame(tests: dict[str, dict[str, Any]], key: str) -> pd.DataFrame:
     cols = ["n", "mean", "p", "Holm p", "p against", "Holm p against", "detectable",
             "decisive", "verdict"]
@@ -1361,15 +1320,7 @@ def _drift_r2(runs: Mapping[Run, Any], snr: pd.DataFrame, p: Params, sd: PilotSD
     """Revision drift-r2: drift-r1's two tests per weight matrix over the confirmation's
     SGD seeds, Holm over the weight matrices, power from the pilot's SD."""
     ends, kept, div, unfit = _drift_ends(runs, snr, p)
-    n = eval_examples(p)
-    why = premise_failure([
-        Premise(f"at least {MIN_SEEDS} SGD runs that did not diverge", len(kept) >= MIN_SEEDS,
-                f"{len(kept)} of {len(kept) + len(div)}"
-                + (f"; diverged: seed {', '.join(map(str, div))}" if div else "")),
-        Premise("every such run fit its training set by its last evaluation", not unfit,
-                ", ".join(unfit) + f" training accuracy, threshold {FIT:.0%}"),
-        Premise(f"the evaluation subset holds at least 2·B_ref = {2 * DRIFT_BATCH} examples",
-                n >= 2 * DRIFT_BATCH, f"{n} examples")])
+    why = _drift_premises(kept, div, unfit, eval_examples(p))
     tests: dict[str, dict[str, Any]] = {}
     for layer, g in ends.groupby("layer"):
         first, last = g["first"].to_numpy(float), g["last"].to_numpy(float)
@@ -1385,7 +1336,7 @@ def _drift_r2(runs: Mapping[Run, Any], snr: pd.DataFrame, p: Params, sd: PilotSD
             "reach": lambda need: (f"a ratio of {np.exp(need):.2f} at the first evaluation "
                                    f"and {np.exp(-need):.2f} at the last"),
             "against": "the ratio is below 1 at the first evaluation or above it at the last"}
-    _holm_ladder(tests)
+    holm_power_ladder(tests, ALPHA)
     if why:
         v = why
     elif not tests:
@@ -1438,7 +1389,7 @@ def _averaging_r2(table: pd.DataFrame, p: Params, sds: Mapping[str, Any]
             "decisive": dec, "against": against,
             "detected": words.format(dec) if dec == dec else "the decisive effect",
             "reach": (lambda need, w=words: w.format(need))}
-    _holm_ladder(tests)
+    holm_power_ladder(tests, ALPHA)
     verdict = why or combine_ladder([t["verdict"] for t in tests.values()])
     per = "; ".join(f"seed {int(r['seed'])}: B_same {r['B_same']:.3f}, B_diff "
                     f"{r['B_diff']:.3f}, δ_same {r['δ_same']:+.3f}, δ_diff {r['δ_diff']:+.3f}"
@@ -1510,17 +1461,14 @@ def _minibatch_r3(curv: pd.DataFrame, sd: PilotSD) -> tuple[pd.DataFrame, Verdic
     power from the pilot's SD of d."""
     prs, left = _mb_ratios(curv)
     d = np.array([np.log(a) - np.log(g) for _, a, g in prs])
-    why = premise_failure([Premise(
-        f"at least {MIN_SEEDS} seeds whose SGD and GD solutions did not diverge and fit "
-        "their training set", len(prs) >= MIN_SEEDS,
-        f"{len(prs)}" + (f"; left out: {'; '.join(left)} (threshold {FIT:.0%})" if left else ""))])
+    why = _mb_premise(prs, left)
     tests = {"d > 0": {"n": len(d), "values": d, "mean": float(np.exp(d.mean())) if len(d)
                        else np.nan, "p": _p_above_zero(d), "p against": _p_above_zero(-d),
                        "sd": sd, "name": "d", "decisive": float(np.log(MB_DECISIVE)),
                        "detected": f"a ratio R(SGD)/R(GD) of {MB_DECISIVE:g}",
                        "reach": lambda need: f"a ratio of {np.exp(need):.2f} or more",
                        "against": "GD's ratio is above SGD's"}}
-    _holm_ladder(tests)
+    holm_power_ladder(tests, ALPHA)
     t = tests["d > 0"]
     detail = ("R = mean minibatch / full top eigenvalue, SGD against GD: "
               + (", ".join(f"seed {s}: {a:.2f} vs {g:.2f}" for s, a, g in prs) or "no pair")
