@@ -3,7 +3,7 @@ tests, in one line each, under the claim.
 
 The box is written into the executed notebook when the site is assembled, from the same
 data as the claims ledger (``book/claims.yaml`` and the chapter's glue keys, checked by
-:mod:`.ledger`): the registered criterion's verdict, each revision's beside it, the
+:mod:`.ledger`): the registered criterion's verdict, the latest revision's beside it, the
 statistic it rests on (glue roles, so the numbers are the chapter's own), the scale the
 chapter ran at, and a link to the section where the verdict is worked out.
 
@@ -89,13 +89,20 @@ def _effect(row: Mapping[str, Any]) -> str:
 
 def claim_line(entry: Mapping[str, Any], glued: Mapping[str, str], link: str) -> str:
     """One claim, by its criterion's id (the claim box above states it): the registered
-    verdict, the statistic it rests on, each revision's verdict beside it (its numbers
-    are in the details and the claims ledger), and the link."""
+    verdict, the statistic it rests on, the latest revision's verdict beside it (its
+    numbers, and every earlier revision's verdict, are in the details and the claims
+    ledger: a box that listed them all would push the chapter's first figure down by a
+    screen), and the link."""
     word = verdict_word(glued.get(entry["verdict"], ""))
     parts = [f"**{entry['criterion']}** {_badge(word)} {_effect(entry)}"]
-    parts += [f"revision `{row['criterion']}` "
-              f"{_badge(verdict_word(glued.get(row['verdict'], '')))}"
-              for row in entry.get("revisions") or []]
+    revisions = entry.get("revisions") or []
+    if revisions:
+        row = revisions[-1]
+        earlier = len(revisions) - 1
+        parts.append(f"revision `{row['criterion']}` "
+                     f"{_badge(verdict_word(glued.get(row['verdict'], '')))}"
+                     + (f" ({earlier} earlier revision{'s' if earlier > 1 else ''} in the "
+                        "details)" if earlier else ""))
     return "- " + "; ".join(parts) + f" ({link})"
 
 
