@@ -260,3 +260,9 @@ def test_interval_bars_of_an_accuracy_are_cut_at_its_range():
     bar = t[t.kind == "mean and interval"]
     assert bar.low.min() == 0 and bar.high.max() == 100
     plt.close(fig)
+
+
+def test_the_scale_line_leaves_out_a_stage_the_profile_does_not_run():
+    line = verdicts.scale_line({"profile": "ci", "n_train": 1000, "gd_seeds": [],
+                                "pilot_seeds": [], "seed": 0, "sgd_seeds": [0, 1, 2]})
+    assert line == "profile ci: n = 1000, 1 seed, 3 sgd seeds"

@@ -127,6 +127,8 @@ def scale_line(params: Mapping[str, Any]) -> str:
             parts.append(f"{what}n = {_listing(v)}")
         elif k == "seeds" or k.endswith("_seeds"):
             count = len(v) if isinstance(v, (list, tuple)) else 1
+            if not count:  # a stage this profile leaves out (no pilot, GD on `seed` alone)
+                continue
             parts.append(f"{count} {_qualifier(k, '_seeds')}seed{'s' if count != 1 else ''}")
         elif k == "seed" and "seeds" not in params:
             parts.append("1 seed")
