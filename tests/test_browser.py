@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 # A book already built (``make book``, or a re-plot at PROFILE=workstation) is checked in
 # place of the smoke build when its HTML folder is named here; its screenshots then go to
 # a folder of their own, named by the second variable (e.g. "ci", "workstation").
-BUILT = os.environ.get("IMPLICITREG_TEST_HTML")
-ARTIFACTS = ROOT / "_build" / "test-artifacts" / os.environ.get("IMPLICITREG_TEST_LABEL", "")
+BUILT = os.environ.get("BOOK_TEST_HTML")
+ARTIFACTS = ROOT / "_build" / "test-artifacts" / os.environ.get("BOOK_TEST_LABEL", "")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -158,7 +158,7 @@ def test_execution_report_page(served, browser):
     chapters = [p for p in _pages(html) if p.startswith("notebooks/")]
     assert rows >= len(chapters), text[:2000]
     # the profile the build ran at: smoke here, or the one named for a book built before
-    assert "completed" in text and (os.environ.get("IMPLICITREG_TEST_LABEL") or "smoke") in text
+    assert "completed" in text and (os.environ.get("BOOK_TEST_LABEL") or "smoke") in text
     # the landing page's scale table links each chapter
     browser.get(f"{base}/intro.html")
     assert _wait(browser, "document.readyState === 'complete'")
