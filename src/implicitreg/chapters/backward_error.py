@@ -587,10 +587,9 @@ def fig_variance(a: Analysis, p: Params):
 
 
 # ------------------------------------------------------------------ the chapter protocol
-def summary(a: Analysis, p: Params) -> dict[str, str]:
-    """The verdict of each claim with its fitted slopes (a column of
-    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
-    return verdict_summary(a)
+# The summary (a column of :func:`~implicitreg.chapters.result_sets.side_by_side`) is the
+# verdict of each claim with its fitted slopes.
+summary = verdict_summary
 
 
 def scale_description(p: Params) -> str:

@@ -1385,10 +1385,9 @@ def run(p: Params, **options: Any) -> RunSet:
     return runs
 
 
-def summary(a: Analysis, p: Params) -> dict[str, str]:
-    """The verdict of each claim and revision with its numbers (a column of
-    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
-    return verdict_summary(a)
+# The summary (a column of :func:`~implicitreg.chapters.result_sets.side_by_side`) is the
+# verdict of each claim and revision with its numbers.
+summary = verdict_summary
 
 
 def scale_description(p: Params) -> str:

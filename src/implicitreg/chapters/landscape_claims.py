@@ -1910,10 +1910,9 @@ def fig_saddle(a: Analysis, p: Params):
 
 
 # ------------------------------------------------------------------ the chapter protocol
-def summary(a: Analysis, p: Params) -> dict[str, str]:
-    """The verdict of each claim and revision with its numbers (a column of
-    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
-    return verdict_summary(a)
+# The summary (a column of :func:`~implicitreg.chapters.result_sets.side_by_side`) is the
+# verdict of each claim and revision with its numbers.
+summary = verdict_summary
 
 
 def scale_description(p: Params) -> str:

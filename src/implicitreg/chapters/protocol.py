@@ -15,7 +15,8 @@ A chapter module provides:
   ``progress``;
 - ``analyze(runs, params)``: tables, ``verdicts`` (claim → verdict) and ``glue`` values;
 - ``summary(analysis, params) -> dict[str, str]``: the set's headline in words and the
-  verdict of each claim (one column of :func:`.result_sets.side_by_side`);
+  verdict of each claim (one column of :func:`.result_sets.side_by_side`); a chapter
+  whose summary is the verdicts alone binds :func:`verdict_summary`;
 - ``scale_description(params) -> str``: what the runs were, for the sentence on the scale
   a build ran at;
 - ``figures(analysis, runs, params) -> dict[str, callable]``: name → a callable without
@@ -153,9 +154,13 @@ def find(chapter: str) -> ModuleType | None:
         return None
 
 
-def verdict_summary(analysis: Any) -> dict[str, str]:
+def verdict_summary(analysis: Any, params: Any = None) -> dict[str, str]:
     """Claim → its verdict with the numbers behind it, for every criterion and revision
-    an analysis judged (the claims part of a chapter's ``summary``)."""
+    an analysis judged (the claims part of a chapter's ``summary``).
+
+    It takes the arguments of ``summary(analysis, params)`` (``params`` unused), so a
+    chapter whose summary is its verdicts and nothing more binds it as its own:
+    ``summary = verdict_summary``."""
     return {claim: v.text for claim, v in analysis.verdicts.items()}
 
 

@@ -360,9 +360,8 @@ def run(p: Params, exec_config: Any = None, **options: Any) -> Check:
     return check(p, exec_config)
 
 
-def summary(a: Analysis, p: Params) -> dict[str, str]:
-    """The verdict of each claim with its numbers."""
-    return verdict_summary(a)
+# The summary is the verdict of each claim with its numbers.
+summary = verdict_summary
 
 
 def scale_description(p: Params) -> str:

@@ -1803,15 +1803,11 @@ def run(p: Params, **options: Any) -> RunSet:
     return runs
 
 
-def summary(a: Analysis, p: Params) -> dict[str, str]:
-    """The verdict of each claim and revision with its numbers (a column of
-    :func:`~implicitreg.chapters.result_sets.side_by_side`)."""
-    return verdict_summary(a)
-
-
-def scale_description(p: Params) -> str:
-    """What the runs were, for the sentence on the scale."""
-    return scale_text(p)
+# The summary (a column of :func:`~implicitreg.chapters.result_sets.side_by_side`) is the
+# verdict of each claim and revision with its numbers; the sentence on the scale is
+# :func:`scale_text`'s.
+summary = verdict_summary
+scale_description = scale_text
 
 
 def figures(a: Analysis, runs: Mapping[Run, Any], p: Params) -> dict[str, Any]:
