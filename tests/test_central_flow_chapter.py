@@ -302,6 +302,58 @@ def test_nothing_is_computed_when_computing_is_switched_off(tmp_path):
               exec_config=ExecConfig(no_train=True, progress=False))
 
 
+def test_nothing_is_computed_past_the_deadline(tmp_path, monkeypatch):
+    """A deadline already past: the run stops before its first case with the engine's
+    DeadlineReached, naming the cases done and left, and computes nothing."""
+    import time
+
+    from implicitreg.engine.training import DeadlineReached
+    from implicitreg.runs.execution import ExecConfig
+
+    def no_computing(*args, **kw):
+        raise AssertionError("a case was computed past the deadline")
+
+    monkeypatch.setattr(C, "compute_case", no_computing)
+    p = C.profile("smoke")
+    n = len(C.design(p))
+    with pytest.raises(DeadlineReached, match=f"0 of {n} case\\(s\\) done .* {n} left"):
+        C.run(p, store=tmp_path, progress=False,
+              exec_config=ExecConfig(progress=False, deadline=time.time() - 1))
+    assert not (tmp_path / "flows").exists()
+    # a worker process of a parallel run starts no case past the deadline either
+    case, _ = C.design(p)[0]
+    ex = ExecConfig(progress=False, deadline=time.time() - 1)
+    assert C._compute_and_save(p, case, "k", str(tmp_path), ex) == (case, None)
+    assert not (tmp_path / "k").exists()
+
+
+def test_cached_cases_stay_and_count_as_done_past_the_deadline(tmp_path, monkeypatch):
+    import time
+
+    from implicitreg.engine.data import resolve_source
+    from implicitreg.engine.training import DeadlineReached
+    from implicitreg.runs.execution import ExecConfig
+    from implicitreg.runs.runner import MissingRunError
+
+    monkeypatch.setattr(C, "compute_case", lambda *a, **kw: pytest.fail("computed"))
+    p = C.profile("smoke")
+    ex = ExecConfig(progress=False, deadline=time.time() - 1)
+    ex.apply()
+    (case, spec), *rest = C.design(p)
+    key = C.case_key(spec, resolve_source("cifar10"))
+    C.save_case(tmp_path / "flows", key,
+                synthetic(eps=case.eps, seed=case.seed, steps=p.steps, every=p.every))
+    n = 1 + len(rest)
+    with pytest.raises(DeadlineReached, match=f"1 of {n} case\\(s\\) done .* {n - 1} left"):
+        C.run(p, store=tmp_path, progress=False, exec_config=ex)
+    assert C.load_case(tmp_path / "flows", key, case) is not None
+    # a later call (here with computing switched off) finds it: only the others are missing
+    missing = f"^{n - 1} case\\(s\\) of central_flow are not in"
+    with pytest.raises(MissingRunError, match=missing):
+        C.run(p, store=tmp_path, progress=False,
+              exec_config=ExecConfig(no_train=True, progress=False))
+
+
 def test_smoke_profile_end_to_end(tmp_path):
     """GD and the three flows on real CIFAR-10 images at the smoke scale: computed once,
     cached, re-read without computing, analysed and plotted."""

@@ -398,10 +398,29 @@ def load_case(folder: Path, key: str, case: Case) -> CaseResult | None:
     return CaseResult(case, series, dict(prov.get("status", {})), prov, cached=True)
 
 
+def _past_deadline(exec_config: Any) -> bool:
+    """Whether ``exec_config.deadline`` (a Unix time; None: none) has passed."""
+    return exec_config.deadline is not None and time.time() > exec_config.deadline
+
+
+def _deadline_reached(done: int, total: int, folder: Path) -> Exception:
+    """The engine's :class:`~implicitreg.engine.training.DeadlineReached` for a run that
+    stops before its next case: how many cases are done (cached under ``folder``) and how
+    many are left."""
+    from ..engine.training import DeadlineReached
+
+    return DeadlineReached(f"{CHAPTER}: deadline reached with {done} of {total} case(s) "
+                           f"done (cached in {folder}) and {total - done} left; rerun to "
+                           "resume")
+
+
 def _compute_and_save(p: Params, case: Case, key: str, folder: str,
-                      exec_config: Any) -> tuple[Case, str]:
+                      exec_config: Any) -> tuple[Case, str | None]:
     """In a worker process: one case computed and cached (the engine's data settings
-    handed over first, as a worker of :func:`~implicitreg.runs.sweeps.run_many` does)."""
+    handed over first, as a worker of :func:`~implicitreg.runs.sweeps.run_many` does);
+    its key, or None when ``exec_config.deadline`` had passed before it started."""
+    if _past_deadline(exec_config):
+        return case, None
     exec_config.apply()
     save_case(Path(folder), key, compute_case(p, case))
     return case, key
@@ -416,7 +435,10 @@ def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True
     shell's, see :func:`~implicitreg.runs.execution.resolve`); keyword ``settings``
     override single fields of it, as in :func:`~implicitreg.runs.sweeps.run_many`. With
     ``no_train`` a missing case is an error, as a missing run is; with ``workers`` > 1
-    the missing cases are computed in that many local processes."""
+    the missing cases are computed in that many local processes. Past
+    ``exec_config.deadline`` (a Unix time) no further case is started: the run stops with
+    :class:`~implicitreg.engine.training.DeadlineReached`, the cases done so far cached
+    for the next call."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -444,6 +466,8 @@ def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True
             f"{len(todo)} case(s) of {CHAPTER} are not in {folder} and computing is "
             f"switched off (ExecConfig.no_train, IMPLICITREG_NO_TRAIN=1); the first is "
             f"{todo[0][0].label}")
+    if todo and _past_deadline(ex):
+        raise _deadline_reached(len(out), len(keyed), folder)
     lock_store = RunStore(folder)
     if ex.workers > 1 and len(todo) > 1:
         # fork after torch has started threads is unsafe
@@ -453,14 +477,20 @@ def run(p: Params, store: str | os.PathLike | None = None, progress: bool = True
                        for case, key in todo]
             for fut in cf.as_completed(futures):
                 case, key = fut.result()
+                if key is None:  # not started: the deadline had passed
+                    continue
                 r = load_case(folder, key, case)
                 r.cached = False
                 out[case] = r
+        if len(out) < len(keyed):
+            raise _deadline_reached(len(out), len(keyed), folder)
     else:
         for case, key in todo:
             with lock_store.lock(key):
                 # Another process may have finished it while this one waited.
                 hit = load_case(folder, key, case)
+                if hit is None and _past_deadline(ex):
+                    raise _deadline_reached(len(out), len(keyed), folder)
                 out[case] = hit if hit is not None else save_case(
                     folder, key, compute_case(p, case, progress and ex.progress))
     return RunSet((case, out[case]) for case, _ in keyed)
