@@ -28,7 +28,8 @@ GLUED = {"hl_gap": "-2.00 points [-2.00, -2.00] over 2 of 2 seeds",
          "hl_verdict_penalty": "not assessable: there is no established gap to close "
                                "(gap: not reproduced (the other arm is ahead))",
          "hl_verdict_penalty_paired": "not assessable: there is no established gap",
-         "hl_verdict_penalty_r1": "reproduced: fraction 0.8 [0.6, 0.9]"}
+         "hl_verdict_penalty_r1": "reproduced: fraction 0.8 [0.6, 0.9]",
+         "hl_verdict_penalty_r2": "partly reproduced; none of the 8 penalized runs diverged"}
 PARAMS = {"profile": "smoke", "dataset": "cifar10", "n_grid": [32, 64], "seeds": [0, 1],
           "pilot_seeds": [100]}
 CLAIM_CELL = ("# Title\n\n:::{admonition} Rerun this chapter\n:class: note dropdown\nx\n:::\n"
@@ -46,17 +47,30 @@ def test_the_box_has_one_line_per_claim_of_the_ledger_with_its_latest_revision_b
     box = _box()
     entries = verdicts.entries_of(CLAIMS, "headline")
     lines = [line for line in box.splitlines() if line.startswith("- ")]
-    assert len(lines) == len(entries) == 3  # the gap, the penalty, the full-batch penalty
-    gap, penalty, _ = lines
+    # the gap, the penalty's gain and closure, the full-batch penalty's gain and closure
+    assert len(lines) == len(entries) == 5
+    gap = next(line for line in lines if line.startswith("- **gap**"))
+    penalty = next(line for line in lines if line.startswith("- **penalty**"))
     assert gap.startswith("- **gap** {bdg-danger}`not reproduced (the other arm is ahead)`")
     # the statistic comes from the chapter's glue, as in the ledger, never typed here
     assert "{glue:text}`hl_gap`" in gap and "{glue:text}`hl_detectable`" in gap
     assert "{bdg-muted}`not assessable`" in penalty
     # the latest revision beside the registered verdict; the earlier ones are counted
-    latest = verdicts.entries_of(CLAIMS, "headline")[1]["revisions"][-1]["criterion"]
+    entry = next(e for e in entries if e["criterion"] == "penalty")
+    latest = entry["revisions"][-1]["criterion"]
     assert f"revision `{latest}` " in penalty and "`penalty-paired`" not in penalty
     assert "(2 earlier revisions in the details)" in penalty
     assert "there is no established gap" not in box  # the reason is in the details
+    # the registered criterion could not judge: the revision's numbers decide, and show
+    latest_row = entry["revisions"][-1]
+    assert all("{glue:text}`" + k + "`" in penalty for k in latest_row["effect"])
+    # where the registered criterion judged, or the revision could not, the revision is
+    # a badge alone
+    for glued in ({**GLUED, "hl_verdict_penalty": "reproduced"},
+                  {**GLUED, "hl_verdict_penalty_r2": "not assessable: not in this design"}):
+        line = verdicts.claim_line(entry, glued, "")
+        assert not any("{glue:text}`" + k + "`" in line for k in latest_row["effect"]
+                       if k not in entry["effect"])
     title = next(line for line in box.splitlines() if line.startswith(":::{admonition}"))
     assert title == (":::{admonition} Verdicts at profile smoke: cifar10, n = 32, 64, "
                      "2 seeds, 1 pilot seed")

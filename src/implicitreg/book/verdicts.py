@@ -99,8 +99,12 @@ def claim_line(entry: Mapping[str, Any], glued: Mapping[str, str], link: str) ->
     if revisions:
         row = revisions[-1]
         earlier = len(revisions) - 1
-        parts.append(f"revision `{row['criterion']}` "
-                     f"{_badge(verdict_word(glued.get(row['verdict'], '')))}"
+        revised = verdict_word(glued.get(row["verdict"], ""))
+        # Where the registered criterion could not judge and the revision did, the
+        # revision's numbers are the ones that decide the claim: the box gives them.
+        numbers = f" {_effect(row)}" if _phrase(word) == NOT_ASSESSABLE and \
+            _phrase(revised) not in ("", NOT_ASSESSABLE) else ""
+        parts.append(f"revision `{row['criterion']}` {_badge(revised)}{numbers}"
                      + (f" ({earlier} earlier revision{'s' if earlier > 1 else ''} in the "
                         "details)" if earlier else ""))
     return "- " + "; ".join(parts) + f" ({link})"

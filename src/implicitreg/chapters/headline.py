@@ -797,6 +797,8 @@ def judged(runs: "Runs") -> dict[str, list[Any]]:
 STATISTIC_GLUE = {"gap": ("hl_gap", "hl_detectable"),
                   "penalty": ("hl_closure", "hl_lam_star"),
                   "penalty-paired": ("hl_closure_paired", "hl_lam_star"),
+                  "penalty-gain": ("hl_lam_star",),
+                  "penalty-gain-r1": ("hl_lam_r1",),
                   "penalty-gain-r2": ("hl_r2_gain", "hl_r2_detectable", "hl_r2_lam"),
                   "penalty-r2": ("hl_r2_closure", "hl_r2_gap", "hl_r2_lam"),
                   "fb-penalty-gain": ("hl_fb_gain", "hl_fb_detectable", "hl_fb_lam"),
